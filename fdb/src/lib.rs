@@ -1,0 +1,3 @@
+//! Forwarding database (stub; being written).
+mod types;
+pub use types::{Location, MacAddr, NetworkId, ParseMacError, PortId};
