@@ -7,3 +7,4 @@
 
 pub mod packet;
 pub mod port;
+pub mod datapath;
