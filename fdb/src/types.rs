@@ -106,11 +106,45 @@ impl<'de> serde::Deserialize<'de> for MacAddr {
 }
 
 /// A bridge domain (one `vswitch network`). Frames never cross from one to another at L2.
-#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Debug, Default)]
+/// Serializes as the bare number.
+#[derive(
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Debug,
+    Default,
+    serde::Serialize,
+    serde::Deserialize,
+)]
+#[serde(transparent)]
 pub struct NetworkId(pub u16);
 
+impl fmt::Display for NetworkId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "net{}", self.0)
+    }
+}
+
 /// A switch port, as numbered by the daemon. Never reused while the daemon runs.
-#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Debug, Default)]
+/// Serializes as the bare number.
+#[derive(
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Debug,
+    Default,
+    serde::Serialize,
+    serde::Deserialize,
+)]
+#[serde(transparent)]
 pub struct PortId(pub u32);
 
 impl fmt::Display for PortId {
@@ -120,7 +154,12 @@ impl fmt::Display for PortId {
 }
 
 /// Where a MAC lives: behind a local port, or behind a remote VXLAN tunnel endpoint.
-#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+///
+/// Serializes as `{"port":3}` or `{"vtep":"10.0.0.2"}`. Ordered ports first, then VTEPs.
+#[derive(
+    Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Debug, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
 pub enum Location {
     Port(PortId),
     Vtep(IpAddr),
