@@ -19,6 +19,8 @@ pub mod af_packet;
 pub mod sys;
 pub mod tap;
 
+#[cfg(test)]
+mod tests;
 
 use std::io;
 use std::os::fd::BorrowedFd;
