@@ -25,7 +25,9 @@
 use std::io;
 use std::os::fd::{AsFd, BorrowedFd};
 
-use super::sys::{self, MmsgBatch, PacketSocket};
+use super::sys::ifname::if_nametoindex;
+use super::sys::mmsg::MmsgBatch;
+use super::sys::packet_socket::PacketSocket;
 use super::{MAX_BATCH, Port, PortDrops, PortError};
 use crate::packet::{PacketBuf, VNET_HDR_LEN};
 
@@ -128,7 +130,7 @@ impl PacketPort {
     /// (counted as `tx_link_down`) until the link comes up.
     pub fn open(ifname: &str) -> Result<PacketPort, PacketPortError> {
         let name = ifname.to_owned();
-        let ifindex = sys::if_nametoindex(ifname).map_err(|source| match source.kind() {
+        let ifindex = if_nametoindex(ifname).map_err(|source| match source.kind() {
             io::ErrorKind::NotFound => PacketPortError::NoSuchInterface {
                 name: name.clone(),
                 source,

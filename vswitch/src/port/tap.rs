@@ -27,7 +27,8 @@
 use std::io;
 use std::os::fd::{AsFd, BorrowedFd};
 
-use super::sys::{self, TAP_OFFLOADS, TunFile};
+use super::sys::ifname::validate_ifname;
+use super::sys::tun::{TAP_OFFLOADS, TunFile};
 use super::{Port, PortDrops, PortError};
 use crate::packet::{PacketBuf, VNET_HDR_LEN};
 
@@ -107,7 +108,7 @@ impl TapPort {
     ///
     /// The link is left as it was: a new TAP is down, and the daemon brings it up.
     pub fn open(name: &str, persist: bool) -> Result<TapPort, TapError> {
-        sys::validate_ifname(name).map_err(|source| TapError::InvalidName {
+        validate_ifname(name).map_err(|source| TapError::InvalidName {
             name: name.to_owned(),
             source,
         })?;

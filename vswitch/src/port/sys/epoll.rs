@@ -54,9 +54,14 @@ impl Epoll {
         Ok(Epoll { fd })
     }
 
-    /// Watches `fd`; its events will carry `token`. `fd` must stay open while watched
-    /// (closing it removes it from the set).
-    pub fn add(&self, fd: BorrowedFd<'_>, token: u64, interest: Interest) -> io::Result<()> {
+    /// Watches `fd` for readability (and errors); its events will carry `token`. `fd`
+    /// must stay open while watched (closing it removes it from the set).
+    pub fn add(&self, fd: BorrowedFd<'_>, token: u64) -> io::Result<()> {
+        self.add_with(fd, token, Interest::READABLE)
+    }
+
+    /// Watches `fd` for `interest`; its events will carry `token`.
+    pub fn add_with(&self, fd: BorrowedFd<'_>, token: u64, interest: Interest) -> io::Result<()> {
         self.ctl(libc::EPOLL_CTL_ADD, fd, token, interest)
     }
 
@@ -174,14 +179,14 @@ pub struct Event {
 mod tests {
     use std::os::fd::AsFd;
 
-    use super::super::EventFd;
+    use super::super::eventfd::EventFd;
     use super::*;
 
     #[test]
     fn level_triggered_until_drained() {
         let ep = Epoll::new().unwrap();
         let efd = EventFd::new().unwrap();
-        ep.add(efd.as_fd(), 7, Interest::READABLE).unwrap();
+        ep.add(efd.as_fd(), 7).unwrap();
         let mut events = Events::with_capacity(4);
         assert_eq!(ep.wait(&mut events, Some(Duration::ZERO)).unwrap(), 0);
         efd.signal().unwrap();

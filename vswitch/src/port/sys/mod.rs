@@ -9,21 +9,13 @@
 //! Every `unsafe` block says why it is sound in a `// SAFETY:` comment.
 #![allow(unsafe_code)]
 
-mod epoll;
-mod eventfd;
-mod ifname;
-mod mmsg;
-mod netns;
-mod packet_socket;
-mod tun;
-
-pub use epoll::{Epoll, Event, Events, Interest};
-pub use eventfd::EventFd;
-pub use ifname::{IFNAMSIZ, if_nametoindex, interface_exists, validate_ifname};
-pub use mmsg::MmsgBatch;
-pub use netns::{NetNs, NetNsError};
-pub use packet_socket::PacketSocket;
-pub use tun::{TAP_OFFLOADS, TunFile};
+pub mod epoll;
+pub mod eventfd;
+pub mod ifname;
+pub mod mmsg;
+pub mod netns;
+pub mod packet_socket;
+pub mod tun;
 
 use std::io;
 

@@ -6,7 +6,7 @@ use super::forward::{Forwarder, tcp_transfer};
 use super::lab::{Ns, ip_n, quiet_switch_side, veth};
 use crate::packet::PacketBuf;
 use crate::port::af_packet::{PacketPort, PacketPortError};
-use crate::port::sys::{Epoll, Events, Interest};
+use crate::port::sys::epoll::{Epoll, Events};
 use crate::port::{Port, PortError};
 
 const TRANSFER_BYTES: u64 = 100 << 20;
@@ -116,7 +116,7 @@ fn af_packet_port_reports_down_and_gone() {
 
         // Deleted: epoll wakes and the next receive says Gone.
         let epoll = Epoll::new().unwrap();
-        epoll.add(port.as_fd(), 1, Interest::READABLE).unwrap();
+        epoll.add(port.as_fd(), 1).unwrap();
         sw_ip(&["link", "del", "swp1"]);
         let mut events = Events::with_capacity(4);
         assert_eq!(

@@ -10,7 +10,8 @@ use std::time::{Duration, Instant};
 
 use super::lab::Ns;
 use crate::packet::PacketBuf;
-use crate::port::sys::{Epoll, EventFd, Events, Interest};
+use crate::port::sys::epoll::{Epoll, Events};
+use crate::port::sys::eventfd::EventFd;
 use crate::port::{MAX_BATCH, Port, PortDrops, PortError};
 
 /// What the forwarder saw.
@@ -66,13 +67,9 @@ const DEADLINE: Duration = Duration::from_secs(60);
 fn forward(mut ports: [Box<dyn Port>; 2], stop: &EventFd) -> Result<FwdStats, PortError> {
     let epoll = Epoll::new().expect("epoll");
     for (token, port) in ports.iter().enumerate() {
-        epoll
-            .add(port.as_fd(), token as u64, Interest::READABLE)
-            .expect("epoll add");
+        epoll.add(port.as_fd(), token as u64).expect("epoll add");
     }
-    epoll
-        .add(stop.as_fd(), STOP, Interest::READABLE)
-        .expect("epoll add");
+    epoll.add(stop.as_fd(), STOP).expect("epoll add");
     let mut events = Events::with_capacity(8);
     let mut bufs: Vec<PacketBuf> = (0..MAX_BATCH).map(|_| PacketBuf::new()).collect();
     let which: Vec<u32> = (0..MAX_BATCH as u32).collect();

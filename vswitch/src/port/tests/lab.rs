@@ -5,7 +5,7 @@ use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::thread::JoinHandle;
 
-use crate::port::sys::NetNs;
+use crate::port::sys::netns;
 
 static NEXT: AtomicUsize = AtomicUsize::new(0);
 
@@ -60,9 +60,9 @@ impl Ns {
         &self,
         f: impl FnOnce() -> T + Send + 'static,
     ) -> JoinHandle<T> {
-        let ns = NetNs::named(&self.name).expect("open test namespace");
+        let ns = netns::open_named(&self.name).expect("open test namespace");
         std::thread::spawn(move || {
-            ns.enter().expect("enter test namespace");
+            netns::enter(&ns).expect("enter test namespace");
             f()
         })
     }

@@ -7,7 +7,7 @@ use super::forward::{Forwarder, tcp_transfer};
 use super::lab::{Ns, ip_n, quiet_switch_side, veth};
 use crate::packet::PacketBuf;
 use crate::port::af_packet::PacketPort;
-use crate::port::sys::{Epoll, Events, Interest};
+use crate::port::sys::epoll::{Epoll, Events};
 use crate::port::tap::{TapError, TapPort};
 use crate::port::{Port, PortError};
 
@@ -92,7 +92,7 @@ fn tap_port_reports_down_and_gone() {
         tap.check_alive().expect("alive");
 
         let epoll = Epoll::new().unwrap();
-        epoll.add(tap.as_fd(), 1, Interest::READABLE).unwrap();
+        epoll.add(tap.as_fd(), 1).unwrap();
         sw_ip(&["link", "del", "tapg"]);
         let mut events = Events::with_capacity(4);
         assert_eq!(
