@@ -9,20 +9,33 @@
 //!   or anything else) read and written through AF_PACKET with `PACKET_VNET_HDR`.
 //!
 //! All ioctls, socket options and `unsafe` live in [`sys`].
+//!
+//! A port never logs per frame and never allocates per batch. What it drops on its own
+//! (a frame cut short on receive, one the kernel refused to send) it counts in
+//! [`PortDrops`], which the worker collects with [`Port::take_drops`] and adds to its
+//! drop counters with a reason.
 
 pub mod af_packet;
 pub mod sys;
 pub mod tap;
+
+#[cfg(test)]
+mod tests;
 
 use std::io;
 use std::os::fd::BorrowedFd;
 
 use crate::packet::PacketBuf;
 
+/// The most frames one `recv_batch` / `send_batch` call moves (longer slices are
+/// handled in part, never overrun): the size of a port's preallocated batch arrays.
+pub const MAX_BATCH: usize = 64;
+
 /// What went wrong on a port.
 #[derive(Debug, thiserror::Error)]
 pub enum PortError {
-    /// The interface behind the port no longer exists (deleted under the switch).
+    /// The interface behind the port no longer exists (deleted under the switch). Final:
+    /// every later call says the same without a syscall; the caller removes the port.
     #[error("interface {0} is gone")]
     Gone(String),
     #[error("I/O error on {port}: {source}")]
@@ -62,7 +75,60 @@ pub trait Port: Send {
     /// nothing is waiting. Each buffer is `reset` before it is filled.
     fn recv_batch(&mut self, bufs: &mut [PacketBuf]) -> Result<usize, PortError>;
 
-    /// Sends `pool[i]` for each `i` in `which`, in order, and returns how many the kernel
-    /// took. Fewer than `which.len()` means the rest would block and were not sent.
+    /// Sends `pool[i]` for each `i` in `which`, in order, and returns how many of them,
+    /// from the front, the port is done with: sent, or dropped and counted in
+    /// [`take_drops`](Self::take_drops) (refused by the kernel, link down). Fewer than
+    /// `which.len()` means the next would block; it and the rest were not sent.
+    ///
+    /// # Panics
+    /// If an index in `which` is out of `pool`'s bounds (a caller bug, not bad input).
     fn send_batch(&mut self, pool: &[PacketBuf], which: &[u32]) -> Result<usize, PortError>;
+
+    /// Asks the kernel whether the interface is still there: `Err(Gone)` when not, as
+    /// `recv_batch` / `send_batch` would say. For the worker's housekeeping tick (one
+    /// cheap syscall, never per frame), because some deletions reach neither epoll nor
+    /// the receive path: an AF_PACKET socket whose link was already down when the
+    /// interface was deleted hears nothing, and would only learn of it at its next send.
+    fn check_alive(&mut self) -> Result<(), PortError> {
+        Ok(())
+    }
+
+    /// The frames this port dropped by itself since the last call, by reason; resets the
+    /// counts. Added to the trait because `recv_batch` / `send_batch` return only counts:
+    /// without it a truncated receive or a refused send could not be counted as a drop.
+    fn take_drops(&mut self) -> PortDrops {
+        PortDrops::default()
+    }
+}
+
+/// Frames a port dropped by itself, by reason (see [`Port::take_drops`]).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct PortDrops {
+    /// Received frames longer than a buffer; the kernel cut them short, we dropped them.
+    pub rx_truncated: u64,
+    /// Received frames the kernel could not describe in a virtio_net_hdr (a GSO type the
+    /// header has no code for, e.g. UDP-tunnel GSO from a container's own VXLAN device)
+    /// and discarded before handing them over.
+    pub rx_offload_unsupported: u64,
+    /// Frames the kernel refused to send: longer than the link MTU without a GSO type, a
+    /// virtio_net_hdr it does not accept, ... (`last_tx_errno` says which).
+    pub tx_refused: u64,
+    /// Frames not sent because the interface is administratively down.
+    pub tx_link_down: u64,
+    /// Frames the device queue had no room for (`ENOBUFS`).
+    pub tx_queue_full: u64,
+    /// The errno of the last refused or queue-full send, for a rate-limited log line.
+    pub last_tx_errno: Option<i32>,
+}
+
+impl PortDrops {
+    /// Whether anything was dropped.
+    pub fn any(&self) -> bool {
+        self.rx_truncated
+            + self.rx_offload_unsupported
+            + self.tx_refused
+            + self.tx_link_down
+            + self.tx_queue_full
+            > 0
+    }
 }

@@ -1,2 +1,53 @@
 //! The only place in the crate with ioctls, raw socket options and `unsafe`.
+//!
+//! Each file wraps one kernel object in a type that owns its descriptor (`OwnedFd` or
+//! `File`, closed on drop) and offers one named method per ioctl / socket option. The
+//! methods return plain `io::Error`s; the port modules above turn them into errors that
+//! name the operation and tell the operator what to do. Nothing here logs, allocates on
+//! the packet path, or decides policy (which offloads, which buffer sizes): callers do.
+//!
+//! Every `unsafe` block says why it is sound in a `// SAFETY:` comment.
 #![allow(unsafe_code)]
+
+pub mod epoll;
+pub mod eventfd;
+pub mod ifname;
+pub mod mmsg;
+pub mod netns;
+pub mod packet_socket;
+pub mod tun;
+
+use std::io;
+
+/// Turns the `-1`-and-errno convention of a syscall returning `c_int` into a `Result`.
+fn cvt(ret: libc::c_int) -> io::Result<libc::c_int> {
+    if ret == -1 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(ret)
+    }
+}
+
+/// `setsockopt` for an option whose value is a plain `T` (an `int` or a small struct).
+fn setsockopt<T>(
+    fd: std::os::fd::BorrowedFd<'_>,
+    level: libc::c_int,
+    name: libc::c_int,
+    value: &T,
+) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let len = libc::socklen_t::try_from(std::mem::size_of::<T>())
+        .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+    // SAFETY: `fd` is a valid open descriptor for the duration of the borrow; `value`
+    // points to `len` readable bytes that the kernel only reads during the call.
+    let ret = unsafe {
+        libc::setsockopt(
+            fd.as_raw_fd(),
+            level,
+            name,
+            std::ptr::from_ref(value).cast::<libc::c_void>(),
+            len,
+        )
+    };
+    cvt(ret).map(drop)
+}

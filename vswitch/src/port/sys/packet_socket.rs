@@ -1,0 +1,134 @@
+//! An AF_PACKET raw socket bound to one interface.
+
+use std::io;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+
+use super::{cvt, setsockopt};
+
+/// `ETH_P_ALL` in network byte order, as `sockaddr_ll` and `socket()` want it.
+const ETH_P_ALL_BE: u16 = (libc::ETH_P_ALL as u16).to_be();
+
+/// An AF_PACKET `SOCK_RAW` socket, close-on-exec and non-blocking. Created with
+/// protocol 0 so that nothing is queued on it before `bind` names the interface.
+#[derive(Debug)]
+pub struct PacketSocket {
+    fd: OwnedFd,
+}
+
+impl PacketSocket {
+    /// A new socket in the calling thread's network namespace, receiving nothing yet.
+    pub fn new() -> io::Result<PacketSocket> {
+        // SAFETY: socket() takes no pointers; the result is checked before use.
+        let raw = cvt(unsafe {
+            libc::socket(
+                libc::AF_PACKET,
+                libc::SOCK_RAW | libc::SOCK_CLOEXEC | libc::SOCK_NONBLOCK,
+                0,
+            )
+        })?;
+        // SAFETY: `raw` is a descriptor we just opened and own exclusively.
+        let fd = unsafe { OwnedFd::from_raw_fd(raw) };
+        Ok(PacketSocket { fd })
+    }
+
+    /// `PACKET_VNET_HDR`: every frame read or written is preceded by a 10-byte
+    /// virtio_net_hdr, so GSO super-frames and partial checksums pass whole.
+    pub fn set_vnet_hdr(&self, on: bool) -> io::Result<()> {
+        self.set_int(libc::SOL_PACKET, libc::PACKET_VNET_HDR, on.into())
+    }
+
+    /// `PACKET_IGNORE_OUTGOING`: do not read back frames leaving the interface (ours, or
+    /// the local stack's).
+    pub fn set_ignore_outgoing(&self, on: bool) -> io::Result<()> {
+        self.set_int(libc::SOL_PACKET, libc::PACKET_IGNORE_OUTGOING, on.into())
+    }
+
+    /// `PACKET_QDISC_BYPASS`: hand frames straight to the driver, skipping the qdisc
+    /// (and the taps that `tcpdump` on the interface would see).
+    pub fn set_qdisc_bypass(&self, on: bool) -> io::Result<()> {
+        self.set_int(libc::SOL_PACKET, libc::PACKET_QDISC_BYPASS, on.into())
+    }
+
+    /// `SO_RCVBUFFORCE`: the receive buffer, past `rmem_max` (needs CAP_NET_ADMIN).
+    pub fn set_rcvbuf_force(&self, bytes: usize) -> io::Result<()> {
+        self.set_int(libc::SOL_SOCKET, libc::SO_RCVBUFFORCE, clamp_int(bytes))
+    }
+
+    /// `SO_SNDBUFFORCE`: the send buffer, past `wmem_max` (needs CAP_NET_ADMIN).
+    pub fn set_sndbuf_force(&self, bytes: usize) -> io::Result<()> {
+        self.set_int(libc::SOL_SOCKET, libc::SO_SNDBUFFORCE, clamp_int(bytes))
+    }
+
+    /// `PACKET_ADD_MEMBERSHIP` / `PACKET_MR_PROMISC`: puts the interface in promiscuous
+    /// mode for as long as this socket is open (the kernel counts holders and drops the
+    /// membership when the socket closes).
+    pub fn add_promisc(&self, ifindex: u32) -> io::Result<()> {
+        let mreq = libc::packet_mreq {
+            mr_ifindex: ifindex_int(ifindex)?,
+            mr_type: libc::PACKET_MR_PROMISC as libc::c_ushort,
+            mr_alen: 0,
+            mr_address: [0; 8],
+        };
+        setsockopt(
+            self.fd.as_fd(),
+            libc::SOL_PACKET,
+            libc::PACKET_ADD_MEMBERSHIP,
+            &mreq,
+        )
+    }
+
+    /// Binds to interface `ifindex`, all protocols. On an interface that is down the
+    /// bind succeeds, the socket reports `ENETDOWN` once and receives when it comes up.
+    pub fn bind(&self, ifindex: u32) -> io::Result<()> {
+        // SAFETY: an all-zero sockaddr_ll is a valid value (plain integers and arrays).
+        let mut sll: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
+        sll.sll_family = libc::AF_PACKET as libc::c_ushort;
+        sll.sll_protocol = ETH_P_ALL_BE;
+        sll.sll_ifindex = ifindex_int(ifindex)?;
+        let len = std::mem::size_of::<libc::sockaddr_ll>() as libc::socklen_t;
+        // SAFETY: `sll` is a valid sockaddr_ll of `len` bytes, alive for the call, which
+        // only reads it.
+        let ret = unsafe {
+            libc::bind(
+                self.fd.as_raw_fd(),
+                (&raw const sll).cast::<libc::sockaddr>(),
+                len,
+            )
+        };
+        cvt(ret).map(drop)
+    }
+
+    /// Whether interface `ifindex` still exists in the socket's own network namespace
+    /// (which may differ from the calling thread's): `SIOCGIFNAME` on this socket.
+    pub fn ifindex_exists(&self, ifindex: u32) -> io::Result<bool> {
+        // SAFETY: an all-zero ifreq is a valid value.
+        let mut ifr: libc::ifreq = unsafe { std::mem::zeroed() };
+        ifr.ifr_ifru.ifru_ifindex = ifindex_int(ifindex)?;
+        // SAFETY: SIOCGIFNAME reads and writes one ifreq, which `ifr` is, alive and
+        // exclusively borrowed for the call.
+        let ret = unsafe { libc::ioctl(self.fd.as_raw_fd(), libc::SIOCGIFNAME, &raw mut ifr) };
+        match cvt(ret) {
+            Ok(_) => Ok(true),
+            Err(e) if e.raw_os_error() == Some(libc::ENODEV) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    fn set_int(&self, level: libc::c_int, name: libc::c_int, value: libc::c_int) -> io::Result<()> {
+        setsockopt(self.fd.as_fd(), level, name, &value)
+    }
+}
+
+impl AsFd for PacketSocket {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
+}
+
+fn clamp_int(bytes: usize) -> libc::c_int {
+    libc::c_int::try_from(bytes).unwrap_or(libc::c_int::MAX)
+}
+
+fn ifindex_int(ifindex: u32) -> io::Result<libc::c_int> {
+    libc::c_int::try_from(ifindex).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))
+}
