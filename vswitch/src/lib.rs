@@ -5,6 +5,11 @@
 //! API server, state store and IPAM, which never runs on the packet path; `cli` is the
 //! clap front end that talks to the daemon over its Unix socket.
 
+pub mod cli;
+pub mod config;
+pub mod control;
+pub mod daemon;
+pub mod datapath;
+pub mod lab;
 pub mod packet;
 pub mod port;
-pub mod datapath;

@@ -1,0 +1,376 @@
+//! Shared pieces of the topology tests: network namespaces and daemons that clean up
+//! after themselves (Drop guards, so a failing assertion still removes them), the CLI
+//! runner, and waiting helpers. Every name carries the test process id and a counter, so
+//! runs never collide; nothing is created in the root namespace except the daemons' state
+//! directories under the system temp dir.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+static COUNTER: AtomicU32 = AtomicU32::new(0);
+
+/// A name unique to this run: `<tag><pid-suffix><n>`, at most 15 characters so it can
+/// also serve as an interface name.
+pub fn unique(tag: &str) -> String {
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let pid = std::process::id() % 100_000;
+    let s = format!("{tag}{pid}x{n}");
+    assert!(s.len() <= 15, "name {s} too long for an interface");
+    s
+}
+
+/// Fails loudly when not root: these tests need namespaces, veth and TAP.
+pub fn require_root() {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let euid = status
+        .lines()
+        .find(|l| l.starts_with("Uid:"))
+        .and_then(|l| l.split_whitespace().nth(2))
+        .unwrap_or("");
+    assert_eq!(
+        euid, "0",
+        "topology tests need root (network namespaces, veth, TAP): run them as root, as CI does"
+    );
+}
+
+/// The vswitch binary under test.
+pub fn vswitch_bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_vswitch"))
+}
+
+/// Runs a command and returns its output; panics when it cannot be started.
+pub fn run(cmd: &str, args: &[&str]) -> Output {
+    Command::new(cmd)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {cmd}: {e}"))
+}
+
+/// Runs a command that must succeed; returns its stdout.
+pub fn must(cmd: &str, args: &[&str]) -> String {
+    let out = run(cmd, args);
+    assert!(
+        out.status.success(),
+        "{cmd} {} failed: {}{}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// A network namespace, deleted on drop.
+#[derive(Debug)]
+pub struct Netns {
+    pub name: String,
+}
+
+impl Netns {
+    pub fn new(tag: &str) -> Netns {
+        let name = unique(tag);
+        must("ip", &["netns", "add", &name]);
+        let ns = Netns { name };
+        ns.ip(&["link", "set", "lo", "up"]);
+        ns
+    }
+
+    /// `ip netns exec <ns> <cmd> <args>`, output returned whatever the status.
+    pub fn exec(&self, cmd: &str, args: &[&str]) -> Output {
+        let mut full = vec!["netns", "exec", &self.name, cmd];
+        full.extend_from_slice(args);
+        run("ip", &full)
+    }
+
+    /// Like `exec`, but the command must succeed; returns stdout.
+    pub fn must(&self, cmd: &str, args: &[&str]) -> String {
+        let out = self.exec(cmd, args);
+        assert!(
+            out.status.success(),
+            "in {}: {cmd} {} failed: {}{}",
+            self.name,
+            args.join(" "),
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// `ip <args>` inside the namespace; must succeed.
+    pub fn ip(&self, args: &[&str]) -> String {
+        self.must("ip", args)
+    }
+
+    /// Spawns a long-running command inside the namespace.
+    pub fn spawn(&self, cmd: &str, args: &[&str]) -> ChildGuard {
+        let mut full = vec!["netns", "exec", &self.name, cmd];
+        full.extend_from_slice(args);
+        let child = Command::new("ip")
+            .args(&full)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot spawn {cmd}: {e}"));
+        ChildGuard(Some(child))
+    }
+
+    /// Pings `addr` `count` times with payload `size`; true when all replies came back.
+    pub fn ping(&self, addr: &str, count: u32, size: u32) -> bool {
+        let c = count.to_string();
+        let s = size.to_string();
+        self.exec("ping", &["-c", &c, "-i", "0.2", "-W", "2", "-s", &s, addr])
+            .status
+            .success()
+    }
+
+    /// Pings until one reply comes back or `timeout` passes.
+    pub fn ping_until(&self, addr: &str, timeout: Duration) -> bool {
+        wait_until(timeout, || {
+            self.exec("ping", &["-c", "1", "-W", "1", addr])
+                .status
+                .success()
+        })
+    }
+
+    /// An interface's rx packet counter inside the namespace.
+    pub fn rx_packets(&self, ifname: &str) -> u64 {
+        self.must(
+            "cat",
+            &[&format!("/sys/class/net/{ifname}/statistics/rx_packets")],
+        )
+        .trim()
+        .parse()
+        .unwrap_or(0)
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        // Kill whatever still runs in it, then delete it.
+        let _ = Command::new("ip")
+            .args(["netns", "pids", &self.name])
+            .output()
+            .map(|o| {
+                for pid in String::from_utf8_lossy(&o.stdout).split_whitespace() {
+                    let _ = Command::new("kill").args(["-9", pid]).status();
+                }
+            });
+        let _ = Command::new("ip")
+            .args(["netns", "del", &self.name])
+            .status();
+    }
+}
+
+/// A child process killed on drop.
+#[derive(Debug)]
+pub struct ChildGuard(pub Option<Child>);
+
+impl ChildGuard {
+    pub fn pid(&self) -> u32 {
+        self.0.as_ref().map(|c| c.id()).unwrap_or(0)
+    }
+
+    /// Waits for the process to end and returns its stdout.
+    pub fn wait_output(mut self) -> Output {
+        let child = self.0.take().expect("child already taken");
+        child.wait_with_output().expect("wait for child")
+    }
+}
+
+impl Drop for ChildGuard {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.0.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// A `vswitch run` daemon inside a namespace, with its own state dir and socket; killed on
+/// drop.
+#[derive(Debug)]
+pub struct Daemon {
+    pub netns: String,
+    pub dir: PathBuf,
+    pub socket: PathBuf,
+    pub config: Option<PathBuf>,
+    child: Option<Child>,
+}
+
+impl Daemon {
+    /// Starts a daemon in `host`'s namespace and waits until it answers.
+    pub fn start(host: &Netns) -> Daemon {
+        Self::start_with_config(host, None)
+    }
+
+    pub fn start_with_config(host: &Netns, config: Option<&str>) -> Daemon {
+        let dir = std::env::temp_dir().join(format!("vswitch-test-{}", unique("d")));
+        std::fs::create_dir_all(&dir).expect("create daemon dir");
+        let config = config.map(|text| {
+            let p = dir.join("vswitch.toml");
+            std::fs::write(&p, text).expect("write config");
+            p
+        });
+        let mut d = Daemon {
+            netns: host.name.clone(),
+            socket: dir.join("vswitch.sock"),
+            dir,
+            config,
+            child: None,
+        };
+        d.spawn();
+        d
+    }
+
+    /// (Re)starts the daemon process with the same state dir and socket.
+    pub fn spawn(&mut self) {
+        let bin = vswitch_bin();
+        let state = self.dir.join("state");
+        let log = std::fs::File::create(self.dir.join("daemon.log")).expect("log file");
+        let mut args: Vec<String> = vec![
+            "netns".into(),
+            "exec".into(),
+            self.netns.clone(),
+            bin.display().to_string(),
+            "run".into(),
+            "--state-dir".into(),
+            state.display().to_string(),
+            "--socket".into(),
+            self.socket.display().to_string(),
+        ];
+        if let Some(c) = &self.config {
+            args.push("--config".into());
+            args.push(c.display().to_string());
+        }
+        let child = Command::new("ip")
+            .args(&args)
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("spawn vswitch run");
+        self.child = Some(child);
+        let ok = wait_until(Duration::from_secs(10), || {
+            self.cli(&["network", "ls"]).status.success()
+        });
+        assert!(ok, "daemon did not come up; log:\n{}", self.log());
+    }
+
+    /// Runs the CLI against this daemon (from the root namespace: the socket is a file).
+    pub fn cli(&self, args: &[&str]) -> Output {
+        Command::new(vswitch_bin())
+            .arg("--socket")
+            .arg(&self.socket)
+            .args(args)
+            .output()
+            .expect("run vswitch cli")
+    }
+
+    /// Runs the CLI; the command must succeed. Returns stdout.
+    pub fn must(&self, args: &[&str]) -> String {
+        let out = self.cli(args);
+        assert!(
+            out.status.success(),
+            "vswitch {} failed: {}\ndaemon log:\n{}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr),
+            self.log()
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Runs the CLI and parses its stdout as JSON.
+    pub fn json(&self, args: &[&str]) -> serde_json::Value {
+        let out = self.must(args);
+        serde_json::from_str(&out).unwrap_or_else(|e| panic!("not JSON ({e}): {out}"))
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().map(|c| c.id()).unwrap_or(0)
+    }
+
+    /// `kill -9` and reap: the crash case.
+    pub fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// SIGTERM and wait: the clean stop.
+    pub fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            // `ip netns exec` execs the daemon, so the child's pid is the daemon's.
+            let _ = Command::new("kill")
+                .args(["-TERM", &c.id().to_string()])
+                .status();
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while Instant::now() < deadline {
+                if let Ok(Some(_)) = c.try_wait() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("daemon.log")).unwrap_or_default()
+    }
+
+    pub fn state_file(&self) -> PathBuf {
+        self.dir.join("state").join("state.json")
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        self.kill9();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Polls `f` every 100 ms until it holds or `timeout` passes.
+pub fn wait_until(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if f() {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Runs an iperf3 TCP test from `client` to `server_ip` (a server in `server`) for
+/// `secs` seconds with `streams` streams; returns received bits per second.
+pub fn iperf3_tcp(client: &Netns, server: &Netns, server_ip: &str, secs: u32, streams: u32) -> f64 {
+    let srv = server.spawn("iperf3", &["-s", "-1"]);
+    std::thread::sleep(Duration::from_millis(300));
+    let t = secs.to_string();
+    let p = streams.to_string();
+    let out = client.exec("iperf3", &["-c", server_ip, "-t", &t, "-P", &p, "-J"]);
+    drop(srv);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "iperf3 failed: {text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_str(&text).expect("iperf3 JSON");
+    v["end"]["sum_received"]["bits_per_second"]
+        .as_f64()
+        .expect("bits_per_second")
+}
+
+/// Reads a file in a directory; used to compare state files.
+pub fn read(p: &Path) -> String {
+    std::fs::read_to_string(p).unwrap_or_default()
+}

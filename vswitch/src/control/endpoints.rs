@@ -1,0 +1,343 @@
+//! Endpoints: `network connect` / `disconnect`, and bringing endpoints back after a
+//! restart. A veth endpoint's container end is created straight inside its namespace;
+//! a TAP endpoint is a persistent TAP (so a Docker macvlan network using it as parent
+//! survives a daemon restart); an `--iface` endpoint is an existing interface that the
+//! switch only attaches to.
+
+use std::net::Ipv4Addr;
+
+use fdb::MacAddr;
+use ipnet::Ipv4Net;
+use serde_json::{Value, json};
+
+use super::api::{Attach, NetworkConnect};
+use super::error::ControlError;
+use super::ids;
+use super::ipam;
+use super::links::{self, LinkError, VethSpec};
+use super::manager::{Manager, validate_name};
+use super::state::{Endpoint, Network};
+use crate::port::af_packet::PacketPort;
+use crate::port::tap::TapPort;
+use crate::port::{Port, PortKind};
+
+/// Interface name inside a container unless `--ifname` says otherwise.
+const DEFAULT_IFNAME: &str = "eth0";
+
+impl Manager {
+    pub(super) fn connect(&mut self, c: NetworkConnect) -> Result<Value, ControlError> {
+        let net = self.network(&c.network)?.clone();
+        let (default_name, kind) = match &c.attach {
+            Attach::Netns(ns) => (ns.clone(), PortKind::Veth),
+            Attach::Tap(n) => (n.clone(), PortKind::Tap),
+            Attach::Iface(n) => (n.clone(), PortKind::Iface),
+        };
+        let name = c.name.clone().unwrap_or(default_name);
+        validate_name("endpoint", &name)?;
+        if net.endpoints.contains_key(&name) {
+            return Err(ControlError::EndpointExists {
+                network: net.name.clone(),
+                endpoint: name,
+            });
+        }
+        for a in &c.aliases {
+            validate_name("alias", a)?;
+        }
+        let (endpoint, port) = match &c.attach {
+            Attach::Netns(ns) => self.connect_netns(&net, &c, ns, &name)?,
+            Attach::Tap(ifname) => self.connect_tap(&net, &c, ifname, &name)?,
+            Attach::Iface(ifname) => self.connect_iface(&c, ifname, &name)?,
+        };
+        let mut next = self.state.clone();
+        if let Some(n) = next.networks.get_mut(&net.name) {
+            n.endpoints.insert(name.clone(), endpoint.clone());
+        }
+        if let Err(e) = self.commit(next) {
+            drop(port);
+            remove_interface(kind, &endpoint.port);
+            return Err(e);
+        }
+        self.attach(&net.name, &name, port);
+        Ok(json!({
+            "endpoint": name,
+            "port": endpoint.port,
+            "mac": endpoint.mac,
+            "ipv4": endpoint.ipv4.map(|ip| Ipv4Net::new(ip, net.ipam.subnet.prefix_len()).map(|n| n.to_string()).unwrap_or_default()),
+        }))
+    }
+
+    fn connect_netns(
+        &self,
+        net: &Network,
+        c: &NetworkConnect,
+        ns: &str,
+        name: &str,
+    ) -> Result<(Endpoint, Box<dyn Port>), ControlError> {
+        links::open_netns(ns)?;
+        let ifname = c
+            .ifname
+            .clone()
+            .unwrap_or_else(|| DEFAULT_IFNAME.to_string());
+        validate_ifname(&ifname)?;
+        let ip = ipam::allocate(net, c.ip)?;
+        let mac = c.mac.unwrap_or_else(|| mac_from_ip(ip));
+        check_mac(net, mac)?;
+        let host = self.fresh_port_name();
+        let address = Ipv4Net::new(ip, net.ipam.subnet.prefix_len())
+            .map_err(|e| ControlError::Invalid(e.to_string()))?;
+        links::create_veth(&VethSpec {
+            host_ifname: host.clone(),
+            netns: ns.to_string(),
+            ifname: ifname.clone(),
+            mac,
+            mtu: net.mtu,
+            address: Some(address),
+            gateway: Some(net.ipam.gateway),
+        })?;
+        let port = match open_port(PortKind::Veth, &host) {
+            Ok(p) => p,
+            Err(e) => {
+                let _ = links::delete(&host);
+                return Err(e);
+            }
+        };
+        let ep = Endpoint {
+            name: name.to_string(),
+            kind: PortKind::Veth,
+            port: host,
+            mac: Some(mac),
+            ipv4: Some(ip),
+            netns: Some(ns.to_string()),
+            ifname: Some(ifname),
+            aliases: c.aliases.clone(),
+        };
+        Ok((ep, port))
+    }
+
+    fn connect_tap(
+        &self,
+        net: &Network,
+        c: &NetworkConnect,
+        ifname: &str,
+        name: &str,
+    ) -> Result<(Endpoint, Box<dyn Port>), ControlError> {
+        if c.ifname.is_some() {
+            return Err(ControlError::Invalid(
+                "--ifname applies to --netns endpoints only".into(),
+            ));
+        }
+        validate_ifname(ifname)?;
+        self.check_not_a_port(ifname)?;
+        if links::exists(ifname) {
+            return Err(LinkError::Exists(ifname.to_string(), String::new()).into());
+        }
+        // A TAP endpoint's address is what the VM or macvlan child behind it will use:
+        // reserved in IPAM only when asked for.
+        let ip = c.ip.map(|ip| ipam::allocate(net, Some(ip))).transpose()?;
+        if let Some(mac) = c.mac {
+            check_mac(net, mac)?;
+        }
+        let port = open_port(PortKind::Tap, ifname)?;
+        if let Err(e) = links::set_up(ifname, Some(net.mtu)) {
+            drop(port);
+            remove_interface(PortKind::Tap, ifname);
+            return Err(e.into());
+        }
+        let ep = Endpoint {
+            name: name.to_string(),
+            kind: PortKind::Tap,
+            port: ifname.to_string(),
+            mac: c.mac,
+            ipv4: ip,
+            netns: None,
+            ifname: None,
+            aliases: c.aliases.clone(),
+        };
+        Ok((ep, port))
+    }
+
+    fn connect_iface(
+        &self,
+        c: &NetworkConnect,
+        ifname: &str,
+        name: &str,
+    ) -> Result<(Endpoint, Box<dyn Port>), ControlError> {
+        if c.ip.is_some() || c.mac.is_some() || c.ifname.is_some() {
+            return Err(ControlError::Invalid(
+                "--ip, --mac and --ifname do not apply to --iface: the interface keeps its own configuration".into(),
+            ));
+        }
+        validate_ifname(ifname)?;
+        self.check_not_a_port(ifname)?;
+        if !links::exists(ifname) {
+            return Err(LinkError::NotFound(ifname.to_string()).into());
+        }
+        let port = open_port(PortKind::Iface, ifname)?;
+        links::set_up(ifname, None)?;
+        let ep = Endpoint {
+            name: name.to_string(),
+            kind: PortKind::Iface,
+            port: ifname.to_string(),
+            mac: None,
+            ipv4: None,
+            netns: None,
+            ifname: None,
+            aliases: c.aliases.clone(),
+        };
+        Ok((ep, port))
+    }
+
+    pub(super) fn disconnect(
+        &mut self,
+        network: &str,
+        endpoint: &str,
+    ) -> Result<Value, ControlError> {
+        let net = self.network(network)?;
+        let ep =
+            net.endpoints
+                .get(endpoint)
+                .cloned()
+                .ok_or_else(|| ControlError::NoSuchEndpoint {
+                    network: network.to_string(),
+                    endpoint: endpoint.to_string(),
+                })?;
+        let mut next = self.state.clone();
+        if let Some(n) = next.networks.get_mut(network) {
+            n.endpoints.remove(endpoint);
+        }
+        self.commit(next)?;
+        if let Some(id) = self.port_of(network, endpoint) {
+            drop(self.detach(id)?);
+        }
+        remove_interface(ep.kind, &ep.port);
+        Ok(json!(endpoint))
+    }
+
+    /// Attaches every endpoint of the state whose interface is there (after a restart),
+    /// and those whose interface came back (called periodically). TAPs are recreated.
+    pub fn reattach(&mut self) {
+        let detached: Vec<(String, Endpoint)> = self
+            .state
+            .endpoints()
+            .filter(|(n, e)| self.port_of(&n.name, &e.name).is_none())
+            .map(|(n, e)| (n.name.clone(), e.clone()))
+            .collect();
+        for (network, ep) in detached {
+            if ep.kind != PortKind::Tap && !links::exists(&ep.port) {
+                continue;
+            }
+            match open_port(ep.kind, &ep.port) {
+                Ok(port) => {
+                    if ep.kind == PortKind::Tap {
+                        let mtu = self.state.networks.get(&network).map(|n| n.mtu);
+                        if let Err(e) = links::set_up(&ep.port, mtu) {
+                            tracing::warn!("endpoint '{}': {e}", ep.name);
+                        }
+                    }
+                    tracing::info!(
+                        "endpoint '{}' of network '{network}' attached on {}",
+                        ep.name,
+                        ep.port
+                    );
+                    self.attach(&network, &ep.name, port);
+                }
+                Err(e) => tracing::warn!("endpoint '{}' of network '{network}': {e}", ep.name),
+            }
+        }
+    }
+
+    fn check_not_a_port(&self, ifname: &str) -> Result<(), ControlError> {
+        if self.state.endpoints().any(|(_, e)| e.port == ifname) {
+            return Err(ControlError::AlreadyAttached(ifname.to_string()));
+        }
+        Ok(())
+    }
+
+    fn fresh_port_name(&self) -> String {
+        loop {
+            let n = ids::port_ifname();
+            if !self.state.endpoints().any(|(_, e)| e.port == n) && !links::exists(&n) {
+                return n;
+            }
+        }
+    }
+}
+
+fn open_port(kind: PortKind, ifname: &str) -> Result<Box<dyn Port>, ControlError> {
+    let err = |msg: String| ControlError::Port {
+        port: ifname.to_string(),
+        msg,
+    };
+    Ok(match kind {
+        PortKind::Tap => Box::new(TapPort::open(ifname, true).map_err(|e| err(e.to_string()))?),
+        PortKind::Veth | PortKind::Iface => {
+            Box::new(PacketPort::open(ifname).map_err(|e| err(e.to_string()))?)
+        }
+    })
+}
+
+/// Removes what `connect` created: the veth pair, or the TAP. An attached `--iface`
+/// belongs to someone else and stays.
+fn remove_interface(kind: PortKind, ifname: &str) {
+    if kind == PortKind::Iface || !links::exists(ifname) {
+        return;
+    }
+    if let Err(e) = links::delete(ifname) {
+        tracing::warn!("could not delete {ifname}: {e}");
+    }
+}
+
+/// Docker's rule: 02:42 followed by the IPv4 address, so MACs are unique wherever
+/// addresses are.
+pub fn mac_from_ip(ip: Ipv4Addr) -> MacAddr {
+    let o = ip.octets();
+    MacAddr([0x02, 0x42, o[0], o[1], o[2], o[3]])
+}
+
+fn check_mac(net: &Network, mac: MacAddr) -> Result<(), ControlError> {
+    if mac.is_multicast() || mac.is_zero() {
+        return Err(ControlError::Invalid(format!(
+            "--mac {mac} is not a unicast address (the first byte must be even, and not all zero)"
+        )));
+    }
+    if let Some(e) = net.endpoints.values().find(|e| e.mac == Some(mac)) {
+        return Err(ControlError::MacInUse {
+            mac,
+            endpoint: e.name.clone(),
+            network: net.name.clone(),
+        });
+    }
+    Ok(())
+}
+
+fn validate_ifname(name: &str) -> Result<(), ControlError> {
+    let ok = !name.is_empty()
+        && name.len() <= 15
+        && name != "."
+        && name != ".."
+        && !name.contains(|c: char| c == '/' || c == ':' || c.is_whitespace() || c.is_control());
+    if ok {
+        Ok(())
+    } else {
+        Err(ControlError::Invalid(format!(
+            "invalid interface name '{name}': 1 to 15 characters, no '/', ':' or spaces"
+        )))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn macs_follow_addresses_and_names_are_checked() {
+        assert_eq!(
+            mac_from_ip(Ipv4Addr::new(172, 17, 0, 2)).to_string(),
+            "02:42:ac:11:00:02"
+        );
+        assert!(validate_ifname("eth0").is_ok());
+        for bad in ["", "a/b", "sixteen-chars-xx", "a b", "a:1", ".."] {
+            assert!(validate_ifname(bad).is_err(), "{bad}");
+        }
+    }
+}

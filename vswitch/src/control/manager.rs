@@ -1,0 +1,412 @@
+//! The manager: the one owner of the daemon's state. It applies each request in turn
+//! (validate everything, then create interfaces and ports, then persist, undoing the
+//! earlier steps if a later one fails, so a failed request changes nothing), keeps the
+//! map from endpoints to switch ports, and publishes the topology the workers read.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Instant;
+
+use arc_swap::ArcSwap;
+use fdb::{Fdb, NetworkId, PortId};
+use serde_json::{Value, json};
+
+use super::api::{NetworkCreate, Request};
+use super::error::ControlError;
+use super::ipam::{self, IpamRequest, PoolConfig};
+use super::state::{Driver, Network, State, StateStore};
+use super::{ids, views};
+use crate::datapath::counters::PortCounters;
+use crate::datapath::topology::{NetworkInfo, PortInfo, Topology};
+use crate::datapath::worker::{Command, WorkerHandle};
+use crate::port::Port;
+
+/// Largest MTU a network may have (a veth's own maximum).
+pub const MAX_MTU: u32 = 65_535;
+/// Smallest IPv4 MTU (RFC 791).
+pub const MIN_MTU: u32 = 68;
+pub const DEFAULT_MTU: u32 = 1500;
+
+/// A switch port the manager has handed to a worker.
+#[derive(Debug)]
+pub struct Attached {
+    pub network: String,
+    pub endpoint: String,
+    pub counters: Arc<PortCounters>,
+}
+
+#[derive(Debug)]
+pub struct Manager {
+    pub(super) store: StateStore,
+    pub(super) state: State,
+    pub(super) pool: PoolConfig,
+    pub(super) fdb: Arc<Fdb>,
+    pub(super) topology: Arc<ArcSwap<Topology>>,
+    pub(super) worker: WorkerHandle,
+    pub(super) epoch: Instant,
+    pub(super) net_ids: HashMap<String, NetworkId>,
+    next_net_id: u16,
+    pub(super) ports: HashMap<PortId, Attached>,
+    next_port: u32,
+    /// Ports whose interface disappeared under the switch.
+    pub(super) ports_lost: u64,
+}
+
+/// What the manager is built from.
+#[derive(Debug)]
+pub struct ManagerParts {
+    pub store: StateStore,
+    pub state: State,
+    pub pool: PoolConfig,
+    pub fdb: Arc<Fdb>,
+    pub topology: Arc<ArcSwap<Topology>>,
+    pub worker: WorkerHandle,
+    pub epoch: Instant,
+}
+
+impl Manager {
+    pub fn new(p: ManagerParts) -> Manager {
+        let mut m = Manager {
+            store: p.store,
+            state: p.state,
+            pool: p.pool,
+            fdb: p.fdb,
+            topology: p.topology,
+            worker: p.worker,
+            epoch: p.epoch,
+            net_ids: HashMap::new(),
+            next_net_id: 1,
+            ports: HashMap::new(),
+            next_port: 1,
+            ports_lost: 0,
+        };
+        let names: Vec<String> = m.state.networks.keys().cloned().collect();
+        for name in names {
+            m.assign_net_id(&name);
+        }
+        m
+    }
+
+    /// Applies one request; the value is what the client prints (or formats).
+    pub fn handle(&mut self, req: Request) -> Result<Value, ControlError> {
+        match req {
+            Request::NetworkCreate(c) => self.network_create(c),
+            Request::NetworkLs => Ok(json!(views::summaries(&self.state))),
+            Request::NetworkInspect { names } => self.network_inspect(&names),
+            Request::NetworkConnect(c) => self.connect(c),
+            Request::NetworkDisconnect { network, endpoint } => {
+                self.disconnect(&network, &endpoint)
+            }
+            Request::NetworkRm { names } => self.network_rm(&names),
+            Request::NetworkPrune => self.network_prune(),
+            Request::FdbShow { network } => self.fdb_show(network.as_deref()),
+            Request::Stats => Ok(self.stats()),
+            Request::FdbAdd { .. }
+            | Request::FdbDel { .. }
+            | Request::PeerAdd { .. }
+            | Request::PeerRm { .. }
+            | Request::PeerLs => Err(ControlError::Invalid(
+                "this daemon has no overlay support yet".into(),
+            )),
+        }
+    }
+
+    pub(super) fn network(&self, name: &str) -> Result<&Network, ControlError> {
+        self.state
+            .networks
+            .get(name)
+            .ok_or_else(|| ControlError::NoSuchNetwork(name.to_string()))
+    }
+
+    fn assign_net_id(&mut self, name: &str) -> NetworkId {
+        if let Some(id) = self.net_ids.get(name) {
+            return *id;
+        }
+        let id = NetworkId(self.next_net_id);
+        self.next_net_id = self.next_net_id.wrapping_add(1).max(1);
+        self.net_ids.insert(name.to_string(), id);
+        id
+    }
+
+    /// Persists `next` as the new state; on failure the old state stays in force.
+    pub(super) fn commit(&mut self, next: State) -> Result<(), ControlError> {
+        self.store.save(&next)?;
+        self.state = next;
+        Ok(())
+    }
+
+    fn network_create(&mut self, c: NetworkCreate) -> Result<Value, ControlError> {
+        validate_name("network", &c.name)?;
+        if self.state.networks.contains_key(&c.name) {
+            return Err(ControlError::NetworkExists(c.name));
+        }
+        if c.driver == Driver::Overlay {
+            return Err(ControlError::Invalid(
+                "--driver overlay needs the overlay support, which this daemon does not have yet"
+                    .into(),
+            ));
+        }
+        let mtu = c.mtu.unwrap_or(DEFAULT_MTU);
+        if !(MIN_MTU..=MAX_MTU).contains(&mtu) {
+            return Err(ControlError::Invalid(format!(
+                "--mtu {mtu} is out of range: use {MIN_MTU}..={MAX_MTU}"
+            )));
+        }
+        for k in c.labels.keys().chain(c.aux_addresses.keys()) {
+            if k.is_empty() {
+                return Err(ControlError::Invalid(
+                    "labels and auxiliary addresses need a non-empty name".into(),
+                ));
+            }
+        }
+        let req = IpamRequest {
+            subnet: c.subnet,
+            gateway: c.gateway,
+            ip_range: c.ip_range,
+            aux_addresses: c.aux_addresses,
+        };
+        let ipam = ipam::plan(&self.state, &req, &self.pool)?;
+        let net = Network {
+            name: c.name.clone(),
+            id: ids::network_id(),
+            driver: c.driver,
+            created: ids::now_rfc3339(),
+            internal: c.internal,
+            labels: c.labels,
+            mtu,
+            vni: c.vni,
+            ipam,
+            endpoints: Default::default(),
+        };
+        let id = net.id.clone();
+        let mut next = self.state.clone();
+        next.networks.insert(c.name.clone(), net);
+        self.commit(next)?;
+        self.assign_net_id(&c.name);
+        self.publish();
+        Ok(json!(id))
+    }
+
+    fn network_inspect(&self, names: &[String]) -> Result<Value, ControlError> {
+        if names.is_empty() {
+            return Err(ControlError::Invalid(
+                "name at least one network to inspect".into(),
+            ));
+        }
+        let nets = names
+            .iter()
+            .map(|n| {
+                self.network(n)
+                    .map(|net| views::inspect(net, &self.endpoint_ports(net)))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Value::Array(nets))
+    }
+
+    fn network_rm(&mut self, names: &[String]) -> Result<Value, ControlError> {
+        if names.is_empty() {
+            return Err(ControlError::Invalid(
+                "name at least one network to remove".into(),
+            ));
+        }
+        // All or nothing: check every name before removing any.
+        for name in names {
+            let net = self.network(name)?;
+            if !net.endpoints.is_empty() {
+                return Err(ControlError::HasEndpoints {
+                    network: name.clone(),
+                    endpoints: net.endpoints.keys().cloned().collect::<Vec<_>>().join(", "),
+                });
+            }
+        }
+        let mut next = self.state.clone();
+        for name in names {
+            next.networks.remove(name);
+        }
+        self.commit(next)?;
+        for name in names {
+            self.forget_network(name);
+        }
+        self.publish();
+        Ok(json!(names))
+    }
+
+    fn network_prune(&mut self) -> Result<Value, ControlError> {
+        let empty: Vec<String> = self
+            .state
+            .networks
+            .values()
+            .filter(|n| n.endpoints.is_empty())
+            .map(|n| n.name.clone())
+            .collect();
+        if empty.is_empty() {
+            return Ok(json!([]));
+        }
+        self.network_rm(&empty)
+    }
+
+    fn forget_network(&mut self, name: &str) {
+        if let Some(id) = self.net_ids.remove(name) {
+            self.fdb.flush_network(id);
+        }
+    }
+
+    fn fdb_show(&self, network: Option<&str>) -> Result<Value, ControlError> {
+        let filter = match network {
+            Some(n) => {
+                self.network(n)?;
+                Some(self.net_ids[n])
+            }
+            None => None,
+        };
+        let names: HashMap<NetworkId, &str> = self
+            .net_ids
+            .iter()
+            .map(|(n, id)| (*id, n.as_str()))
+            .collect();
+        let entries = self
+            .fdb
+            .entries(self.epoch.elapsed())
+            .into_iter()
+            .filter(|e| filter.is_none_or(|f| f == e.network))
+            .map(|e| views::fdb_entry(&e, names.get(&e.network).copied(), &self.ports))
+            .collect::<Vec<_>>();
+        Ok(Value::Array(entries))
+    }
+
+    fn stats(&self) -> Value {
+        views::stats(&self.ports, &self.fdb.counters(), self.ports_lost)
+    }
+
+    /// The port of each attached endpoint of `net`, by endpoint name.
+    fn endpoint_ports(&self, net: &Network) -> HashMap<String, PortId> {
+        self.ports
+            .iter()
+            .filter(|(_, a)| a.network == net.name)
+            .map(|(id, a)| (a.endpoint.clone(), *id))
+            .collect()
+    }
+
+    pub(super) fn port_of(&self, network: &str, endpoint: &str) -> Option<PortId> {
+        self.ports
+            .iter()
+            .find(|(_, a)| a.network == network && a.endpoint == endpoint)
+            .map(|(id, _)| *id)
+    }
+
+    /// Hands an opened port to the worker and makes it part of its network.
+    pub(super) fn attach(&mut self, network: &str, endpoint: &str, port: Box<dyn Port>) -> PortId {
+        let id = PortId(self.next_port);
+        self.next_port += 1;
+        let counters = Arc::new(PortCounters::default());
+        self.ports.insert(
+            id,
+            Attached {
+                network: network.to_string(),
+                endpoint: endpoint.to_string(),
+                counters: counters.clone(),
+            },
+        );
+        // The worker must know the port before the topology routes frames to it.
+        self.worker.send(Command::AddPort { id, port, counters });
+        self.publish();
+        id
+    }
+
+    /// Takes a port out of its network and back from the worker.
+    pub(super) fn detach(&mut self, id: PortId) -> Result<Option<Box<dyn Port>>, ControlError> {
+        if self.ports.remove(&id).is_none() {
+            return Ok(None);
+        }
+        // Stop routing frames to it before the worker lets go of it.
+        self.publish();
+        let (tx, rx) = crossbeam_channel::bounded(1);
+        self.worker.send(Command::RemovePort { id, reply: tx });
+        let port = rx
+            .recv_timeout(std::time::Duration::from_secs(5))
+            .map_err(|e| ControlError::Datapath(e.to_string()))?;
+        self.fdb.flush_location(fdb::Location::Port(id), false);
+        Ok(port)
+    }
+
+    /// A worker dropped a port whose interface vanished.
+    pub fn port_gone(&mut self, id: PortId) {
+        if let Some(a) = self.ports.remove(&id) {
+            self.ports_lost += 1;
+            tracing::warn!(
+                "endpoint '{}' of network '{}' lost its interface; it stays in the network, detached, until its interface is back or it is disconnected",
+                a.endpoint,
+                a.network
+            );
+            self.publish();
+        }
+    }
+
+    /// Publishes the topology (once at start; every change publishes its own).
+    pub fn publish_topology(&self) {
+        self.publish();
+    }
+
+    /// Stops the datapath: the worker lets go of every port and they are closed. The
+    /// interfaces themselves stay, for the next start to attach again.
+    pub fn stop(&mut self) {
+        let ports = self.worker.shutdown();
+        tracing::info!("closed {} ports", ports.len());
+        self.ports.clear();
+    }
+
+    /// Builds the topology from the state and the attached ports, and publishes it.
+    pub(super) fn publish(&self) {
+        let mut topo = Topology::default();
+        for net in self.state.networks.values() {
+            let Some(&nid) = self.net_ids.get(&net.name) else {
+                continue;
+            };
+            let mut ports: Vec<PortId> = self
+                .ports
+                .iter()
+                .filter(|(_, a)| a.network == net.name)
+                .map(|(id, _)| *id)
+                .collect();
+            ports.sort();
+            for (id, a) in self.ports.iter().filter(|(_, a)| a.network == net.name) {
+                topo.ports.insert(
+                    *id,
+                    PortInfo {
+                        network: nid,
+                        endpoint: a.endpoint.clone(),
+                    },
+                );
+            }
+            topo.networks.insert(
+                nid,
+                NetworkInfo {
+                    name: net.name.clone(),
+                    mtu: net.mtu,
+                    ports,
+                },
+            );
+        }
+        self.topology.store(Arc::new(topo));
+    }
+}
+
+/// Names follow Docker's rule: a letter or digit, then letters, digits, `_`, `.`, `-`.
+pub(super) fn validate_name(what: &str, name: &str) -> Result<(), ControlError> {
+    let ok = !name.is_empty()
+        && name.len() <= 64
+        && name
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_alphanumeric())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c));
+    if ok {
+        Ok(())
+    } else {
+        Err(ControlError::Invalid(format!(
+            "invalid {what} name '{name}': use up to 64 letters, digits, '_', '.', '-', starting with a letter or digit"
+        )))
+    }
+}

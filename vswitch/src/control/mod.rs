@@ -1,0 +1,14 @@
+//! The control plane: the API the CLI talks to, the on-disk state, IPAM, and the
+//! interfaces it creates. Nothing here runs on the packet path: requests become typed
+//! commands for the workers.
+
+pub mod api;
+pub mod endpoints;
+pub mod error;
+pub mod ids;
+pub mod ipam;
+pub mod links;
+pub mod manager;
+pub mod server;
+pub mod state;
+pub mod views;

@@ -1,0 +1,114 @@
+//! The API socket: a Unix stream socket, one JSON request per line, one JSON response
+//! per line. A thread per connection; requests are applied one at a time by the manager.
+//! A malformed request gets an error response; the daemon keeps serving.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use super::api::{MAX_REQUEST_LEN, Request, Response};
+use super::manager::Manager;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    #[error(
+        "another vswitch daemon is already listening on {0}: stop it, or give this one another --socket"
+    )]
+    InUse(PathBuf),
+    #[error("cannot create the API socket {path}: {source}")]
+    Bind {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+/// Binds the API socket (mode 0660), replacing a stale socket file left by a daemon that
+/// died, but never one that still answers.
+pub fn bind(path: &Path) -> Result<UnixListener, ServerError> {
+    let berr = |source| ServerError::Bind {
+        path: path.to_path_buf(),
+        source,
+    };
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(berr)?;
+    }
+    if path.exists() {
+        if UnixStream::connect(path).is_ok() {
+            return Err(ServerError::InUse(path.to_path_buf()));
+        }
+        std::fs::remove_file(path).map_err(berr)?;
+    }
+    let listener = UnixListener::bind(path).map_err(berr)?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o660)).map_err(berr)?;
+    Ok(listener)
+}
+
+/// Serves connections until the listener fails; runs on its own thread.
+pub fn serve(listener: UnixListener, manager: Arc<Mutex<Manager>>) {
+    for conn in listener.incoming() {
+        match conn {
+            Ok(stream) => {
+                let m = manager.clone();
+                let spawned = std::thread::Builder::new()
+                    .name("vswitch-api".into())
+                    .spawn(move || serve_connection(stream, &m));
+                if let Err(e) = spawned {
+                    tracing::warn!("cannot start an API thread: {e}");
+                }
+            }
+            Err(e) => tracing::warn!("API accept failed: {e}"),
+        }
+    }
+}
+
+fn serve_connection(stream: UnixStream, manager: &Mutex<Manager>) {
+    let Ok(write_half) = stream.try_clone() else {
+        return;
+    };
+    let mut out = write_half;
+    let mut reader = BufReader::new(stream);
+    let mut line = Vec::new();
+    loop {
+        line.clear();
+        let n = match (&mut reader)
+            .take(MAX_REQUEST_LEN as u64 + 1)
+            .read_until(b'\n', &mut line)
+        {
+            Ok(n) => n,
+            Err(_) => return,
+        };
+        if n == 0 {
+            return;
+        }
+        let too_long = line.len() > MAX_REQUEST_LEN;
+        let response = if too_long {
+            Response::Error(format!("request longer than {MAX_REQUEST_LEN} bytes"))
+        } else {
+            answer(&line, manager)
+        };
+        let mut body =
+            serde_json::to_vec(&response).unwrap_or_else(|_| br#"{"error":"internal"}"#.to_vec());
+        body.push(b'\n');
+        if out.write_all(&body).is_err() || too_long {
+            return;
+        }
+    }
+}
+
+fn answer(line: &[u8], manager: &Mutex<Manager>) -> Response {
+    let req: Request = match serde_json::from_slice(line) {
+        Ok(r) => r,
+        Err(e) => return Response::Error(format!("malformed request: {e}")),
+    };
+    tracing::debug!("request: {req:?}");
+    let mut m = match manager.lock() {
+        Ok(m) => m,
+        Err(poisoned) => poisoned.into_inner(),
+    };
+    match m.handle(req) {
+        Ok(v) => Response::Ok(v),
+        Err(e) => Response::Error(e.to_string()),
+    }
+}

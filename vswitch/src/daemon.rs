@@ -1,0 +1,175 @@
+//! `vswitch run`: wires the configuration, the state, the datapath worker, the manager and
+//! the API socket together, and stops them cleanly on SIGINT / SIGTERM. On stop the
+//! switch closes its ports but leaves the endpoints' interfaces in place (containers keep
+//! their addresses); the next start attaches them again from the saved state.
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use arc_swap::ArcSwap;
+use fdb::Fdb;
+use signal_hook::consts::{SIGINT, SIGTERM};
+use signal_hook::iterator::Signals;
+
+use crate::config::{Config, ConfigError, DEFAULT_SOCKET, DEFAULT_STATE_DIR};
+use crate::control::manager::{Manager, ManagerParts};
+use crate::control::server::{self, ServerError};
+use crate::control::state::{StateError, StateStore};
+use crate::datapath::pipeline::Pipeline;
+use crate::datapath::topology::Topology;
+use crate::datapath::worker::{self, Event, WorkerConfig};
+
+/// How often endpoints whose interface is missing are looked for again.
+const REATTACH_EVERY: Duration = Duration::from_secs(2);
+/// How often learned MACs are aged out (a sweep of the whole table, kept off the workers).
+const EXPIRE_EVERY: Duration = Duration::from_secs(1);
+
+/// What `vswitch run` was given on the command line.
+#[derive(Debug, Clone, Default)]
+pub struct RunOptions {
+    pub config: Option<PathBuf>,
+    pub state_dir: Option<PathBuf>,
+    pub socket: Option<PathBuf>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DaemonError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error(transparent)]
+    State(#[from] StateError),
+    #[error(transparent)]
+    Server(#[from] ServerError),
+    #[error("cannot start the datapath: {0}")]
+    Worker(std::io::Error),
+    #[error("cannot install signal handlers: {0}")]
+    Signals(std::io::Error),
+    #[error(
+        "vswitch run needs root (CAP_NET_ADMIN and CAP_NET_RAW) to create interfaces and open ports"
+    )]
+    NotRoot,
+}
+
+pub fn run(opts: RunOptions) -> Result<(), DaemonError> {
+    let cfg = match &opts.config {
+        Some(p) => Config::load(p)?,
+        None => Config::default(),
+    };
+    // The effective uid from /proc keeps this file free of `unsafe`.
+    if !is_root() {
+        return Err(DaemonError::NotRoot);
+    }
+    let state_dir = opts
+        .state_dir
+        .or(cfg.state_dir.clone())
+        .unwrap_or_else(|| PathBuf::from(DEFAULT_STATE_DIR));
+    let socket = opts
+        .socket
+        .or(cfg.socket.clone())
+        .unwrap_or_else(|| PathBuf::from(DEFAULT_SOCKET));
+
+    let store = StateStore::new(&state_dir);
+    let state = store.load()?;
+    let listener = server::bind(&socket)?;
+
+    let epoch = Instant::now();
+    let fdb = Arc::new(Fdb::new(cfg.fdb.to_fdb_config()));
+    {
+        let fdb = fdb.clone();
+        std::thread::Builder::new()
+            .name("vswitch-expire".into())
+            .spawn(move || {
+                loop {
+                    std::thread::sleep(EXPIRE_EVERY);
+                    fdb.expire(epoch.elapsed());
+                }
+            })
+            .map_err(DaemonError::Worker)?;
+    }
+    let topology = Arc::new(ArcSwap::from_pointee(Topology::default()));
+    let (events_tx, events_rx) = crossbeam_channel::unbounded();
+    let worker = worker::spawn(WorkerConfig {
+        pipeline: Pipeline::new(fdb.clone()),
+        topology: topology.clone(),
+        events: events_tx,
+        batch: cfg.datapath.batch,
+        epoch,
+    })
+    .map_err(DaemonError::Worker)?;
+
+    let mut manager = Manager::new(ManagerParts {
+        store,
+        state,
+        pool: cfg.ipam,
+        fdb,
+        topology,
+        worker,
+        epoch,
+    });
+    manager.publish_topology();
+    manager.reattach();
+    let manager = Arc::new(Mutex::new(manager));
+    tracing::info!(
+        "vswitch running: socket {}, state {}",
+        socket.display(),
+        state_dir.display()
+    );
+
+    let mut signals = Signals::new([SIGINT, SIGTERM]).map_err(DaemonError::Signals)?;
+    {
+        let m = manager.clone();
+        std::thread::Builder::new()
+            .name("vswitch-api-accept".into())
+            .spawn(move || server::serve(listener, m))
+            .map_err(DaemonError::Worker)?;
+    }
+    {
+        let m = manager.clone();
+        std::thread::Builder::new()
+            .name("vswitch-events".into())
+            .spawn(move || {
+                for ev in events_rx {
+                    let Event::PortGone(id) = ev;
+                    lock(&m).port_gone(id);
+                }
+            })
+            .map_err(DaemonError::Worker)?;
+    }
+    {
+        let m = manager.clone();
+        std::thread::Builder::new()
+            .name("vswitch-reattach".into())
+            .spawn(move || {
+                loop {
+                    std::thread::sleep(REATTACH_EVERY);
+                    lock(&m).reattach();
+                }
+            })
+            .map_err(DaemonError::Worker)?;
+    }
+
+    if let Some(sig) = signals.forever().next() {
+        tracing::info!("signal {sig}: stopping");
+    }
+    let mut m = lock(&manager);
+    m.stop();
+    let _ = std::fs::remove_file(&socket);
+    tracing::info!("stopped; state kept in {}", state_dir.display());
+    Ok(())
+}
+
+fn lock(m: &Mutex<Manager>) -> std::sync::MutexGuard<'_, Manager> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+fn is_root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("Uid:"))
+                .and_then(|l| l.split_whitespace().nth(2).map(|euid| euid == "0"))
+        })
+        .unwrap_or(false)
+}

@@ -1,0 +1,7 @@
+//! `vswitch lab`: labs of hosts and containers in network namespaces on one machine,
+//! each host running its own vswitch daemon.
+
+pub mod daemon;
+pub mod demo;
+pub mod measure;
+pub mod ns;
