@@ -26,9 +26,12 @@
 //!   frames and judging the results.
 
 mod csum;
+mod layout;
+pub mod split;
 pub mod vnet;
 
 pub use csum::complete_checksum;
+pub use split::{Batches, SegmentSpec, SplitLayout, split};
 pub use vnet::{GsoType, VnetHdr};
 
 /// Why a frame could not be completed or split. Small and `Copy`: the daemon counts each
