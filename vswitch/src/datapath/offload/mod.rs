@@ -26,11 +26,13 @@
 //!   frames and judging the results.
 
 mod csum;
+pub mod gro;
 mod layout;
 pub mod split;
 pub mod vnet;
 
 pub use csum::complete_checksum;
+pub use gro::{Coalescer, Fate, PassReason, Push};
 pub use split::{Batches, SegmentSpec, SplitLayout, split};
 pub use vnet::{GsoType, VnetHdr};
 
