@@ -31,6 +31,15 @@ mod layout;
 pub mod split;
 pub mod vnet;
 
+#[cfg(test)]
+mod fixtures;
+#[cfg(test)]
+mod gro_tests;
+#[cfg(test)]
+mod proptests;
+#[cfg(test)]
+mod tests;
+
 pub use csum::complete_checksum;
 pub use gro::{Coalescer, Fate, PassReason, Push};
 pub use split::{Batches, SegmentSpec, SplitLayout, split};
