@@ -25,28 +25,45 @@ fn fold(mut x: u64) -> u16 {
 /// The folded one's complement sum of `data`, as if `data` started at an even offset
 /// (an odd length is padded with one zero byte, as RFC 1071 says).
 ///
-/// Summing native-endian words and swapping once at the end gives the big-endian sum
-/// (RFC 1071 section 2(B)); reading 4 bytes at a time into a 64-bit accumulator lets the
-/// compiler vectorise the loop. Blocks of 64 KiB keep the accumulator from overflowing
-/// (2^14 words of < 2^32 each) whatever the slice length.
+/// Native-endian 64-bit words are added with end-around carry and the result swapped
+/// once at the end, which gives the big-endian sum (RFC 1071 section 2(B)). Four
+/// independent accumulators keep the adds from waiting on each other; the carries out of
+/// each are counted and added back when folding.
 pub(crate) fn sum(data: &[u8]) -> u16 {
-    let mut acc: u64 = 0;
-    for block in data.chunks(1 << 16) {
-        let (words, rest) = block.as_chunks::<4>();
-        let mut s: u64 = words
-            .iter()
-            .map(|w| u64::from(u32::from_ne_bytes(*w)))
-            .sum();
-        if !rest.is_empty() {
-            // Only the last block can have a remainder; it starts at a multiple of 4.
-            let mut w = [0u8; 4];
-            w[..rest.len()].copy_from_slice(rest);
-            s += u64::from(u32::from_ne_bytes(w));
+    let (chunks, rest) = data.as_chunks::<32>();
+    let mut acc = [0u64; 4];
+    let mut carries = [0u64; 4];
+    for ch in chunks {
+        let (words, _) = ch.as_chunks::<8>();
+        for k in 0..4 {
+            let (r, c) = acc[k].overflowing_add(u64::from_ne_bytes(words[k]));
+            acc[k] = r;
+            carries[k] += u64::from(c);
         }
-        let (r, carry) = acc.overflowing_add(s);
-        acc = r + u64::from(carry);
     }
-    u16::from_be(fold(acc))
+    let (words, tail) = rest.as_chunks::<8>();
+    for (k, w) in words.iter().enumerate() {
+        let (r, c) = acc[k].overflowing_add(u64::from_ne_bytes(*w));
+        acc[k] = r;
+        carries[k] += u64::from(c);
+    }
+    if !tail.is_empty() {
+        // Starts at a multiple of 8: padding at the end keeps every byte in its lane.
+        let mut w = [0u8; 8];
+        w[..tail.len()].copy_from_slice(tail);
+        let (r, c) = acc[3].overflowing_add(u64::from_ne_bytes(w));
+        acc[3] = r;
+        carries[3] += u64::from(c);
+    }
+    let total: u128 = acc.iter().chain(&carries).map(|&x| u128::from(x)).sum();
+    let folded = fold(fold128(total));
+    u16::from_be(folded)
+}
+
+fn fold128(x: u128) -> u64 {
+    let s = (x & u128::from(u64::MAX)) + (x >> 64);
+    let s = (s & u128::from(u64::MAX)) + (s >> 64);
+    s as u64
 }
 
 /// The pseudo-header sum for `proto` over `len` L4 bytes. `addrs` is source and
