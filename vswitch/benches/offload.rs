@@ -7,7 +7,9 @@ use std::hint::black_box;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use etherparse::{IpHeaders, IpNumber, Ipv4Header, PacketBuilder, TcpHeader};
-use vswitch::datapath::offload::{Coalescer, GsoType, SegmentSpec, VnetHdr, complete_checksum, split};
+use vswitch::datapath::offload::{
+    Coalescer, GsoType, SegmentSpec, VnetHdr, complete_checksum, split,
+};
 
 const MSS: usize = 1448;
 const SEGS: usize = 44;
@@ -18,8 +20,10 @@ fn super_frame() -> (Vec<u8>, VnetHdr) {
     let mut th = TcpHeader::new(40000, 5201, 1, 512);
     th.ack = true;
     th.acknowledgment_number = 7;
-    th.set_options_raw(&[1, 1, 8, 10, 0, 0, 1, 0, 0, 0, 2, 0]).expect("option fits");
-    let mut ip = Ipv4Header::new(0, 64, IpNumber::TCP, [10, 0, 0, 1], [10, 0, 0, 2]).expect("header");
+    th.set_options_raw(&[1, 1, 8, 10, 0, 0, 1, 0, 0, 0, 2, 0])
+        .expect("option fits");
+    let mut ip =
+        Ipv4Header::new(0, 64, IpNumber::TCP, [10, 0, 0, 1], [10, 0, 0, 2]).expect("header");
     ip.dont_fragment = true;
     let payload: Vec<u8> = (0..SEGS * MSS).map(|i| (i * 7) as u8).collect();
     let mut f = Vec::new();
@@ -44,7 +48,10 @@ fn super_frame() -> (Vec<u8>, VnetHdr) {
 
 fn bench(c: &mut Criterion) {
     let (frame, hdr) = super_frame();
-    let vxlan = SegmentSpec { prefix: 8, max_frame: 1514 };
+    let vxlan = SegmentSpec {
+        prefix: 8,
+        max_frame: 1514,
+    };
     let mut out = vec![0u8; 80_000];
 
     let mut g = c.benchmark_group("offload");
@@ -53,7 +60,10 @@ fn bench(c: &mut Criterion) {
         b.iter(|| split(black_box(&frame), black_box(&hdr), vxlan, &mut out).expect("split"))
     });
 
-    let plain = SegmentSpec { prefix: 0, max_frame: 1514 };
+    let plain = SegmentSpec {
+        prefix: 0,
+        max_frame: 1514,
+    };
     let lay = split(&frame, &hdr, plain, &mut out).expect("split");
     assert_eq!(lay.count, SEGS);
     let segs: Vec<Vec<u8>> = (0..lay.count).map(|i| out[lay.frame(i)].to_vec()).collect();
@@ -72,7 +82,11 @@ fn bench(c: &mut Criterion) {
     });
 
     let mut whole = frame.clone();
-    let flat = VnetHdr { gso_type: GsoType::None, gso_size: 0, ..hdr };
+    let flat = VnetHdr {
+        gso_type: GsoType::None,
+        gso_size: 0,
+        ..hdr
+    };
     g.throughput(Throughput::Bytes(frame.len() as u64));
     g.bench_function("complete_checksum_64k", |b| {
         b.iter(|| complete_checksum(black_box(&mut whole), black_box(&flat)).expect("bounds"))
