@@ -157,7 +157,7 @@ proptest! {
         cut in any::<u16>(),
         raw in any::<[u8; VNET_HDR_LEN]>(),
         use_raw in any::<bool>(),
-        prefix in 0usize..16,
+        prefix in prop_oneof![0usize..16, Just(usize::MAX - 4)],
         max_frame in 0usize..2000,
         out_len in 0usize..8000,
     ) {

@@ -62,7 +62,7 @@ impl SplitLayout {
         self.stride * (self.count - 1) + self.last_len
     }
 
-    /// Datagram `i`: prefix and frame.
+    /// Datagram `i` (`i < count`): prefix and frame.
     pub fn datagram(&self, i: usize) -> Range<usize> {
         let start = i * self.stride;
         let len = if i + 1 == self.count {
@@ -146,7 +146,10 @@ fn whole(
     if frame.len() > spec.max_frame {
         return Err(OffloadError::SegmentTooBig);
     }
-    let len = spec.prefix + frame.len();
+    let len = spec
+        .prefix
+        .checked_add(frame.len())
+        .ok_or(OffloadError::OutputTooSmall)?;
     let dst = out
         .get_mut(spec.prefix..len)
         .ok_or(OffloadError::OutputTooSmall)?;
@@ -227,15 +230,24 @@ fn segment(
         return Err(OffloadError::SegmentTooBig);
     }
     let last_payload = payload - (count - 1) * gso;
-    let lay = SplitLayout {
-        count,
-        stride: spec.prefix + full,
-        last_len: spec.prefix + hdrs + last_payload,
-        prefix: spec.prefix,
+    // Checked: `prefix` is the caller's and may be anything.
+    let last_len = spec.prefix.checked_add(hdrs + last_payload);
+    let stride = spec.prefix.checked_add(full);
+    let total = stride
+        .zip(last_len)
+        .and_then(|(s, l)| s.checked_mul(count - 1)?.checked_add(l));
+    let (Some(stride), Some(last_len), Some(total)) = (stride, last_len, total) else {
+        return Err(OffloadError::OutputTooSmall);
     };
-    if out.len() < lay.total_len() {
+    if out.len() < total {
         return Err(OffloadError::OutputTooSmall);
     }
+    let lay = SplitLayout {
+        count,
+        stride,
+        last_len,
+        prefix: spec.prefix,
+    };
 
     let addr_sum = add(sum(ip.addrs(frame)), u16::from(proto));
     let ip_id = be16(frame, ip.l3 + 4);
@@ -370,6 +382,14 @@ mod tests {
         assert_eq!(split(&f, &h, spec, &mut out), Err(OffloadError::NotUdp));
         assert_eq!(
             split(&f, &VnetHdr::NONE, spec, &mut out[..107]),
+            Err(OffloadError::OutputTooSmall)
+        );
+        let huge = SegmentSpec {
+            prefix: usize::MAX,
+            max_frame: 1514,
+        };
+        assert_eq!(
+            split(&f, &VnetHdr::NONE, huge, &mut out),
             Err(OffloadError::OutputTooSmall)
         );
         let small = SegmentSpec {
