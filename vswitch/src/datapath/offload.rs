@@ -1,1 +1,0 @@
-//! virtio_net_hdr handling, checksum completion, GSO split and GRO coalesce (being written).
