@@ -52,13 +52,20 @@ fn usage_error(e: clap::Error) -> ExitCode {
         }
         _ => {
             let text = e.render().to_string();
-            let mut lines = text.lines().map(str::trim).filter(|l| !l.is_empty());
-            let first = lines.next().unwrap_or("invalid command line");
-            let first = first.strip_prefix("error: ").unwrap_or(first);
-            let tip = lines
-                .find_map(|l| l.strip_prefix("tip: "))
-                .map(|t| format!("; {t}"))
-                .unwrap_or_default();
+            // clap's message: "error: ...", maybe a list on the next lines (missing
+            // arguments), a "tip:", then usage. Keep the message, the list and the tip.
+            let mut msg = Vec::new();
+            let mut tip = String::new();
+            for line in text.lines().map(str::trim).filter(|l| !l.is_empty()) {
+                if line.starts_with("Usage:") || line.starts_with("For more information") {
+                    break;
+                }
+                match line.strip_prefix("tip: ") {
+                    Some(t) => tip = format!("; {t}"),
+                    None => msg.push(line.strip_prefix("error: ").unwrap_or(line)),
+                }
+            }
+            let first = msg.join(" ");
             eprintln!("vswitch: {first}{tip} (see --help)");
             ExitCode::from(EXIT_USAGE)
         }

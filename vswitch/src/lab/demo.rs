@@ -58,7 +58,7 @@ pub fn run() -> Result<(), LabError> {
         let (one, tool) = measure::tcp(&c1, &c2, ip2, 5, 1)?;
         let (four, _) = measure::tcp(&c1, &c2, ip2, 5, 4)?;
         println!();
-        println!("{:<28} {}", "measurement", "result");
+        println!("{:<28} result", "measurement");
         println!(
             "{:<28} {}/{} replies, avg {:.3} ms",
             format!("ping {} -> {}", c1.name, ip2),
