@@ -17,12 +17,25 @@
 //!
 //! [datapath]
 //! batch = 64                # frames read from a port per turn
+//!
+//! [underlay]                # VXLAN between hosts (needed by overlay networks)
+//! local = "192.0.2.1"       # this host's VTEP address (IPv4 or IPv6), on an interface here
+//! port = 4789               # UDP port VXLAN is received on (and sent to)
+//! interface = "eth1"        # optional: send and receive only on this interface
+//! mtu = 1500                # optional: the underlay's MTU [default: the interface's, else 1500]
+//! src_port_range = "61000-61063"  # UDP source ports, picked by a hash of the inner flow
+//! udp_checksum = false      # IPv4 outer UDP checksum on single datagrams (IPv6: always)
+//! mss_clamp = true          # clamp the MSS of TCP SYNs that cross the overlay
+//! gso = true                # send segments to one peer in one UDP_SEGMENT send
+//! gro = true                # receive coalesced datagrams (UDP_GRO)
 //! ```
 
+use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::Deserialize;
+use vtep::PortRange;
 
 use crate::control::ipam::PoolConfig;
 
@@ -40,6 +53,65 @@ pub struct Config {
     pub ipam: PoolConfig,
     #[serde(default)]
     pub datapath: DatapathSection,
+    pub underlay: Option<UnderlaySection>,
+}
+
+/// The `[underlay]` table: how this host reaches its VXLAN peers.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UnderlaySection {
+    pub local: IpAddr,
+    #[serde(default = "default_vxlan_port")]
+    pub port: u16,
+    pub interface: Option<String>,
+    pub mtu: Option<u32>,
+    #[serde(default = "default_src_ports", deserialize_with = "de_port_range")]
+    pub src_port_range: PortRange,
+    #[serde(default)]
+    pub udp_checksum: bool,
+    #[serde(default = "yes")]
+    pub mss_clamp: bool,
+    #[serde(default = "yes")]
+    pub gso: bool,
+    #[serde(default = "yes")]
+    pub gro: bool,
+}
+
+fn default_vxlan_port() -> u16 {
+    vtep::VXLAN_PORT
+}
+
+fn default_src_ports() -> PortRange {
+    PortRange::DEFAULT
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// Largest source-port range: the daemon keeps one socket per port of it.
+pub const MAX_SRC_PORTS: u32 = 1024;
+
+fn de_port_range<'de, D: serde::Deserializer<'de>>(d: D) -> Result<PortRange, D::Error> {
+    let s = String::deserialize(d)?;
+    let bad = || {
+        serde::de::Error::custom(format!(
+            "src_port_range '{s}': write FIRST-LAST, e.g. \"61000-61063\""
+        ))
+    };
+    let (a, b) = s.split_once('-').ok_or_else(bad)?;
+    let (a, b) = (
+        a.trim().parse().map_err(|_| bad())?,
+        b.trim().parse().map_err(|_| bad())?,
+    );
+    let r = PortRange::new(a, b).map_err(serde::de::Error::custom)?;
+    if r.count() > MAX_SRC_PORTS {
+        return Err(serde::de::Error::custom(format!(
+            "src_port_range '{s}' has {} ports; at most {MAX_SRC_PORTS} (one socket each)",
+            r.count()
+        )));
+    }
+    Ok(r)
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -122,6 +194,21 @@ impl Config {
         if cfg.fdb.aging_secs == 0 {
             return Err(invalid("[fdb] aging_secs must be at least 1"));
         }
+        if let Some(u) = &cfg.underlay {
+            if u.local.is_unspecified() || u.local.is_multicast() || u.local.is_loopback() {
+                return Err(invalid(
+                    "[underlay] local must be a unicast address of this host",
+                ));
+            }
+            if u.port == 0 {
+                return Err(invalid("[underlay] port must not be 0"));
+            }
+            if let Some(m) = u.mtu
+                && !(vtep::mtu::MIN_OVERLAY_MTU + 70..=65535).contains(&m)
+            {
+                return Err(invalid("[underlay] mtu must be between 138 and 65535"));
+            }
+        }
         if cfg.ipam.default_prefix < cfg.ipam.default_pool.prefix_len()
             || cfg.ipam.default_prefix > 30
         {
@@ -155,5 +242,32 @@ mod tests {
             )
             .is_err()
         );
+    }
+
+    #[test]
+    fn underlay_section_has_the_contract_keys_and_defaults() {
+        let p = Path::new("t.toml");
+        let c = Config::parse("[underlay]\nlocal = \"192.0.2.1\"\n", p).unwrap();
+        let u = c.underlay.unwrap();
+        assert_eq!(
+            (u.port, u.udp_checksum, u.mss_clamp, u.gso),
+            (4789, false, true, true)
+        );
+        assert_eq!(u.src_port_range, PortRange::DEFAULT);
+        let text = "[underlay]\nlocal = \"2001:db8::1\"\nport = 8472\ninterface = \"u1\"\nsrc_port_range = \"50000-50015\"\n";
+        let u = Config::parse(text, p).unwrap().underlay.unwrap();
+        assert_eq!(
+            (u.port, u.interface.as_deref(), u.src_port_range.count()),
+            (8472, Some("u1"), 16)
+        );
+        for bad in [
+            "[underlay]\n",
+            "[underlay]\nlocal = \"0.0.0.0\"\n",
+            "[underlay]\nlocal = \"192.0.2.1\"\nsrc_port_range = \"1-65535\"\n",
+            "[underlay]\nlocal = \"192.0.2.1\"\nsrc_port_range = \"9-3\"\n",
+            "[underlay]\nlocal = \"192.0.2.1\"\nlocl = 1\n",
+        ] {
+            assert!(Config::parse(bad, p).is_err(), "{bad}");
+        }
     }
 }

@@ -12,8 +12,10 @@ use fdb::Fdb;
 use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
 
+use crate::config::UnderlaySection;
 use crate::config::{Config, ConfigError, DEFAULT_SOCKET, DEFAULT_STATE_DIR};
 use crate::control::manager::{Manager, ManagerParts};
+use crate::control::overlay::UnderlayInfo;
 use crate::control::server::{self, ServerError};
 use crate::control::state::{StateError, StateStore};
 use crate::datapath::pipeline::Pipeline;
@@ -106,6 +108,10 @@ pub fn run(opts: RunOptions) -> Result<(), DaemonError> {
         topology,
         worker,
         epoch,
+        underlay: cfg.underlay.clone().map(|config| UnderlayInfo {
+            mtu: underlay_mtu(&config),
+            config,
+        }),
     });
     manager.publish_topology();
     manager.reattach();
@@ -157,6 +163,20 @@ pub fn run(opts: RunOptions) -> Result<(), DaemonError> {
     let _ = std::fs::remove_file(&socket);
     tracing::info!("stopped; state kept in {}", state_dir.display());
     Ok(())
+}
+
+/// The underlay MTU: configured, else the interface's, else Ethernet's 1500.
+fn underlay_mtu(u: &UnderlaySection) -> u32 {
+    u.mtu
+        .or_else(|| {
+            let ifname = u.interface.as_ref()?;
+            std::fs::read_to_string(format!("/sys/class/net/{ifname}/mtu"))
+                .ok()?
+                .trim()
+                .parse()
+                .ok()
+        })
+        .unwrap_or(1500)
 }
 
 fn lock(m: &Mutex<Manager>) -> std::sync::MutexGuard<'_, Manager> {

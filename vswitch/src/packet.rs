@@ -44,8 +44,14 @@ impl Default for PacketBuf {
 
 impl PacketBuf {
     pub fn new() -> Self {
+        Self::with_capacity(MAX_FRAME)
+    }
+
+    /// A buffer that holds frames of up to `frame_capacity` bytes (scratch buffers that
+    /// receive a split super-frame need more than `MAX_FRAME`).
+    pub fn with_capacity(frame_capacity: usize) -> Self {
         PacketBuf {
-            buf: vec![0u8; HEADROOM + MAX_FRAME].into_boxed_slice(),
+            buf: vec![0u8; HEADROOM + frame_capacity].into_boxed_slice(),
             start: HEADROOM,
             len: 0,
             vnet: [0; VNET_HDR_LEN],
@@ -66,10 +72,10 @@ impl PacketBuf {
         self.vnet = [0; VNET_HDR_LEN];
     }
 
-    /// Replaces the content with a copy of `frame` (truncated to `MAX_FRAME`).
+    /// Replaces the content with a copy of `frame` (truncated to the capacity).
     pub fn set_frame(&mut self, frame: &[u8]) {
         self.reset();
-        let n = frame.len().min(MAX_FRAME);
+        let n = frame.len().min(self.buf.len() - HEADROOM);
         self.buf[HEADROOM..HEADROOM + n].copy_from_slice(&frame[..n]);
         self.len = n;
     }

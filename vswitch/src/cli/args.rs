@@ -1,7 +1,7 @@
 //! The command line, as clap derives it. Values are parsed here (CIDRs, MACs, K=V), so a
 //! typo is refused before anything is sent to the daemon.
 
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr};
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
@@ -35,9 +35,12 @@ pub enum Command {
     /// Manage networks.
     #[command(subcommand)]
     Network(NetworkCommand),
-    /// Show the forwarding database.
+    /// Show and edit the forwarding database.
     #[command(subcommand)]
     Fdb(FdbCommand),
+    /// Manage VXLAN peers (other hosts' VTEP addresses).
+    #[command(subcommand)]
+    Peer(PeerCommand),
     /// Show per-port counters, drops by reason, and FDB counters.
     #[command(after_help = "Example:\n  vswitch stats --format json")]
     Stats(FormatArg),
@@ -201,6 +204,58 @@ pub enum FdbCommand {
         #[command(flatten)]
         format: FormatArg,
     },
+    /// Add a static entry: never aged, never moved by learning.
+    #[command(
+        after_help = "Examples:\n  vswitch fdb add blue 02:42:0a:01:00:09 --port ctr1\n  vswitch fdb add blue 02:42:0a:01:00:09 --vtep 192.0.2.2"
+    )]
+    Add {
+        network: String,
+        #[arg(value_parser = parse_mac)]
+        mac: MacAddr,
+        #[command(flatten)]
+        target: FdbTargetArg,
+    },
+    /// Remove an entry (static or learned).
+    #[command(after_help = "Example:\n  vswitch fdb del blue 02:42:0a:01:00:09")]
+    Del {
+        network: String,
+        #[arg(value_parser = parse_mac)]
+        mac: MacAddr,
+    },
+}
+
+#[derive(Debug, Args)]
+#[group(required = true, multiple = false)]
+pub struct FdbTargetArg {
+    /// An endpoint of the network (or its switch-side interface name).
+    #[arg(long, value_name = "PORT")]
+    pub port: Option<String>,
+    /// A remote VTEP (overlay networks).
+    #[arg(long, value_name = "IP")]
+    pub vtep: Option<IpAddr>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PeerCommand {
+    /// Add a peer, for every VNI or only the ones named (adding again widens the list).
+    #[command(
+        after_help = "Examples:\n  vswitch peer add 192.0.2.2\n  vswitch peer add 192.0.2.3 --vni 42 --vni 43"
+    )]
+    Add {
+        ip: IpAddr,
+        /// A VNI the peer carries (repeatable; none means all).
+        #[arg(long = "vni", value_name = "N")]
+        vnis: Vec<u32>,
+    },
+    /// Remove a peer (and forget the MACs learned behind it).
+    #[command(alias = "del", after_help = "Example:\n  vswitch peer rm 192.0.2.2")]
+    Rm { ip: IpAddr },
+    /// List peers.
+    #[command(
+        alias = "list",
+        after_help = "Example:\n  vswitch peer ls --format json"
+    )]
+    Ls(FormatArg),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]

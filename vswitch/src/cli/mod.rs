@@ -13,10 +13,15 @@ use clap::Parser;
 use clap::error::ErrorKind;
 use serde_json::Value;
 
-use args::{Cli, Command, CreateArgs, DriverArg, FdbCommand, Format, LabCommand, NetworkCommand};
+use args::{
+    Cli, Command, CreateArgs, DriverArg, FdbCommand, Format, LabCommand, NetworkCommand,
+    PeerCommand,
+};
 use client::call;
 
-use crate::control::api::{Attach, NetworkConnect, NetworkCreate, NetworkSummary, Request};
+use crate::control::api::{
+    Attach, FdbTarget, NetworkConnect, NetworkCreate, NetworkSummary, Request,
+};
 use crate::control::state::Driver;
 use crate::daemon::{self, RunOptions};
 
@@ -91,6 +96,38 @@ fn dispatch(cli: Cli) -> Result<(), String> {
         Command::Fdb(FdbCommand::Show { network, format }) => {
             let v = req(Request::FdbShow { network })?;
             print_fdb(&v, format.format);
+            Ok(())
+        }
+        Command::Fdb(FdbCommand::Add {
+            network,
+            mac,
+            target,
+        }) => {
+            let target = match (target.port, target.vtep) {
+                (Some(p), _) => FdbTarget::Port(p),
+                (_, Some(ip)) => FdbTarget::Vtep(ip),
+                _ => return Err("say where the MAC is: --port PORT or --vtep IP".into()),
+            };
+            req(Request::FdbAdd {
+                network,
+                mac,
+                target,
+            })
+            .map(|_| ())
+        }
+        Command::Fdb(FdbCommand::Del { network, mac }) => {
+            req(Request::FdbDel { network, mac }).map(|_| ())
+        }
+        Command::Peer(PeerCommand::Add { ip, vnis }) => {
+            req(Request::PeerAdd { ip, vnis }).map(|_| ())
+        }
+        Command::Peer(PeerCommand::Rm { ip }) => req(Request::PeerRm { ip }).map(|_| ()),
+        Command::Peer(PeerCommand::Ls(f)) => {
+            let v = req(Request::PeerLs)?;
+            match f.format {
+                Format::Json => print_json(&v),
+                Format::Table => print_peers(&v),
+            }
             Ok(())
         }
         Command::Lab(LabCommand::Demo) => crate::lab::demo::run().map_err(|e| e.to_string()),
@@ -254,6 +291,26 @@ fn print_networks(nets: &[NetworkSummary]) {
             &rows
         )
     );
+}
+
+fn print_peers(v: &Value) {
+    let rows: Vec<Vec<String>> = v
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|p| {
+            let vnis = match &p["vnis"] {
+                Value::Array(a) => a
+                    .iter()
+                    .map(|x| x.to_string())
+                    .collect::<Vec<_>>()
+                    .join(","),
+                other => other.as_str().unwrap_or_default().to_string(),
+            };
+            vec![p["ip"].as_str().unwrap_or_default().to_string(), vnis]
+        })
+        .collect();
+    print!("{}", table::render(&["PEER", "VNIS"], &rows));
 }
 
 fn print_fdb(v: &Value, format: Format) {

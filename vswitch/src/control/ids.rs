@@ -36,6 +36,11 @@ pub fn port_ifname() -> String {
     format!("vs{}", hex(&random_bytes::<5>()))
 }
 
+/// A locally administered unicast MAC for the switch's gateway role.
+pub fn router_mac() -> fdb::MacAddr {
+    fdb::MacAddr::local_from(random_bytes::<6>())
+}
+
 /// The current time as RFC 3339 UTC with seconds, e.g. `2026-11-28T03:04:05Z`.
 pub fn now_rfc3339() -> String {
     let secs = std::time::SystemTime::now()

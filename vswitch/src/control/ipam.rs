@@ -208,6 +208,7 @@ mod tests {
             vni: None,
             ipam,
             endpoints: BTreeMap::new(),
+            static_macs: BTreeMap::new(),
         }
     }
 

@@ -14,10 +14,11 @@ use serde_json::{Value, json};
 use super::api::{NetworkCreate, Request};
 use super::error::ControlError;
 use super::ipam::{self, IpamRequest, PoolConfig};
+use super::overlay::{self, UnderlayInfo};
 use super::state::{Driver, Network, State, StateStore};
 use super::{ids, views};
 use crate::datapath::counters::PortCounters;
-use crate::datapath::topology::{NetworkInfo, PortInfo, Topology};
+use crate::datapath::topology::{NetworkInfo, OverlayParams, PortInfo, Topology};
 use crate::datapath::worker::{Command, WorkerHandle};
 use crate::port::Port;
 
@@ -50,6 +51,8 @@ pub struct Manager {
     next_port: u32,
     /// Ports whose interface disappeared under the switch.
     pub(super) ports_lost: u64,
+    /// `None` when the daemon has no `[underlay]`: then it has no overlay networks.
+    pub(super) underlay: Option<UnderlayInfo>,
 }
 
 /// What the manager is built from.
@@ -62,6 +65,7 @@ pub struct ManagerParts {
     pub topology: Arc<ArcSwap<Topology>>,
     pub worker: WorkerHandle,
     pub epoch: Instant,
+    pub underlay: Option<UnderlayInfo>,
 }
 
 impl Manager {
@@ -79,7 +83,17 @@ impl Manager {
             ports: HashMap::new(),
             next_port: 1,
             ports_lost: 0,
+            underlay: p.underlay,
         };
+        if m.state.router_mac.is_none() {
+            let mut next = m.state.clone();
+            next.router_mac = Some(ids::router_mac());
+            // If this cannot be saved the MAC is still used; it is saved with the next change.
+            if let Err(e) = m.commit(next.clone()) {
+                tracing::warn!("{e}");
+                m.state = next;
+            }
+        }
         let names: Vec<String> = m.state.networks.keys().cloned().collect();
         for name in names {
             m.assign_net_id(&name);
@@ -101,13 +115,15 @@ impl Manager {
             Request::NetworkPrune => self.network_prune(),
             Request::FdbShow { network } => self.fdb_show(network.as_deref()),
             Request::Stats => Ok(self.stats()),
-            Request::FdbAdd { .. }
-            | Request::FdbDel { .. }
-            | Request::PeerAdd { .. }
-            | Request::PeerRm { .. }
-            | Request::PeerLs => Err(ControlError::Invalid(
-                "this daemon has no overlay support yet".into(),
-            )),
+            Request::FdbAdd {
+                network,
+                mac,
+                target,
+            } => self.fdb_add(&network, mac, target),
+            Request::FdbDel { network, mac } => self.fdb_del(&network, mac),
+            Request::PeerAdd { ip, vnis } => self.peer_add(ip, vnis),
+            Request::PeerRm { ip } => self.peer_rm(ip),
+            Request::PeerLs => Ok(self.peer_ls()),
         }
     }
 
@@ -140,13 +156,19 @@ impl Manager {
         if self.state.networks.contains_key(&c.name) {
             return Err(ControlError::NetworkExists(c.name));
         }
-        if c.driver == Driver::Overlay {
-            return Err(ControlError::Invalid(
-                "--driver overlay needs the overlay support, which this daemon does not have yet"
-                    .into(),
-            ));
-        }
-        let mtu = c.mtu.unwrap_or(DEFAULT_MTU);
+        let (vni, mtu) = match c.driver {
+            Driver::Overlay => {
+                overlay::overlay_network(&self.state, self.underlay.as_ref(), c.vni, c.mtu)?
+            }
+            Driver::Bridge => {
+                if c.vni.is_some() {
+                    return Err(ControlError::Invalid(
+                        "--vni applies to --driver overlay only".into(),
+                    ));
+                }
+                (0, c.mtu.unwrap_or(DEFAULT_MTU))
+            }
+        };
         if !(MIN_MTU..=MAX_MTU).contains(&mtu) {
             return Err(ControlError::Invalid(format!(
                 "--mtu {mtu} is out of range: use {MIN_MTU}..={MAX_MTU}"
@@ -174,9 +196,10 @@ impl Manager {
             internal: c.internal,
             labels: c.labels,
             mtu,
-            vni: c.vni,
+            vni: (vni != 0).then_some(vni),
             ipam,
             endpoints: Default::default(),
+            static_macs: Default::default(),
         };
         let id = net.id.clone();
         let mut next = self.state.clone();
@@ -310,6 +333,7 @@ impl Manager {
         // The worker must know the port before the topology routes frames to it.
         self.worker.send(Command::AddPort { id, port, counters });
         self.publish();
+        self.install_statics(network);
         id
     }
 
@@ -325,7 +349,9 @@ impl Manager {
         let port = rx
             .recv_timeout(std::time::Duration::from_secs(5))
             .map_err(|e| ControlError::Datapath(e.to_string()))?;
-        self.fdb.flush_location(fdb::Location::Port(id), false);
+        // Port ids are never reused: static entries for it go too (they come back with the
+        // endpoint's next port).
+        self.fdb.flush_location(fdb::Location::Port(id), true);
         Ok(port)
     }
 
@@ -333,6 +359,7 @@ impl Manager {
     pub fn port_gone(&mut self, id: PortId) {
         if let Some(a) = self.ports.remove(&id) {
             self.ports_lost += 1;
+            self.fdb.flush_location(fdb::Location::Port(id), true);
             tracing::warn!(
                 "endpoint '{}' of network '{}' lost its interface; it stays in the network, detached, until its interface is back or it is disconnected",
                 a.endpoint,
@@ -345,6 +372,9 @@ impl Manager {
     /// Publishes the topology (once at start; every change publishes its own).
     pub fn publish_topology(&self) {
         self.publish();
+        for name in self.state.networks.keys() {
+            self.install_statics(name);
+        }
     }
 
     /// Stops the datapath: the worker lets go of every port and they are closed. The
@@ -378,15 +408,28 @@ impl Manager {
                     },
                 );
             }
+            let vni = net.vni.and_then(vtep::Vni::new);
+            if let Some(v) = vni {
+                topo.vnis.insert(v, nid);
+            }
             topo.networks.insert(
                 nid,
                 NetworkInfo {
                     name: net.name.clone(),
                     mtu: net.mtu,
                     ports,
+                    vni,
+                    gateway: net.ipam.gateway,
                 },
             );
         }
+        topo.peers = overlay::peer_table(&self.state);
+        topo.router_mac = self.state.router_mac.unwrap_or_default();
+        topo.overlay = self.underlay.as_ref().map(|u| OverlayParams {
+            local: u.config.local,
+            src_ports: u.config.src_port_range,
+            mss_clamp: u.config.mss_clamp,
+        });
         self.topology.store(Arc::new(topo));
     }
 }

@@ -9,6 +9,7 @@ pub mod ids;
 pub mod ipam;
 pub mod links;
 pub mod manager;
+pub mod overlay;
 pub mod server;
 pub mod state;
 pub mod views;

@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 use std::fs::{self, File};
 use std::io::Write;
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr};
 use std::path::{Path, PathBuf};
 
 use fdb::MacAddr;
@@ -25,6 +25,14 @@ pub struct State {
     pub version: u32,
     /// Networks by name.
     pub networks: BTreeMap<String, Network>,
+    /// VXLAN peers (underlay addresses) and the VNIs each carries; an empty list means
+    /// every VNI.
+    #[serde(default)]
+    pub peers: BTreeMap<IpAddr, Vec<u32>>,
+    /// The MAC the switch answers and sends from as each network's gateway; made once and
+    /// kept, so containers' neighbour caches stay right across restarts.
+    #[serde(default)]
+    pub router_mac: Option<MacAddr>,
 }
 
 /// How frames of a network travel between hosts.
@@ -77,6 +85,19 @@ pub struct Network {
     pub ipam: IpamConfig,
     /// Endpoints by name.
     pub endpoints: BTreeMap<String, Endpoint>,
+    /// Static FDB entries (`vswitch fdb add`), by MAC.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub static_macs: BTreeMap<MacAddr, StaticTarget>,
+}
+
+/// Where a static FDB entry points.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum StaticTarget {
+    /// An endpoint of the network, by name (its port changes across restarts).
+    Endpoint(String),
+    /// A remote VTEP.
+    Vtep(IpAddr),
 }
 
 /// One attachment of something to a network: a port of the switch.
@@ -242,8 +263,11 @@ mod tests {
                     aux_addresses: BTreeMap::new(),
                 },
                 endpoints: BTreeMap::new(),
+                static_macs: BTreeMap::new(),
             },
         );
+        st.peers.insert("192.0.2.9".parse().unwrap(), vec![42]);
+        st.router_mac = Some(MacAddr([2, 0, 0, 0, 0, 1]));
         store.save(&st).unwrap();
         assert_eq!(store.load().unwrap(), st);
         let names: Vec<_> = fs::read_dir(&dir)

@@ -23,10 +23,25 @@ pub enum DropReason {
     BadVnetHdr,
     /// The destination was learned on the port the frame came in on.
     SameSegment,
+    /// From a VXLAN peer to a MAC behind another peer (split horizon: never relayed).
+    VtepToVtep,
     /// The in-port or the egress port is not (or no longer) attached.
     NoSuchPort,
     /// The receive call failed (other than the interface being gone).
     RxError,
+    /// Too big for the tunnel: dropped, and an ICMP "fragmentation needed" / "packet too
+    /// big" sent back to the sender.
+    TooBigIcmpSent,
+    /// Too big for the tunnel, and nothing may be answered (not IP, an ICMP error, ...).
+    TooBig,
+    /// A GSO super-frame could not be cut into segments (inconsistent header).
+    SplitFailed,
+    /// An IPv4 packet without DF could not be fragmented (malformed options).
+    FragmentFailed,
+    /// The batch used up every scratch buffer (a burst of floods or splits).
+    NoBuffer,
+    /// An overlay network's frame, but this daemon has no underlay.
+    NoUnderlay,
     /// The egress port would block: its queue is full.
     TxBusy,
     /// The kernel refused the send.
@@ -38,7 +53,7 @@ pub enum DropReason {
 }
 
 impl DropReason {
-    pub const ALL: [DropReason; 13] = [
+    pub const ALL: [DropReason; 20] = [
         DropReason::Runt,
         DropReason::InvalidSource,
         DropReason::VlanTagged,
@@ -46,8 +61,15 @@ impl DropReason {
         DropReason::Truncated,
         DropReason::BadVnetHdr,
         DropReason::SameSegment,
+        DropReason::VtepToVtep,
         DropReason::NoSuchPort,
         DropReason::RxError,
+        DropReason::TooBigIcmpSent,
+        DropReason::TooBig,
+        DropReason::SplitFailed,
+        DropReason::FragmentFailed,
+        DropReason::NoBuffer,
+        DropReason::NoUnderlay,
         DropReason::TxBusy,
         DropReason::TxError,
         DropReason::LinkDown,
@@ -65,8 +87,15 @@ impl DropReason {
             DropReason::Truncated => "truncated",
             DropReason::BadVnetHdr => "bad_vnet_hdr",
             DropReason::SameSegment => "same_segment",
+            DropReason::VtepToVtep => "vtep_to_vtep",
             DropReason::NoSuchPort => "no_such_port",
             DropReason::RxError => "rx_error",
+            DropReason::TooBigIcmpSent => "too_big_icmp_sent",
+            DropReason::TooBig => "too_big",
+            DropReason::SplitFailed => "split_failed",
+            DropReason::FragmentFailed => "fragment_failed",
+            DropReason::NoBuffer => "no_buffer",
+            DropReason::NoUnderlay => "no_underlay",
             DropReason::TxBusy => "tx_busy",
             DropReason::TxError => "tx_error",
             DropReason::LinkDown => "link_down",

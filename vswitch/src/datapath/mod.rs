@@ -3,7 +3,10 @@
 //! coalesce) as pure functions.
 
 pub mod counters;
+pub mod egress;
 pub mod offload;
 pub mod pipeline;
+pub mod pool;
 pub mod topology;
+pub mod tunnel;
 pub mod worker;

@@ -1,16 +1,24 @@
-//! The switching decision for one frame, without I/O: `(now, in_port, frame) -> Verdict`.
+//! The switching decision for one frame, without I/O: `(now, ingress, frame) -> Verdict`.
 //!
 //! Order of checks: the frame must be a well-formed, untagged Ethernet frame with a
-//! unicast source that fits its network's MTU; only then is the source learned (a
-//! dropped frame teaches nothing). The destination then decides: group addresses and
-//! unknown unicast flood within the in-port's network, a known MAC goes to its port.
-//! A frame never leaves its network: the FDB key includes the network, and the flood list
-//! is the network's own.
+//! unicast source; only then is the source learned (a dropped frame teaches nothing) —
+//! behind the in-port, or behind the VTEP it was decapsulated from. The destination then
+//! decides: group addresses and unknown unicast flood within the network (from a local
+//! port of an overlay network also to every peer carrying its VNI, by head-end
+//! replication; from a peer only to local ports: split horizon), a known MAC goes to its
+//! port or is encapsulated to its VTEP. A frame never leaves its network: the FDB key
+//! includes the network, and the flood list is the network's own.
+//!
+//! Size: on a bridge network a non-GSO frame larger than the network's MTU is dropped
+//! (as the Linux bridge does). On an overlay network it is let through here: what does not
+//! fit the tunnel gets an ICMP error or is fragmented on its way into VXLAN (`overlay`).
 
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use fdb::{Fdb, FdbPin, Location, MacAddr, NetworkId, PortId};
+use vtep::Vni;
 
 use super::counters::DropReason;
 use super::topology::Topology;
@@ -20,13 +28,31 @@ const ETHERTYPE_VLAN: u16 = 0x8100;
 const ETHERTYPE_QINQ: u16 = 0x88a8;
 const ETHERTYPE_QINQ_OLD: u16 = 0x9100;
 
+/// Where a frame came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ingress {
+    /// A local port.
+    Port(PortId),
+    /// Decapsulated from a VXLAN datagram of this peer, for this network.
+    Vtep { ip: IpAddr, network: NetworkId },
+}
+
 /// What to do with a frame.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Verdict {
     /// Send it out of this one port.
     Forward(PortId),
-    /// Send it out of every port of the network except the in-port.
-    Flood(NetworkId),
+    /// Send it out of every local port of the network except the in-port, and, when
+    /// `vni` is set, encapsulated to every peer carrying that VNI.
+    Flood {
+        network: NetworkId,
+        vni: Option<Vni>,
+    },
+    /// Encapsulate it to this peer.
+    Encap {
+        vni: Vni,
+        vtep: IpAddr,
+    },
     Drop(DropReason),
 }
 
@@ -74,11 +100,10 @@ impl Pipeline {
     pub fn process(
         &self,
         b: &Batch<'_>,
-        in_port: PortId,
+        ingress: Ingress,
         frame: &[u8],
         meta: FrameMeta,
     ) -> Verdict {
-        let (now, topo) = (b.now, b.topo);
         let Some(eth) = frame.get(..ETH_HLEN) else {
             return Verdict::Drop(DropReason::Runt);
         };
@@ -94,24 +119,41 @@ impl Pipeline {
         if src.is_multicast() || src.is_zero() {
             return Verdict::Drop(DropReason::InvalidSource);
         }
-        let Some((net, info)) = topo.network_of(in_port) else {
-            return Verdict::Drop(DropReason::NoSuchPort);
+        let (net, info, from) = match ingress {
+            Ingress::Port(p) => match b.topo.network_of(p) {
+                Some((net, info)) => (net, info, Location::Port(p)),
+                None => return Verdict::Drop(DropReason::NoSuchPort),
+            },
+            Ingress::Vtep { ip, network } => match b.topo.networks.get(&network) {
+                Some(info) => (network, info, Location::Vtep(ip)),
+                None => return Verdict::Drop(DropReason::NoSuchPort),
+            },
         };
-        if !meta.gso && frame.len() > info.mtu as usize + ETH_HLEN {
+        let from_peer = matches!(ingress, Ingress::Vtep { .. });
+        if info.vni.is_none() && !meta.gso && frame.len() > info.mtu as usize + ETH_HLEN {
             return Verdict::Drop(DropReason::OverMtu);
         }
-        // Refused learns (table or port full) are counted by the FDB; the frame still goes.
-        b.fdb.learn(now, net, src, Location::Port(in_port));
+        // Refused learns (table or location full) are counted by the FDB; the frame goes on.
+        b.fdb.learn(b.now, net, src, from);
 
+        let flood = Verdict::Flood {
+            network: net,
+            vni: if from_peer { None } else { info.vni },
+        };
         if dst.is_multicast() {
-            return Verdict::Flood(net);
+            return flood;
         }
         match b.fdb.lookup(net, dst) {
-            Some(Location::Port(p)) if p == in_port => Verdict::Drop(DropReason::SameSegment),
+            Some(loc) if loc == from => Verdict::Drop(DropReason::SameSegment),
             Some(Location::Port(p)) => Verdict::Forward(p),
-            // Remote locations belong to overlay networks, which this pipeline does not
-            // carry yet: flood locally as for an unknown MAC.
-            Some(Location::Vtep(_)) | None => Verdict::Flood(net),
+            // Split horizon: what a peer sent is never relayed to another peer.
+            Some(Location::Vtep(_)) if from_peer => Verdict::Drop(DropReason::VtepToVtep),
+            Some(Location::Vtep(vtep)) => match info.vni {
+                Some(vni) => Verdict::Encap { vni, vtep },
+                // A VTEP entry in a network without a VNI: nowhere to send it.
+                None => Verdict::Drop(DropReason::NoSuchPort),
+            },
+            None => flood,
         }
     }
 }
@@ -124,6 +166,7 @@ mod tests {
 
     const A: [u8; 6] = [2, 0, 0, 0, 0, 0xa];
     const B: [u8; 6] = [2, 0, 0, 0, 0, 0xb];
+    const C: [u8; 6] = [2, 0, 0, 0, 0, 0xc];
     const BCAST: [u8; 6] = [0xff; 6];
 
     fn frame(dst: [u8; 6], src: [u8; 6], ethertype: u16, len: usize) -> Vec<u8> {
@@ -134,10 +177,14 @@ mod tests {
         f
     }
 
-    /// Network 1: ports 1, 2, 3. Network 2: ports 4, 5.
+    /// Network 1: ports 1, 2, 3. Network 2: ports 4, 5. Network 3 (overlay, VNI 42): 6, 7.
     fn topo() -> Topology {
         let mut t = Topology::default();
-        for (net, ports) in [(1u16, vec![1u32, 2, 3]), (2, vec![4, 5])] {
+        for (net, ports, vni) in [
+            (1u16, vec![1u32, 2, 3], None),
+            (2, vec![4, 5], None),
+            (3, vec![6, 7], Vni::new(42)),
+        ] {
             let ports: Vec<PortId> = ports.into_iter().map(PortId).collect();
             for p in &ports {
                 t.ports.insert(
@@ -148,49 +195,56 @@ mod tests {
                     },
                 );
             }
-            t.networks.insert(
-                NetworkId(net),
-                NetworkInfo {
-                    name: format!("n{net}"),
-                    mtu: 1500,
-                    ports,
-                },
-            );
+            if let Some(v) = vni {
+                t.vnis.insert(v, NetworkId(net));
+            }
+            let info = NetworkInfo {
+                name: format!("n{net}"),
+                mtu: 1500,
+                ports,
+                vni,
+                gateway: "10.0.0.1".parse().unwrap(),
+            };
+            t.networks.insert(NetworkId(net), info);
         }
         t
     }
 
     const PLAIN: FrameMeta = FrameMeta { gso: false };
     const T: Duration = Duration::from_secs(1);
+    const P: fn(u32) -> Ingress = |p| Ingress::Port(PortId(p));
+
+    fn flood(net: u16, vni: Option<u32>) -> Verdict {
+        Verdict::Flood {
+            network: NetworkId(net),
+            vni: vni.and_then(Vni::new),
+        }
+    }
 
     #[test]
     fn learns_then_forwards_and_floods_unknown_and_broadcast() {
         let p = Pipeline::new(Arc::new(Fdb::new(FdbConfig::default())));
         let t = topo();
+        let b = p.begin(T, &t);
         assert_eq!(
-            p.process(&p.begin(T, &t), PortId(1), &frame(B, A, 0x0800, 60), PLAIN),
-            Verdict::Flood(NetworkId(1))
+            p.process(&b, P(1), &frame(B, A, 0x0800, 60), PLAIN),
+            flood(1, None)
         );
         assert_eq!(
-            p.process(&p.begin(T, &t), PortId(2), &frame(A, B, 0x0800, 60), PLAIN),
+            p.process(&b, P(2), &frame(A, B, 0x0800, 60), PLAIN),
             Verdict::Forward(PortId(1))
         );
         assert_eq!(
-            p.process(&p.begin(T, &t), PortId(1), &frame(B, A, 0x0800, 60), PLAIN),
+            p.process(&b, P(1), &frame(B, A, 0x0800, 60), PLAIN),
             Verdict::Forward(PortId(2))
         );
         assert_eq!(
-            p.process(
-                &p.begin(T, &t),
-                PortId(1),
-                &frame(BCAST, A, 0x0806, 60),
-                PLAIN
-            ),
-            Verdict::Flood(NetworkId(1))
+            p.process(&b, P(1), &frame(BCAST, A, 0x0806, 60), PLAIN),
+            flood(1, None)
         );
         // B talks to A from the port A is on: not sent back out.
         assert_eq!(
-            p.process(&p.begin(T, &t), PortId(1), &frame(A, B, 0x0800, 60), PLAIN),
+            p.process(&b, P(1), &frame(A, B, 0x0800, 60), PLAIN),
             Verdict::Drop(DropReason::SameSegment)
         );
     }
@@ -199,17 +253,13 @@ mod tests {
     fn networks_do_not_see_each_others_macs() {
         let p = Pipeline::new(Arc::new(Fdb::new(FdbConfig::default())));
         let t = topo();
-        p.process(
-            &p.begin(T, &t),
-            PortId(1),
-            &frame(BCAST, A, 0x0806, 60),
-            PLAIN,
-        );
+        let b = p.begin(T, &t);
+        p.process(&b, P(1), &frame(BCAST, A, 0x0806, 60), PLAIN);
         // A is known in network 1 only: from network 2 it is unknown, so it floods
         // network 2's ports, never reaching port 1.
         assert_eq!(
-            p.process(&p.begin(T, &t), PortId(4), &frame(A, B, 0x0800, 60), PLAIN),
-            Verdict::Flood(NetworkId(2))
+            p.process(&b, P(4), &frame(A, B, 0x0800, 60), PLAIN),
+            flood(2, None)
         );
     }
 
@@ -218,46 +268,115 @@ mod tests {
         let fdb = Arc::new(Fdb::new(FdbConfig::default()));
         let p = Pipeline::new(fdb.clone());
         let t = topo();
+        let b = p.begin(T, &t);
         assert_eq!(
-            p.process(&p.begin(T, &t), PortId(1), &[0u8; 13], PLAIN),
+            p.process(&b, P(1), &[0u8; 13], PLAIN),
             Verdict::Drop(DropReason::Runt)
         );
         assert_eq!(
-            p.process(&p.begin(T, &t), PortId(1), &frame(B, A, 0x8100, 60), PLAIN),
+            p.process(&b, P(1), &frame(B, A, 0x8100, 60), PLAIN),
             Verdict::Drop(DropReason::VlanTagged)
         );
         assert_eq!(
-            p.process(
-                &p.begin(T, &t),
-                PortId(1),
-                &frame(B, BCAST, 0x0800, 60),
-                PLAIN
-            ),
+            p.process(&b, P(1), &frame(B, BCAST, 0x0800, 60), PLAIN),
             Verdict::Drop(DropReason::InvalidSource)
         );
         assert_eq!(
-            p.process(
-                &p.begin(T, &t),
-                PortId(1),
-                &frame(B, A, 0x0800, 1515),
-                PLAIN
-            ),
+            p.process(&b, P(1), &frame(B, [0; 6], 0x0800, 60), PLAIN),
+            Verdict::Drop(DropReason::InvalidSource)
+        );
+        assert_eq!(
+            p.process(&b, P(1), &frame(B, A, 0x0800, 1515), PLAIN),
             Verdict::Drop(DropReason::OverMtu)
         );
         assert_eq!(
-            p.process(&p.begin(T, &t), PortId(9), &frame(B, A, 0x0800, 60), PLAIN),
+            p.process(&b, P(9), &frame(B, A, 0x0800, 60), PLAIN),
             Verdict::Drop(DropReason::NoSuchPort)
         );
         assert_eq!(fdb.len(), 0);
         // A super-frame may be longer than the MTU.
         assert_eq!(
             p.process(
-                &p.begin(T, &t),
-                PortId(1),
+                &b,
+                P(1),
                 &frame(B, A, 0x0800, 65000),
                 FrameMeta { gso: true }
             ),
-            Verdict::Flood(NetworkId(1))
+            flood(1, None)
+        );
+    }
+
+    #[test]
+    fn overlay_floods_to_peers_from_local_ports_only_and_encapsulates_to_learned_vteps() {
+        let fdb = Arc::new(Fdb::new(FdbConfig::default()));
+        let p = Pipeline::new(fdb.clone());
+        let t = topo();
+        let b = p.begin(T, &t);
+        let (v1, v2): (IpAddr, IpAddr) =
+            ("192.0.2.1".parse().unwrap(), "192.0.2.2".parse().unwrap());
+        let from = |ip| Ingress::Vtep {
+            ip,
+            network: NetworkId(3),
+        };
+        // Local broadcast goes to local ports and peers; a peer's broadcast only locally.
+        assert_eq!(
+            p.process(&b, P(6), &frame(BCAST, A, 0x0806, 60), PLAIN),
+            flood(3, Some(42))
+        );
+        assert_eq!(
+            p.process(&b, from(v1), &frame(BCAST, B, 0x0806, 60), PLAIN),
+            flood(3, None)
+        );
+        // B was learned behind v1: unicast to it is encapsulated to v1.
+        assert_eq!(
+            fdb.lookup(NetworkId(3), MacAddr(B)),
+            Some(Location::Vtep(v1))
+        );
+        assert_eq!(
+            p.process(&b, P(6), &frame(B, A, 0x0800, 60), PLAIN),
+            Verdict::Encap {
+                vni: Vni::new(42).unwrap(),
+                vtep: v1
+            }
+        );
+        // From a peer to a local MAC: forwarded; to a MAC behind another peer: never relayed.
+        assert_eq!(
+            p.process(&b, from(v1), &frame(A, B, 0x0800, 60), PLAIN),
+            Verdict::Forward(PortId(6))
+        );
+        p.process(&b, from(v2), &frame(BCAST, C, 0x0806, 60), PLAIN);
+        assert_eq!(
+            p.process(&b, from(v1), &frame(C, B, 0x0800, 60), PLAIN),
+            Verdict::Drop(DropReason::VtepToVtep)
+        );
+        // A MAC that moves from v1 to v2 is followed.
+        p.process(&b, from(v2), &frame(BCAST, B, 0x0806, 60), PLAIN);
+        assert_eq!(
+            fdb.lookup(NetworkId(3), MacAddr(B)),
+            Some(Location::Vtep(v2))
+        );
+        // Overlay frames larger than the MTU are left to the tunnel egress.
+        assert_eq!(
+            p.process(&b, P(6), &frame(B, A, 0x0800, 1600), PLAIN),
+            Verdict::Encap {
+                vni: Vni::new(42).unwrap(),
+                vtep: v2
+            }
+        );
+    }
+
+    #[test]
+    fn static_entries_win_over_learning() {
+        let fdb = Arc::new(Fdb::new(FdbConfig::default()));
+        let p = Pipeline::new(fdb.clone());
+        let t = topo();
+        let v1: IpAddr = "192.0.2.1".parse().unwrap();
+        fdb.add_static(NetworkId(3), MacAddr(B), Location::Vtep(v1));
+        let b = p.begin(T, &t);
+        p.process(&b, P(7), &frame(BCAST, B, 0x0806, 60), PLAIN);
+        assert_eq!(
+            fdb.lookup(NetworkId(3), MacAddr(B)),
+            Some(Location::Vtep(v1))
         );
     }
 }

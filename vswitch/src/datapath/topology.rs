@@ -1,16 +1,26 @@
 //! The switch's topology as the packet path sees it: which network each port belongs to,
-//! the ports of each network (its flood list) and their MTUs. An immutable snapshot: the
-//! control plane builds a new one on every change and publishes it through `arc-swap`;
-//! a worker loads it once per batch.
+//! the ports of each network (its flood list), MTUs, VNIs, the VXLAN peers and the
+//! router MAC. An immutable snapshot: the control plane builds a new one on every change
+//! and publishes it through `arc-swap`; a worker loads it once per batch.
 
 use std::collections::HashMap;
+use std::net::{IpAddr, Ipv4Addr};
 
-use fdb::{NetworkId, PortId};
+use fdb::{MacAddr, NetworkId, PortId};
+use vtep::{PeerTable, PortRange, Vni};
 
 #[derive(Debug, Clone, Default)]
 pub struct Topology {
     pub ports: HashMap<PortId, PortInfo>,
     pub networks: HashMap<NetworkId, NetworkInfo>,
+    /// Overlay networks by VNI.
+    pub vnis: HashMap<Vni, NetworkId>,
+    /// VXLAN peers and the VNIs each carries (head-end replication lists inside).
+    pub peers: PeerTable,
+    /// The gateway's MAC, source of the ICMP errors the switch sends.
+    pub router_mac: MacAddr,
+    /// How this host speaks VXLAN; `None` when no `[underlay]` is configured.
+    pub overlay: Option<OverlayParams>,
 }
 
 #[derive(Debug, Clone)]
@@ -27,11 +37,28 @@ pub struct NetworkInfo {
     pub mtu: u32,
     /// Every local port of the network, in a fixed order: the flood list.
     pub ports: Vec<PortId>,
+    /// Set for overlay networks.
+    pub vni: Option<Vni>,
+    pub gateway: Ipv4Addr,
+}
+
+/// The underlay settings the packet path needs.
+#[derive(Debug, Clone, Copy)]
+pub struct OverlayParams {
+    pub local: IpAddr,
+    pub src_ports: PortRange,
+    /// Clamp the MSS of TCP SYNs that cross the overlay.
+    pub mss_clamp: bool,
 }
 
 impl Topology {
     pub fn network_of(&self, port: PortId) -> Option<(NetworkId, &NetworkInfo)> {
         let net = self.ports.get(&port)?.network;
         Some((net, self.networks.get(&net)?))
+    }
+
+    /// Whether any overlay network is known at all (cheap test for the packet path).
+    pub fn has_overlay(&self) -> bool {
+        !self.vnis.is_empty()
     }
 }

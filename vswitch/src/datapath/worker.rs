@@ -1,7 +1,8 @@
-//! The batch loop: a worker thread waits on its ports (epoll), reads a batch from each
-//! ready port into pooled buffers, runs every frame through the pipeline, queues the
-//! frame's buffer index on each egress port, and then flushes every egress port with one
-//! batch send. Flooding queues the same buffer on several ports: nothing is copied.
+//! The batch loop: a worker thread waits on its ports and the underlay (epoll), reads a
+//! batch from each ready one into pooled buffers, runs every frame through the pipeline,
+//! queues the frame's buffer index on each egress port (and transmits for each peer),
+//! and then flushes every egress with one batch send. Flooding to local ports queues the
+//! same buffer on several ports: nothing is copied.
 //!
 //! Control commands (add / remove a port, stop) arrive on a channel, with an eventfd to
 //! wake the loop; they are drained between batches, so the control plane never touches
@@ -15,21 +16,28 @@ use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
 use crossbeam_channel::{Receiver, Sender};
-use fdb::{Location, PortId};
+use fdb::{Location, NetworkId, PortId};
+use vtep::PeerLookup;
 
 use super::counters::{DropReason, PortCounters};
-use super::pipeline::{FrameMeta, Pipeline, Verdict};
+use super::egress::{self, Outcome, Target};
+use super::offload::VnetHdr;
+use super::pipeline::{Batch, FrameMeta, Ingress, Pipeline, Verdict};
+use super::pool::Pool;
 use super::topology::Topology;
-use crate::packet::PacketBuf;
+use super::tunnel::{RxMeta, Transmit, Tunnel, TunnelCounters};
 use crate::port::sys::epoll::{Epoll, Events};
 use crate::port::sys::eventfd::EventFd;
 use crate::port::{Port, PortError};
 
-/// Frames read from one port per turn (and the size of the buffer pool).
+/// Frames read from one port per turn.
 pub const DEFAULT_BATCH: usize = 64;
+/// Scratch buffers per worker: frames the switch builds during one batch.
+const SCRATCH: usize = 256;
 /// Longest wait for a port to become readable before looking at commands again.
 const IDLE_WAIT: Duration = Duration::from_secs(1);
 const WAKE_TOKEN: u64 = u64::MAX;
+const TUNNEL_TOKEN: u64 = u64::MAX - 1;
 
 /// What the control plane asks of a worker.
 pub enum Command {
@@ -43,6 +51,11 @@ pub enum Command {
         id: PortId,
         reply: Sender<Option<Box<dyn Port>>>,
     },
+    /// Carry overlay networks over this underlay.
+    SetTunnel {
+        tunnel: Box<dyn Tunnel>,
+        counters: Arc<TunnelCounters>,
+    },
     /// Stop the loop and hand every port back.
     Shutdown {
         reply: Sender<Vec<(PortId, Box<dyn Port>)>>,
@@ -54,6 +67,7 @@ impl std::fmt::Debug for Command {
         match self {
             Command::AddPort { id, .. } => write!(f, "AddPort({id})"),
             Command::RemovePort { id, .. } => write!(f, "RemovePort({id})"),
+            Command::SetTunnel { .. } => write!(f, "SetTunnel"),
             Command::Shutdown { .. } => write!(f, "Shutdown"),
         }
     }
@@ -116,13 +130,17 @@ pub fn spawn(cfg: WorkerConfig) -> std::io::Result<WorkerHandle> {
     let wake = Arc::new(EventFd::new()?);
     let epoll = Epoll::new()?;
     epoll.add(wake.as_fd(), WAKE_TOKEN)?;
+    let batch = cfg.batch.max(1);
     let mut worker = Worker {
         epoll,
         wake: wake.clone(),
         commands: rx,
         ports: HashMap::new(),
-        pool: (0..cfg.batch.max(1)).map(|_| PacketBuf::new()).collect(),
+        pool: Pool::new(batch, SCRATCH),
         dirty: Vec::new(),
+        tunnel: None,
+        txs: Vec::with_capacity(SCRATCH * 2),
+        rx_meta: vec![RxMeta::default(); batch],
         cfg,
     };
     let thread = std::thread::Builder::new()
@@ -142,14 +160,23 @@ struct Slot {
     pending: Vec<u32>,
 }
 
+struct TunnelSlot {
+    tunnel: Box<dyn Tunnel>,
+    counters: Arc<TunnelCounters>,
+}
+
 struct Worker {
     epoll: Epoll,
     wake: Arc<EventFd>,
     commands: Receiver<Command>,
     ports: HashMap<PortId, Slot>,
-    pool: Vec<PacketBuf>,
+    pool: Pool,
     /// Ports with pending frames, in the order they were first queued.
     dirty: Vec<PortId>,
+    tunnel: Option<TunnelSlot>,
+    /// Datagrams queued for the underlay in the current batch.
+    txs: Vec<Transmit>,
+    rx_meta: Vec<RxMeta>,
     cfg: WorkerConfig,
 }
 
@@ -166,31 +193,21 @@ impl Worker {
             ready.clear();
             ready.extend(events.iter().map(|e| e.token));
             for &token in &ready {
-                if token == WAKE_TOKEN {
-                    let _ = self.wake.drain();
-                    if !self.drain_commands() {
-                        return;
+                match token {
+                    WAKE_TOKEN => {
+                        let _ = self.wake.drain();
+                        if !self.drain_commands() {
+                            return;
+                        }
                     }
-                } else {
-                    self.service(PortId(token as u32));
+                    TUNNEL_TOKEN => self.service_tunnel(),
+                    t => self.service_port(PortId(t as u32)),
                 }
             }
             if last_check.elapsed() >= IDLE_WAIT {
                 self.check_ports();
                 last_check = Instant::now();
             }
-        }
-    }
-
-    /// Finds ports whose interface vanished without the receive path hearing of it.
-    fn check_ports(&mut self) {
-        let gone: Vec<PortId> = self
-            .ports
-            .iter_mut()
-            .filter_map(|(id, slot)| slot.port.check_alive().err().map(|_| *id))
-            .collect();
-        for id in gone {
-            self.port_failed(id, PortError::Gone(String::new()));
         }
     }
 
@@ -206,18 +223,28 @@ impl Worker {
                     if let Err(e) = self.epoll.add(port.as_fd(), u64::from(id.0)) {
                         tracing::error!("cannot watch port {}: {e}", port.name());
                     }
+                    let pending = Vec::with_capacity(self.pool.rx().len() * 2);
                     self.ports.insert(
                         id,
                         Slot {
                             port,
                             counters,
-                            pending: Vec::with_capacity(self.pool.len()),
+                            pending,
                         },
                     );
                 }
                 Command::RemovePort { id, reply } => {
                     let port = self.detach(id);
                     let _ = reply.send(port);
+                }
+                Command::SetTunnel { tunnel, counters } => {
+                    if let Some(old) = self.tunnel.take() {
+                        let _ = self.epoll.delete(old.tunnel.as_fd());
+                    }
+                    if let Err(e) = self.epoll.add(tunnel.as_fd(), TUNNEL_TOKEN) {
+                        tracing::error!("cannot watch the underlay socket: {e}");
+                    }
+                    self.tunnel = Some(TunnelSlot { tunnel, counters });
                 }
                 Command::Shutdown { reply } => {
                     let ids: Vec<PortId> = self.ports.keys().copied().collect();
@@ -239,79 +266,262 @@ impl Worker {
         Some(slot.port)
     }
 
-    /// Reads one batch from `in_port`, decides, and flushes.
-    fn service(&mut self, in_port: PortId) {
+    /// Finds ports whose interface vanished without the receive path hearing of it.
+    fn check_ports(&mut self) {
+        let gone: Vec<PortId> = self
+            .ports
+            .iter_mut()
+            .filter_map(|(id, slot)| slot.port.check_alive().err().map(|_| *id))
+            .collect();
+        for id in gone {
+            self.port_gone(id);
+        }
+    }
+
+    /// Reads one batch from a local port, decides, and flushes.
+    fn service_port(&mut self, in_port: PortId) {
         let Some(slot) = self.ports.get_mut(&in_port) else {
             return;
         };
-        let received = slot.port.recv_batch(&mut self.pool);
+        let received = slot.port.recv_batch(self.pool.rx());
         let counters = slot.counters.clone();
         counters.add_port_drops(&slot.port.take_drops());
         let n = match received {
             Ok(n) => n,
+            Err(PortError::Gone(_)) => return self.port_gone(in_port),
             Err(e) => {
-                self.port_failed(in_port, e);
+                counters.count_drop(DropReason::RxError);
+                tracing::debug!("{e}");
                 return;
             }
         };
         if n == 0 {
             return;
         }
-        let topo = self.cfg.topology.load();
-        let batch = self.cfg.pipeline.begin(self.now(), &topo);
-        for i in 0..n {
-            let buf = &self.pool[i];
+        let topo = self.cfg.topology.load_full();
+        let pipeline = self.cfg.pipeline.clone();
+        let batch = pipeline.begin(self.now(), &topo);
+        for i in 0..n as u32 {
+            let buf = self.pool.get(i);
             counters.rx_packets.add(1);
             counters.rx_bytes.add(buf.len() as u64);
             let meta = FrameMeta {
                 gso: buf.vnet[1] != 0,
             };
-            match self
-                .cfg
-                .pipeline
-                .process(&batch, in_port, buf.frame(), meta)
-            {
-                Verdict::Forward(out) => {
-                    if !enqueue(&mut self.ports, &mut self.dirty, out, i) {
-                        counters.count_drop(DropReason::NoSuchPort);
-                    }
+            let verdict = pipeline.process(&batch, Ingress::Port(in_port), buf.frame(), meta);
+            self.apply(&batch, in_port, i, verdict, &counters);
+        }
+        drop(batch);
+        self.flush();
+    }
+
+    /// Carries out a verdict on pool buffer `i` that came in on local port `in_port`.
+    fn apply(
+        &mut self,
+        b: &Batch<'_>,
+        in_port: PortId,
+        i: u32,
+        verdict: Verdict,
+        counters: &PortCounters,
+    ) {
+        match verdict {
+            Verdict::Forward(out) => {
+                if !enqueue(&mut self.ports, &mut self.dirty, out, i) {
+                    counters.count_drop(DropReason::NoSuchPort);
                 }
-                Verdict::Flood(net) => {
-                    if let Some(info) = topo.networks.get(&net) {
-                        for &out in info.ports.iter().filter(|p| **p != in_port) {
-                            enqueue(&mut self.ports, &mut self.dirty, out, i);
-                        }
-                    }
+            }
+            Verdict::Flood { network, vni } => {
+                self.flood_local(b.topo, network, Some(in_port), i);
+                if let Some(vni) = vni {
+                    let peers = b.topo.peers.flood_list(vni);
+                    self.into_tunnel(b.topo, network, in_port, i, vni, peers, false, counters);
                 }
-                Verdict::Drop(reason) => counters.count_drop(reason),
+            }
+            Verdict::Encap { vni, vtep } => {
+                let Some(net) = b.topo.ports.get(&in_port).map(|p| p.network) else {
+                    return counters.count_drop(DropReason::NoSuchPort);
+                };
+                self.into_tunnel(b.topo, net, in_port, i, vni, &[vtep], true, counters);
+            }
+            Verdict::Drop(reason) => counters.count_drop(reason),
+        }
+    }
+
+    fn flood_local(&mut self, topo: &Topology, network: NetworkId, except: Option<PortId>, i: u32) {
+        if let Some(info) = topo.networks.get(&network) {
+            for &out in info.ports.iter().filter(|p| Some(**p) != except) {
+                enqueue(&mut self.ports, &mut self.dirty, out, i);
+            }
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn into_tunnel(
+        &mut self,
+        topo: &Topology,
+        network: NetworkId,
+        in_port: PortId,
+        i: u32,
+        vni: vtep::Vni,
+        peers: &[std::net::IpAddr],
+        exclusive: bool,
+        counters: &PortCounters,
+    ) {
+        let (Some(ov), Some(info), true) = (
+            topo.overlay.as_ref(),
+            topo.networks.get(&network),
+            self.tunnel.is_some(),
+        ) else {
+            return counters.count_drop(DropReason::NoUnderlay);
+        };
+        let target = Target {
+            vni,
+            peers,
+            exclusive,
+            mtu: info.mtu,
+            gateway: info.gateway,
+        };
+        match egress::to_peers(
+            &mut self.pool,
+            i,
+            &target,
+            ov,
+            topo.router_mac,
+            &mut self.txs,
+        ) {
+            Outcome::Queued => {}
+            Outcome::Reply(s) => {
+                counters.count_drop(DropReason::TooBigIcmpSent);
+                enqueue(&mut self.ports, &mut self.dirty, in_port, s);
+            }
+            Outcome::Drop(reason) => counters.count_drop(reason),
+        }
+    }
+
+    /// Reads one batch of VXLAN datagrams, decapsulates, decides, and flushes.
+    fn service_tunnel(&mut self) {
+        let Some(t) = self.tunnel.as_mut() else {
+            return;
+        };
+        let counters = t.counters.clone();
+        let n = match t.tunnel.recv_batch(self.pool.rx(), &mut self.rx_meta) {
+            Ok(n) => n,
+            Err(e) => {
+                tracing::debug!("{e}");
+                return;
+            }
+        };
+        if n == 0 {
+            return;
+        }
+        let topo = self.cfg.topology.load_full();
+        let pipeline = self.cfg.pipeline.clone();
+        let batch = pipeline.begin(self.now(), &topo);
+        for i in 0..n {
+            let meta = self.rx_meta[i];
+            let len = self.pool.get(i as u32).len();
+            let seg = meta.segment_size.map_or(len, usize::from).max(1);
+            let single = seg >= len;
+            let mut off = 0;
+            while off < len {
+                let end = (off + seg).min(len);
+                counters.rx_datagrams.add(1);
+                counters.rx_bytes.add((end - off) as u64);
+                self.decap_one(
+                    &pipeline,
+                    &batch,
+                    &counters,
+                    i as u32,
+                    off..end,
+                    meta.src.ip(),
+                    single,
+                );
+                off = end;
             }
         }
         drop(batch);
         self.flush();
     }
 
+    /// One VXLAN datagram at `range` of buffer `i`: check, decapsulate, switch.
+    #[allow(clippy::too_many_arguments)]
+    fn decap_one(
+        &mut self,
+        pipeline: &Pipeline,
+        b: &Batch<'_>,
+        counters: &TunnelCounters,
+        i: u32,
+        range: std::ops::Range<usize>,
+        src: std::net::IpAddr,
+        single: bool,
+    ) {
+        let topo = b.topo;
+        let datagram = &self.pool.get(i).frame()[range.clone()];
+        let knows = |v: vtep::Vni| topo.vnis.contains_key(&v);
+        let d = match vtep::decapsulate(datagram, src.to_canonical(), &knows, &topo.peers) {
+            Ok(d) => d,
+            Err(e) => return counters.decap_drop(e),
+        };
+        let Some(&network) = topo.vnis.get(&d.vni) else {
+            return counters.decap_drop(vtep::DecapError::UnknownVni);
+        };
+        let inner = &datagram[d.inner.clone()];
+        let ingress = Ingress::Vtep {
+            ip: src.to_canonical(),
+            network,
+        };
+        let verdict = pipeline.process(b, ingress, inner, FrameMeta { gso: false });
+        let out = match verdict {
+            Verdict::Forward(_) | Verdict::Flood { .. } => {
+                // The inner frame must stand alone in a buffer: in place when the datagram
+                // had the buffer to itself, else a copy.
+                if single {
+                    let buf = self.pool.get_mut(i);
+                    buf.pull_front(range.start + d.inner.start);
+                    buf.truncate(d.inner.len());
+                    buf.vnet = VnetHdr::NONE.to_bytes();
+                    i
+                } else {
+                    let Some(s) = self.pool.scratch() else {
+                        return counters.rx_no_buffer.add(1);
+                    };
+                    let (src_buf, dst) = self.pool.pair(i, s);
+                    let at = range.start + d.inner.start;
+                    dst.set_frame(&src_buf.frame()[at..at + d.inner.len()]);
+                    s
+                }
+            }
+            Verdict::Encap { .. } | Verdict::Drop(_) => return,
+        };
+        match verdict {
+            Verdict::Forward(p) => {
+                enqueue(&mut self.ports, &mut self.dirty, p, out);
+            }
+            Verdict::Flood { network, .. } => self.flood_local(topo, network, None, out),
+            _ => {}
+        }
+    }
+
     fn flush(&mut self) {
+        let pool = self.pool.all();
         let mut gone = Vec::new();
         for id in self.dirty.drain(..) {
             let Some(slot) = self.ports.get_mut(&id) else {
                 continue;
             };
             let queued = slot.pending.len();
-            let result = slot.port.send_batch(&self.pool, &slot.pending);
+            let result = slot.port.send_batch(pool, &slot.pending);
             let dropped = slot.port.take_drops();
             slot.counters.add_port_drops(&dropped);
             match result {
                 Ok(done) => {
-                    // `done` includes frames the port dropped itself (counted above); the
-                    // byte count of those is small noise next to the rest.
+                    // `done` includes frames the port dropped itself (counted above).
                     let refused = dropped.tx_refused + dropped.tx_link_down + dropped.tx_queue_full;
                     slot.counters
                         .tx_packets
                         .add((done as u64).saturating_sub(refused));
                     for &i in &slot.pending[..done] {
-                        slot.counters
-                            .tx_bytes
-                            .add(self.pool[i as usize].len() as u64);
+                        slot.counters.tx_bytes.add(pool[i as usize].len() as u64);
                     }
                     slot.counters
                         .count_drops(DropReason::TxBusy, (queued - done) as u64);
@@ -325,31 +535,46 @@ impl Worker {
             }
             slot.pending.clear();
         }
+        if let Some(t) = self.tunnel.as_mut()
+            && !self.txs.is_empty()
+        {
+            let queued = self.txs.len();
+            let done = match t.tunnel.send_batch(pool, &self.txs) {
+                Ok(done) => done,
+                Err(e) => {
+                    tracing::debug!("{e}");
+                    0
+                }
+            };
+            let refused = t.tunnel.take_tx_drops();
+            for tx in &self.txs[..done] {
+                let len = tx
+                    .range
+                    .as_ref()
+                    .map_or(pool[tx.buf as usize].len(), |r| r.len());
+                let n = tx
+                    .segment_size
+                    .map_or(1, |s| len.div_ceil(usize::from(s).max(1)));
+                t.counters.tx_datagrams.add(n as u64);
+                t.counters.tx_bytes.add(len as u64);
+            }
+            t.counters.tx_dropped.add((queued - done) as u64 + refused);
+        }
+        self.txs.clear();
+        self.pool.release_scratch();
         for id in gone {
-            self.port_failed(id, PortError::Gone(String::new()));
+            self.port_gone(id);
         }
     }
 
-    fn port_failed(&mut self, id: PortId, err: PortError) {
-        match err {
-            PortError::Gone(_) => {
-                if let Some(port) = self.detach(id) {
-                    tracing::warn!("port {} ({id}): interface gone, port removed", port.name());
-                    self.cfg
-                        .pipeline
-                        .fdb()
-                        .flush_location(Location::Port(id), false);
-                    let _ = self.cfg.events.send(Event::PortGone(id));
-                }
-            }
-            e => {
-                // A receive error other than "gone" loses whatever was waiting; it is
-                // counted as one dropped frame and the port stays.
-                if let Some(slot) = self.ports.get(&id) {
-                    slot.counters.count_drop(DropReason::RxError);
-                }
-                tracing::debug!("{e}");
-            }
+    fn port_gone(&mut self, id: PortId) {
+        if let Some(port) = self.detach(id) {
+            tracing::warn!("port {} ({id}): interface gone, port removed", port.name());
+            self.cfg
+                .pipeline
+                .fdb()
+                .flush_location(Location::Port(id), false);
+            let _ = self.cfg.events.send(Event::PortGone(id));
         }
     }
 }
@@ -359,7 +584,7 @@ fn enqueue(
     ports: &mut HashMap<PortId, Slot>,
     dirty: &mut Vec<PortId>,
     out: PortId,
-    i: usize,
+    i: u32,
 ) -> bool {
     let Some(slot) = ports.get_mut(&out) else {
         return false;
@@ -367,6 +592,6 @@ fn enqueue(
     if slot.pending.is_empty() {
         dirty.push(out);
     }
-    slot.pending.push(i as u32);
+    slot.pending.push(i);
     true
 }

@@ -1,0 +1,106 @@
+//! What the worker needs from the VXLAN underlay, as a trait: batch receive of UDP
+//! payloads (several datagrams per buffer when the kernel coalesced them with GRO), and
+//! batch send of transmits (one datagram, or several of one size sent with UDP GSO).
+//! The real one is `port::underlay::Underlay`; tests can use an in-memory one.
+//!
+//! Also the underlay's counters: datagrams and bytes each way, and every datagram
+//! dropped on the way in by its reason.
+
+use std::net::{IpAddr, SocketAddr};
+use std::ops::Range;
+use std::os::fd::BorrowedFd;
+
+use vtep::DecapError;
+
+use super::counters::Counter;
+use crate::packet::PacketBuf;
+
+/// One received buffer.
+#[derive(Debug, Clone, Copy)]
+pub struct RxMeta {
+    pub src: SocketAddr,
+    /// With GRO: the buffer holds datagrams of this size back to back (the last may be
+    /// shorter). `None`: one datagram.
+    pub segment_size: Option<u16>,
+}
+
+impl Default for RxMeta {
+    fn default() -> Self {
+        RxMeta {
+            src: SocketAddr::from(([0, 0, 0, 0], 0)),
+            segment_size: None,
+        }
+    }
+}
+
+/// One send: bytes of a pool buffer's frame to a peer, from a source port.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Transmit {
+    pub buf: u32,
+    /// The part of the buffer's frame to send (`None`: all of it).
+    pub range: Option<Range<usize>>,
+    pub dst: IpAddr,
+    pub src_port: u16,
+    /// Several datagrams of this size (the last may be shorter), in one GSO send.
+    pub segment_size: Option<u16>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum TunnelError {
+    #[error("underlay I/O error: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// The VXLAN underlay, from the worker's side.
+pub trait Tunnel: Send {
+    fn as_fd(&self) -> BorrowedFd<'_>;
+    /// Reads up to `bufs.len()` buffers; `meta[i]` describes `bufs[i]`.
+    fn recv_batch(
+        &mut self,
+        bufs: &mut [PacketBuf],
+        meta: &mut [RxMeta],
+    ) -> Result<usize, TunnelError>;
+    /// Sends in order; returns how many transmits are done (sent or dropped and counted).
+    fn send_batch(&mut self, pool: &[PacketBuf], txs: &[Transmit]) -> Result<usize, TunnelError>;
+    /// Datagrams the underlay dropped by itself since the last call (refused sends).
+    fn take_tx_drops(&mut self) -> u64 {
+        0
+    }
+}
+
+/// The underlay's counters (one writer: the worker).
+#[derive(Debug, Default)]
+pub struct TunnelCounters {
+    pub rx_datagrams: Counter,
+    pub rx_bytes: Counter,
+    pub tx_datagrams: Counter,
+    pub tx_bytes: Counter,
+    /// Sends the kernel refused or that would have blocked.
+    pub tx_dropped: Counter,
+    /// Decapsulated frames dropped because the batch had no scratch buffer left.
+    pub rx_no_buffer: Counter,
+    decap: [Counter; DecapError::COUNT],
+}
+
+impl TunnelCounters {
+    pub fn decap_drop(&self, e: DecapError) {
+        self.decap[e.index()].add(1);
+    }
+
+    pub fn snapshot(&self) -> serde_json::Value {
+        let drops: serde_json::Map<String, serde_json::Value> = DecapError::ALL
+            .iter()
+            .filter(|e| self.decap[e.index()].get() > 0)
+            .map(|e| (e.name().to_string(), self.decap[e.index()].get().into()))
+            .collect();
+        serde_json::json!({
+            "rx_datagrams": self.rx_datagrams.get(),
+            "rx_bytes": self.rx_bytes.get(),
+            "tx_datagrams": self.tx_datagrams.get(),
+            "tx_bytes": self.tx_bytes.get(),
+            "tx_dropped": self.tx_dropped.get(),
+            "rx_no_buffer": self.rx_no_buffer.get(),
+            "drops": drops,
+        })
+    }
+}
