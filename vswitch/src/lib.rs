@@ -8,3 +8,4 @@
 pub mod packet;
 pub mod port;
 pub mod datapath;
+pub mod nat;

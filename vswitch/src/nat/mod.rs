@@ -1,0 +1,11 @@
+//! NAT for the uplink: masquerade, published ports, connection tracking (being
+//! built; this commit has the flow keys, drop reasons, configuration and port pools).
+
+mod config;
+mod drop;
+mod ports;
+mod tuple;
+
+pub use config::{NatConfig, NatConfigError, Timeouts, parse_port_range};
+pub use drop::{NatDrop, NatDropCounts};
+pub use tuple::{FlowTuple, Proto, Tuple};
