@@ -4,8 +4,12 @@
 mod config;
 mod drop;
 mod ports;
+mod published;
 mod tuple;
 
 pub use config::{NatConfig, NatConfigError, Timeouts, parse_port_range};
 pub use drop::{NatDrop, NatDropCounts};
+pub use published::{
+    PortProto, PortSpec, PublishError, PublishedPort, PublishedPorts, check_conflict,
+};
 pub use tuple::{FlowTuple, Proto, Tuple};
