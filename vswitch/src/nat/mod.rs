@@ -3,6 +3,8 @@
 
 mod config;
 mod drop;
+mod icmp_error;
+mod packet;
 mod ports;
 mod published;
 mod tuple;
@@ -13,3 +15,4 @@ pub use published::{
     PortProto, PortSpec, PublishError, PublishedPort, PublishedPorts, check_conflict,
 };
 pub use tuple::{FlowTuple, Proto, Tuple};
+pub use vtep::ChecksumState;

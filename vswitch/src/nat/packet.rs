@@ -1,0 +1,314 @@
+//! Reading the fields NAT needs from an IPv4 packet and rewriting addresses and ports in
+//! place with incremental checksum updates (RFC 1624).
+//!
+//! The buffer starts at the IPv4 header. Only the headers are required to be present:
+//! the total length may describe a TSO super-frame bigger than what is checked here,
+//! or a frame with Ethernet padding, and neither matters to an incremental update.
+//! After [`parse`] succeeds, every offset the rewrite functions touch is inside the
+//! buffer; the writes still go through bounds-checked helpers, so a logic error can
+//! only leave a field unchanged, never panic.
+//!
+//! Checksums: the IPv4 header checksum is always complete. The TCP/UDP checksum is
+//! either complete (updated for every changed address and port) or partial
+//! (virtio_net_hdr `NEEDS_CSUM`: it holds the pseudo-header sum, so only address
+//! changes touch it, with [`checksum::partial_replace`]; the device completes it over
+//! the segment as rewritten). A UDP checksum of 0 means "none" and stays 0; an updated
+//! complete UDP checksum that comes out 0 is written as 0xffff. ICMP has no
+//! pseudo-header: its checksum changes only with the identifier (or the quoted packet
+//! of an error), and is left alone when partial.
+
+use std::net::Ipv4Addr;
+
+use vtep::ChecksumState;
+use vtep::checksum;
+
+use super::NatDrop;
+use super::tuple::{Proto, Tuple};
+
+pub(crate) const IP_MIN: usize = 20;
+const TCP_MIN: usize = 20;
+const UDP_LEN: usize = 8;
+const ICMP_MIN: usize = 8;
+
+pub(crate) const ICMP_ECHO_REPLY: u8 = 0;
+pub(crate) const ICMP_DEST_UNREACH: u8 = 3;
+pub(crate) const ICMP_ECHO_REQUEST: u8 = 8;
+pub(crate) const ICMP_TIME_EXCEEDED: u8 = 11;
+pub(crate) const ICMP_PARAM_PROBLEM: u8 = 12;
+
+/// What kind of packet [`parse`] found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Kind {
+    /// TCP, UDP or an ICMP echo request/reply. `flags`: the TCP flags byte, the ICMP
+    /// type for echo, 0 for UDP.
+    Flow { flags: u8 },
+    /// An ICMP error (destination unreachable, time exceeded, parameter problem):
+    /// its own tuple means nothing; the quoted packet identifies the flow.
+    IcmpError,
+}
+
+/// The translatable fields of a packet.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Parsed {
+    /// IPv4 header length (the transport header's offset).
+    pub ihl: usize,
+    pub proto: Proto,
+    pub tuple: Tuple,
+    pub kind: Kind,
+}
+
+pub(crate) fn be16(buf: &[u8], at: usize) -> Option<u16> {
+    let b = buf.get(at..at.checked_add(2)?)?;
+    Some(u16::from_be_bytes([b[0], b[1]]))
+}
+
+pub(crate) fn put16(buf: &mut [u8], at: usize, v: u16) {
+    if let Some(b) = at.checked_add(2).and_then(|end| buf.get_mut(at..end)) {
+        b.copy_from_slice(&v.to_be_bytes());
+    }
+}
+
+fn addr(buf: &[u8], at: usize) -> Option<Ipv4Addr> {
+    let b = buf.get(at..at.checked_add(4)?)?;
+    Some(Ipv4Addr::new(b[0], b[1], b[2], b[3]))
+}
+
+fn put_addr(buf: &mut [u8], at: usize, a: Ipv4Addr) {
+    if let Some(b) = at.checked_add(4).and_then(|end| buf.get_mut(at..end)) {
+        b.copy_from_slice(&a.octets());
+    }
+}
+
+/// The IPv4 header's length, protocol, addresses and whether it is a fragment.
+pub(crate) struct IpHeader {
+    pub ihl: usize,
+    pub protocol: u8,
+    pub src: Ipv4Addr,
+    pub dst: Ipv4Addr,
+    /// More-fragments set or a non-zero offset.
+    pub fragment: bool,
+    /// A non-zero fragment offset: no transport header in this packet.
+    pub later_fragment: bool,
+}
+
+pub(crate) fn ip_header(pkt: &[u8]) -> Option<IpHeader> {
+    let first = *pkt.first()?;
+    let ihl = usize::from(first & 0x0f) * 4;
+    if first >> 4 != 4 || ihl < IP_MIN || pkt.len() < ihl {
+        return None;
+    }
+    let frag = be16(pkt, 6)?;
+    Some(IpHeader {
+        ihl,
+        protocol: *pkt.get(9)?,
+        src: addr(pkt, 12)?,
+        dst: addr(pkt, 16)?,
+        fragment: frag & 0x3fff != 0,
+        later_fragment: frag & 0x1fff != 0,
+    })
+}
+
+/// The tuple of a TCP/UDP/ICMP-echo header at `l4`, with the TCP flags. For a quoted
+/// packet only the first 8 bytes of the transport header are needed (`min = 8`).
+pub(crate) fn transport(
+    pkt: &[u8],
+    l4: usize,
+    proto: Proto,
+    src: Ipv4Addr,
+    dst: Ipv4Addr,
+    min: usize,
+) -> Result<(Tuple, Kind), NatDrop> {
+    let need = match proto {
+        Proto::Tcp => min.min(TCP_MIN),
+        Proto::Udp => UDP_LEN,
+        Proto::Icmp => ICMP_MIN,
+    };
+    if pkt.len() < l4.saturating_add(need) {
+        return Err(NatDrop::Malformed);
+    }
+    let p0 = be16(pkt, l4).ok_or(NatDrop::Malformed)?;
+    let p1 = be16(pkt, l4 + 2).ok_or(NatDrop::Malformed)?;
+    let flow = |sport, dport, flags| {
+        let t = Tuple {
+            src,
+            sport,
+            dst,
+            dport,
+        };
+        Ok((t, Kind::Flow { flags }))
+    };
+    match proto {
+        Proto::Tcp => flow(p0, p1, pkt.get(l4 + 13).copied().unwrap_or(0)),
+        Proto::Udp => flow(p0, p1, 0),
+        Proto::Icmp => {
+            let id = be16(pkt, l4 + 4).ok_or(NatDrop::Malformed)?;
+            match (p0 >> 8) as u8 {
+                ICMP_ECHO_REQUEST => flow(id, 0, ICMP_ECHO_REQUEST),
+                ICMP_ECHO_REPLY => flow(0, id, ICMP_ECHO_REPLY),
+                ICMP_DEST_UNREACH | ICMP_TIME_EXCEEDED | ICMP_PARAM_PROBLEM => {
+                    let t = Tuple {
+                        src,
+                        sport: 0,
+                        dst,
+                        dport: 0,
+                    };
+                    Ok((t, Kind::IcmpError))
+                }
+                _ => Err(NatDrop::UnsupportedIcmp),
+            }
+        }
+    }
+}
+
+/// Parses the packet NAT is asked to translate.
+pub(crate) fn parse(pkt: &[u8]) -> Result<Parsed, NatDrop> {
+    let ip = ip_header(pkt).ok_or(NatDrop::Malformed)?;
+    let total = usize::from(be16(pkt, 2).ok_or(NatDrop::Malformed)?);
+    // 0 is what "big TCP" super-frames carry; anything else must cover the header.
+    if total != 0 && total < ip.ihl {
+        return Err(NatDrop::Malformed);
+    }
+    if ip.fragment {
+        return Err(NatDrop::Fragment);
+    }
+    let proto = Proto::from_number(ip.protocol).ok_or(NatDrop::UnsupportedProtocol)?;
+    let (tuple, kind) = transport(pkt, ip.ihl, proto, ip.src, ip.dst, TCP_MIN)?;
+    Ok(Parsed {
+        ihl: ip.ihl,
+        proto,
+        tuple,
+        kind,
+    })
+}
+
+/// Rewrites the IPv4 source and destination to `src`/`dst`, updating the header
+/// checksum, and returns the old addresses.
+pub(crate) fn rewrite_ip(pkt: &mut [u8], src: Ipv4Addr, dst: Ipv4Addr) -> (Ipv4Addr, Ipv4Addr) {
+    let old_src = addr(pkt, 12).unwrap_or(src);
+    let old_dst = addr(pkt, 16).unwrap_or(dst);
+    let mut check = be16(pkt, 10).unwrap_or(0);
+    if old_src != src {
+        check = checksum::csum_replace4(check, old_src.octets(), src.octets());
+        put_addr(pkt, 12, src);
+    }
+    if old_dst != dst {
+        check = checksum::csum_replace4(check, old_dst.octets(), dst.octets());
+        put_addr(pkt, 16, dst);
+    }
+    put16(pkt, 10, check);
+    (old_src, old_dst)
+}
+
+/// Where a transport header keeps its checksum, and whether it covers a pseudo-header.
+fn checksum_at(proto: Proto) -> (usize, bool) {
+    match proto {
+        Proto::Tcp => (16, true),
+        Proto::Udp => (6, true),
+        Proto::Icmp => (2, false),
+    }
+}
+
+/// Rewrites a packet of tuple `old` into tuple `new`: addresses in the IPv4 header at
+/// 0, ports (or the ICMP echo identifier) in the transport header at `l4`, and every
+/// checksum per `csum`. `avail` is how many transport bytes are present (a quoted
+/// packet may be cut short); the checksum is updated only if its field is inside.
+pub(crate) fn rewrite(
+    pkt: &mut [u8],
+    l4: usize,
+    proto: Proto,
+    old: Tuple,
+    new: Tuple,
+    csum: ChecksumState,
+) {
+    rewrite_ip(pkt, new.src, new.dst);
+    let (at, pseudo) = checksum_at(proto);
+    let has_check = pkt.len() >= l4 + at + 2;
+    let old_check = be16(pkt, l4 + at).unwrap_or(0);
+    let mut check = old_check;
+    let udp_none = proto == Proto::Udp && old_check == 0 && csum == ChecksumState::Complete;
+    let update = has_check && !udp_none;
+    let (ports_old, ports_new) = match proto {
+        // The identifier lives at offset 4; one of sport/dport is it, the other 0.
+        Proto::Icmp => ([old.sport | old.dport, 0], [new.sport | new.dport, 0]),
+        _ => ([old.sport, old.dport], [new.sport, new.dport]),
+    };
+    if update && pseudo {
+        for (o, n) in [(old.src, new.src), (old.dst, new.dst)] {
+            if o != n {
+                check = match csum {
+                    ChecksumState::Complete => {
+                        checksum::csum_replace4(check, o.octets(), n.octets())
+                    }
+                    ChecksumState::Partial => {
+                        checksum::partial_replace(check, &o.octets(), &n.octets())
+                    }
+                };
+            }
+        }
+    }
+    let port_at = match proto {
+        Proto::Icmp => [l4 + 4, l4 + 6],
+        _ => [l4, l4 + 2],
+    };
+    let ports = if proto == Proto::Icmp { 1 } else { 2 };
+    for i in 0..ports {
+        if ports_old[i] != ports_new[i] {
+            if update && csum == ChecksumState::Complete {
+                check = checksum::csum_replace2(check, ports_old[i], ports_new[i]);
+            }
+            put16(pkt, port_at[i], ports_new[i]);
+        }
+    }
+    if update && check != old_check {
+        if proto == Proto::Udp && csum == ChecksumState::Complete && check == 0 {
+            check = 0xffff;
+        }
+        put16(pkt, l4 + at, check);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn short_or_odd_packets_are_refused() {
+        assert_eq!(parse(&[]), Err(NatDrop::Malformed));
+        assert_eq!(parse(&[0x45; 19]), Err(NatDrop::Malformed));
+        let mut p = [0u8; 28];
+        p[0] = 0x46; // IHL 24, only 28 bytes: no room for UDP
+        p[9] = 17;
+        assert_eq!(parse(&p), Err(NatDrop::Malformed));
+        p[0] = 0x45;
+        p[2..4].copy_from_slice(&10u16.to_be_bytes()); // total length below the header
+        assert_eq!(parse(&p), Err(NatDrop::Malformed));
+        p[2..4].copy_from_slice(&28u16.to_be_bytes());
+        assert!(parse(&p).is_ok());
+        p[9] = 47;
+        assert_eq!(parse(&p), Err(NatDrop::UnsupportedProtocol));
+        p[9] = 17;
+        p[6] = 0x20; // more fragments
+        assert_eq!(parse(&p), Err(NatDrop::Fragment));
+        p[6] = 0;
+        p[0] = 0x65;
+        assert_eq!(parse(&p), Err(NatDrop::Malformed));
+    }
+
+    #[test]
+    fn icmp_kinds() {
+        let mut p = [0u8; 28];
+        p[0] = 0x45;
+        p[9] = 1;
+        p[20] = 13; // timestamp request
+        assert_eq!(parse(&p), Err(NatDrop::UnsupportedIcmp));
+        p[20] = 8;
+        p[24..26].copy_from_slice(&77u16.to_be_bytes());
+        let got = parse(&p).unwrap();
+        assert_eq!((got.tuple.sport, got.tuple.dport), (77, 0));
+        p[20] = 0;
+        let got = parse(&p).unwrap();
+        assert_eq!((got.tuple.sport, got.tuple.dport), (0, 77));
+        p[20] = 11;
+        assert_eq!(parse(&p).unwrap().kind, Kind::IcmpError);
+    }
+}
