@@ -100,6 +100,8 @@ mod state;
 mod table;
 mod tuple;
 
+#[cfg(test)]
+mod tests;
 
 pub use config::{NatConfig, NatConfigError, Timeouts, parse_port_range};
 pub use conn::{Egress, NatKind};
