@@ -11,7 +11,7 @@
 //! Checksums: the IPv4 header checksum is always complete. The TCP/UDP checksum is
 //! either complete (updated for every changed address and port) or partial
 //! (virtio_net_hdr `NEEDS_CSUM`: it holds the pseudo-header sum, so only address
-//! changes touch it, with [`checksum::partial_replace`]; the device completes it over
+//! changes touch it (as `vtep::checksum::partial_replace` would); the device completes it over
 //! the segment as rewritten). A UDP checksum of 0 means "none" and stays 0; an updated
 //! complete UDP checksum that comes out 0 is written as 0xffff. ICMP has no
 //! pseudo-header: its checksum changes only with the identifier (or the quoted packet
@@ -77,6 +77,30 @@ fn put_addr(buf: &mut [u8], at: usize, a: Ipv4Addr) {
     if let Some(b) = at.checked_add(4).and_then(|end| buf.get_mut(at..end)) {
         b.copy_from_slice(&a.octets());
     }
+}
+
+/// Adds `~old + new` for an address's two 16-bit words to a running sum: the RFC 1624
+/// update, as [`checksum::csum_replace4`] does it but without the byte-slice loop
+/// (this runs twice or four times per packet).
+#[inline]
+fn addr_delta(acc: u32, old: Ipv4Addr, new: Ipv4Addr) -> u32 {
+    let (o, n) = (u32::from(old), u32::from(new));
+    let acc = checksum::add_u16(acc, !((o >> 16) as u16));
+    let acc = checksum::add_u16(acc, !(o as u16));
+    let acc = checksum::add_u16(acc, (n >> 16) as u16);
+    checksum::add_u16(acc, n as u16)
+}
+
+/// A complete checksum after an address changed (RFC 1624 equation 3).
+#[inline]
+pub(crate) fn replace_addr(check: u16, old: Ipv4Addr, new: Ipv4Addr) -> u16 {
+    !checksum::fold(addr_delta(u32::from(!check), old, new))
+}
+
+/// A partial (pseudo-header) sum after an address changed.
+#[inline]
+fn partial_addr(sum: u16, old: Ipv4Addr, new: Ipv4Addr) -> u16 {
+    checksum::fold(addr_delta(u32::from(sum), old, new))
 }
 
 /// The IPv4 header's length, protocol, addresses and whether it is a fragment.
@@ -188,11 +212,11 @@ pub(crate) fn rewrite_ip(pkt: &mut [u8], src: Ipv4Addr, dst: Ipv4Addr) -> (Ipv4A
     let old_dst = addr(pkt, 16).unwrap_or(dst);
     let mut check = be16(pkt, 10).unwrap_or(0);
     if old_src != src {
-        check = checksum::csum_replace4(check, old_src.octets(), src.octets());
+        check = replace_addr(check, old_src, src);
         put_addr(pkt, 12, src);
     }
     if old_dst != dst {
-        check = checksum::csum_replace4(check, old_dst.octets(), dst.octets());
+        check = replace_addr(check, old_dst, dst);
         put_addr(pkt, 16, dst);
     }
     put16(pkt, 10, check);
@@ -222,45 +246,43 @@ pub(crate) fn rewrite(
 ) {
     rewrite_ip(pkt, new.src, new.dst);
     let (at, pseudo) = checksum_at(proto);
-    let has_check = pkt.len() >= l4 + at + 2;
-    let old_check = be16(pkt, l4 + at).unwrap_or(0);
-    let mut check = old_check;
-    let udp_none = proto == Proto::Udp && old_check == 0 && csum == ChecksumState::Complete;
-    let update = has_check && !udp_none;
-    let (ports_old, ports_new) = match proto {
-        // The identifier lives at offset 4; one of sport/dport is it, the other 0.
-        Proto::Icmp => ([old.sport | old.dport, 0], [new.sport | new.dport, 0]),
-        _ => ([old.sport, old.dport], [new.sport, new.dport]),
+    let complete = csum == ChecksumState::Complete;
+    let old_check = be16(pkt, l4 + at);
+    // No field in the (quoted) packet, or UDP's "no checksum": nothing to update.
+    let update = match old_check {
+        None => false,
+        Some(0) => !(proto == Proto::Udp && complete),
+        Some(_) => true,
     };
+    let mut check = old_check.unwrap_or(0);
     if update && pseudo {
         for (o, n) in [(old.src, new.src), (old.dst, new.dst)] {
             if o != n {
-                check = match csum {
-                    ChecksumState::Complete => {
-                        checksum::csum_replace4(check, o.octets(), n.octets())
-                    }
-                    ChecksumState::Partial => {
-                        checksum::partial_replace(check, &o.octets(), &n.octets())
-                    }
+                check = if complete {
+                    replace_addr(check, o, n)
+                } else {
+                    partial_addr(check, o, n)
                 };
             }
         }
     }
-    let port_at = match proto {
-        Proto::Icmp => [l4 + 4, l4 + 6],
-        _ => [l4, l4 + 2],
+    // (offset, old, new) of each port; ICMP echo has one identifier at offset 4, and
+    // one of sport/dport is it, the other 0.
+    let ports = match proto {
+        Proto::Icmp => [(l4 + 4, old.sport | old.dport, new.sport | new.dport); 2],
+        _ => [(l4, old.sport, new.sport), (l4 + 2, old.dport, new.dport)],
     };
-    let ports = if proto == Proto::Icmp { 1 } else { 2 };
-    for i in 0..ports {
-        if ports_old[i] != ports_new[i] {
-            if update && csum == ChecksumState::Complete {
-                check = checksum::csum_replace2(check, ports_old[i], ports_new[i]);
+    let count = if proto == Proto::Icmp { 1 } else { 2 };
+    for &(off, o, n) in &ports[..count] {
+        if o != n {
+            if update && complete {
+                check = checksum::csum_replace2(check, o, n);
             }
-            put16(pkt, port_at[i], ports_new[i]);
+            put16(pkt, off, n);
         }
     }
-    if update && check != old_check {
-        if proto == Proto::Udp && csum == ChecksumState::Complete && check == 0 {
+    if update && Some(check) != old_check {
+        if proto == Proto::Udp && complete && check == 0 {
             check = 0xffff;
         }
         put16(pkt, l4 + at, check);
@@ -292,6 +314,21 @@ mod tests {
         p[6] = 0;
         p[0] = 0x65;
         assert_eq!(parse(&p), Err(NatDrop::Malformed));
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn address_updates_match_vtep(check: u16, old: [u8; 4], new: [u8; 4]) {
+            let (o, n) = (Ipv4Addr::from(old), Ipv4Addr::from(new));
+            proptest::prop_assert_eq!(
+                replace_addr(check, o, n),
+                checksum::csum_replace4(check, old, new)
+            );
+            proptest::prop_assert_eq!(
+                partial_addr(check, o, n),
+                checksum::partial_replace(check, &old, &new)
+            );
+        }
     }
 
     #[test]
