@@ -104,6 +104,10 @@ pub struct Timeouts {
     /// ICMP echo. Default 30 s.
     #[serde(with = "secs")]
     pub icmp: Duration,
+    /// How long the later fragments of a datagram are translated after its first
+    /// (Linux's `ipfrag_time`). Default 30 s.
+    #[serde(with = "secs")]
+    pub fragment: Duration,
 }
 
 impl Default for Timeouts {
@@ -119,6 +123,7 @@ impl Default for Timeouts {
             udp: s(30),
             udp_stream: s(180),
             icmp: s(30),
+            fragment: s(30),
         }
     }
 }
@@ -169,6 +174,7 @@ impl NatConfig {
             ("udp", t.udp),
             ("udp_stream", t.udp_stream),
             ("icmp", t.icmp),
+            ("fragment", t.fragment),
         ];
         match all.iter().find(|(_, d)| d.is_zero()) {
             Some((name, _)) => Err(NatConfigError::ZeroTimeout(name)),

@@ -10,8 +10,9 @@ use std::fmt;
 pub enum NatDrop {
     /// Not a well-formed IPv4 packet with a complete transport header.
     Malformed,
-    /// An IPv4 fragment: the engine does not reassemble, and only the first fragment
-    /// carries ports. Senders doing path-MTU discovery (DF set) never send these.
+    /// A later IPv4 fragment (no ports in it) of a datagram whose first fragment was
+    /// not translated just before: reordered ahead of it, too old, or too many
+    /// fragmented datagrams in flight. The engine does not reassemble.
     Fragment,
     /// Neither TCP, UDP nor ICMP.
     UnsupportedProtocol,

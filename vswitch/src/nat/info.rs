@@ -65,6 +65,8 @@ pub struct NatCounters {
     pub refused_tuple_in_use: u64,
     /// Port use per protocol (TCP, UDP, ICMP).
     pub ports: [PortUsage; 3],
+    /// Fragmented datagrams whose later fragments are expected.
+    pub fragmented_datagrams: usize,
 }
 
 fn secs<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {

@@ -52,9 +52,9 @@
 //! or partial (virtio_net_hdr `NEEDS_CSUM`, only the pseudo-header part changes). A
 //! zero UDP checksum stays zero. See `packet.rs`.
 //!
-//! **Fragments** are dropped (`fragment`): only the first carries ports and the engine
-//! does not reassemble. Path-MTU discovery (DF set, which Linux sets on TCP and on
-//! most UDP) never produces them.
+//! **Fragments** are not reassembled: the first one (which has the ports) is
+//! translated like any packet and the later ones get the same addresses, if they come
+//! after it; a later fragment seen first is dropped (`fragment`). See `fragments.rs`.
 //!
 //! # Concurrency
 //!
@@ -91,6 +91,7 @@
 mod config;
 mod conn;
 mod drop;
+mod fragments;
 mod icmp_error;
 mod info;
 mod packet;

@@ -55,6 +55,9 @@ pub(crate) struct Parsed {
     pub proto: Proto,
     pub tuple: Tuple,
     pub kind: Kind,
+    /// The IPv4 identification if this is the first fragment of a fragmented
+    /// datagram (the later ones will need the same address translation).
+    pub first_fragment: Option<u16>,
 }
 
 pub(crate) fn be16(buf: &[u8], at: usize) -> Option<u16> {
@@ -103,14 +106,16 @@ fn partial_addr(sum: u16, old: Ipv4Addr, new: Ipv4Addr) -> u16 {
     checksum::fold(addr_delta(u32::from(sum), old, new))
 }
 
-/// The IPv4 header's length, protocol, addresses and whether it is a fragment.
+/// The IPv4 header's length, protocol, addresses and fragmentation.
 pub(crate) struct IpHeader {
     pub ihl: usize,
     pub protocol: u8,
     pub src: Ipv4Addr,
     pub dst: Ipv4Addr,
-    /// More-fragments set or a non-zero offset.
-    pub fragment: bool,
+    /// The identification field.
+    pub id: u16,
+    /// More-fragments set.
+    pub more_fragments: bool,
     /// A non-zero fragment offset: no transport header in this packet.
     pub later_fragment: bool,
 }
@@ -127,7 +132,8 @@ pub(crate) fn ip_header(pkt: &[u8]) -> Option<IpHeader> {
         protocol: *pkt.get(9)?,
         src: addr(pkt, 12)?,
         dst: addr(pkt, 16)?,
-        fragment: frag & 0x3fff != 0,
+        id: be16(pkt, 4)?,
+        more_fragments: frag & 0x2000 != 0,
         later_fragment: frag & 0x1fff != 0,
     })
 }
@@ -192,7 +198,8 @@ pub(crate) fn parse(pkt: &[u8]) -> Result<Parsed, NatDrop> {
     if total != 0 && total < ip.ihl {
         return Err(NatDrop::Malformed);
     }
-    if ip.fragment {
+    if ip.later_fragment {
+        // No transport header: only the fragment table knows its translation.
         return Err(NatDrop::Fragment);
     }
     let proto = Proto::from_number(ip.protocol).ok_or(NatDrop::UnsupportedProtocol)?;
@@ -202,6 +209,7 @@ pub(crate) fn parse(pkt: &[u8]) -> Result<Parsed, NatDrop> {
         proto,
         tuple,
         kind,
+        first_fragment: ip.more_fragments.then_some(ip.id),
     })
 }
 
@@ -309,8 +317,11 @@ mod tests {
         p[9] = 47;
         assert_eq!(parse(&p), Err(NatDrop::UnsupportedProtocol));
         p[9] = 17;
-        p[6] = 0x20; // more fragments
+        p[6] = 0x20; // more fragments, offset 0: the first fragment
+        assert_eq!(parse(&p).unwrap().first_fragment, Some(0));
+        p[7] = 0x01; // offset 8
         assert_eq!(parse(&p), Err(NatDrop::Fragment));
+        p[7] = 0;
         p[6] = 0;
         p[0] = 0x65;
         assert_eq!(parse(&p), Err(NatDrop::Malformed));

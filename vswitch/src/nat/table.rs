@@ -21,6 +21,7 @@ use vtep::ChecksumState;
 use super::config::{NatConfig, NatConfigError, Timeouts};
 use super::conn::{Conn, Egress, NatKind, Slot, nanos};
 use super::drop::NatDrop;
+use super::fragments::{FragKey, FragRecord, Fragments};
 use super::icmp_error;
 use super::info::{ConnInfo, NatCounters, PortUsage};
 use super::packet::{self, Kind, Parsed};
@@ -56,6 +57,7 @@ pub struct Nat {
     pools: Mutex<[PortPool; 3]>,
     live: AtomicUsize,
     published: ArcSwap<PublishedPorts>,
+    frags: Fragments,
     created: AtomicU64,
     removed: AtomicU64,
     refused: [AtomicU64; 3],
@@ -101,6 +103,7 @@ impl Nat {
             pools: Mutex::new([pool(), pool(), pool()]),
             live: AtomicUsize::new(0),
             published: ArcSwap::from_pointee(PublishedPorts::new()),
+            frags: Fragments::default(),
             created: AtomicU64::new(0),
             removed: AtomicU64::new(0),
             refused: Default::default(),
@@ -163,9 +166,12 @@ impl Nat {
         csum: ChecksumState,
         side: Side,
     ) -> Result<Translated, NatDrop> {
-        let p = packet::parse(pkt)?;
+        let p = match packet::parse(pkt) {
+            Err(NatDrop::Fragment) => return self.frags.translate(pkt, side),
+            p => p?,
+        };
         let Kind::Flow { flags } = p.kind else {
-            return self.icmp_error(pkt, &p, side, csum);
+            return self.icmp_error(now, pkt, &p, side, csum);
         };
         let map = self.map.pin();
         let key = Key {
@@ -180,12 +186,43 @@ impl Nat {
         slot.conn.touch(now, slot.dir, flags);
         let new = slot.conn.translate(slot.dir);
         packet::rewrite(pkt, p.ihl, p.proto, p.tuple, new, csum);
-        Ok(Translated {
+        let t = Translated {
             kind: slot.conn.kind,
             egress: slot.conn.egress(slot.dir),
             dst: new.dst,
             created,
-        })
+        };
+        self.remember_fragments(now, &p, side, new.src, &t);
+        Ok(t)
+    }
+
+    /// If `p` was the first fragment of a datagram, records what its later fragments
+    /// become.
+    fn remember_fragments(
+        &self,
+        now: Duration,
+        p: &Parsed,
+        side: Side,
+        new_src: Ipv4Addr,
+        t: &Translated,
+    ) {
+        if let Some(id) = p.first_fragment {
+            let key = FragKey {
+                side,
+                protocol: p.proto.number(),
+                src: p.tuple.src,
+                dst: p.tuple.dst,
+                id,
+            };
+            let rec = FragRecord {
+                src: new_src,
+                dst: t.dst,
+                kind: t.kind,
+                egress: t.egress,
+                created_ns: nanos(now),
+            };
+            self.frags.record(key, rec);
+        }
     }
 
     /// Decides whether the first packet of an unknown flow may start one, and how.
@@ -298,6 +335,7 @@ impl Nat {
     /// the quote and the outer header. Never creates or refreshes an entry.
     fn icmp_error(
         &self,
+        now: Duration,
         pkt: &mut [u8],
         p: &Parsed,
         side: Side,
@@ -328,18 +366,22 @@ impl Nat {
             p.tuple.src
         };
         icmp_error::translate(pkt, p.ihl, &q, t.reversed(), outer_src, t.dst, csum);
-        Ok(Translated {
+        let done = Translated {
             kind: slot.conn.kind,
             egress,
             dst: t.dst,
             created: false,
-        })
+        };
+        self.remember_fragments(now, p, side, outer_src, &done);
+        Ok(done)
     }
 
     /// Removes the connections idle longer than their state's timeout at `now`, and
-    /// frees their ports. Returns how many were removed. Call it periodically (once a
-    /// second is plenty) from one thread; it allocates a list of the expired entries.
+    /// frees their ports; also forgets fragmented datagrams older than the fragment
+    /// timeout. Returns how many connections were removed. Call it periodically (once
+    /// a second is plenty) from one thread; it allocates a list of the expired entries.
     pub fn expire(&self, now: Duration) -> usize {
+        self.frags.expire(now, self.timeouts.fragment);
         self.remove_where(|c| c.expired(now, &self.timeouts))
     }
 
@@ -420,6 +462,7 @@ impl Nat {
             refused_ports_exhausted: self.refused[REFUSED_PORTS].load(Relaxed),
             refused_tuple_in_use: self.refused[REFUSED_TUPLE].load(Relaxed),
             ports: Proto::ALL.map(usage),
+            fragmented_datagrams: self.frags.len(),
         }
     }
 }

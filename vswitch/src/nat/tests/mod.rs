@@ -3,6 +3,7 @@
 //! each file covers one concern.
 
 mod expiry;
+mod fragments;
 mod fuzz;
 mod icmp;
 mod limits;
@@ -76,10 +77,14 @@ pub fn tcp_with(
 }
 
 pub fn udp(src: Ipv4Addr, sport: u16, dst: Ipv4Addr, dport: u16) -> Vec<u8> {
+    udp_with(src, sport, dst, dport, b"datagram!")
+}
+
+pub fn udp_with(src: Ipv4Addr, sport: u16, dst: Ipv4Addr, dport: u16, payload: &[u8]) -> Vec<u8> {
     let mut v = Vec::new();
     PacketBuilder::ipv4(src.octets(), dst.octets(), 64)
         .udp(sport, dport)
-        .write(&mut v, b"datagram!")
+        .write(&mut v, payload)
         .unwrap();
     v
 }

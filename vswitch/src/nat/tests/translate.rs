@@ -305,6 +305,7 @@ fn bad_packets_are_refused_unchanged() {
     let n = nat();
     let mut frag = udp(A, 1, R, 2);
     frag[6] = 0x20;
+    frag[7] = 0x01; // offset 8: a later fragment, and no first one was seen
     frag[10..12].copy_from_slice(&[0, 0]);
     assert_eq!(out_err(&n, secs(0), &frag), NatDrop::Fragment);
     assert_eq!(
