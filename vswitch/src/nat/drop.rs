@@ -86,6 +86,8 @@ impl fmt::Display for NatDrop {
     }
 }
 
+impl std::error::Error for NatDrop {}
+
 /// Packets dropped per reason; one per worker, summed with [`NatDropCounts::merge`]
 /// when read.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

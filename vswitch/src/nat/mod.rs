@@ -8,6 +8,31 @@
 //! clock, and entries go only when [`Nat::expire`] is called. IPv4 only. No I/O, no
 //! logging; nothing allocates per packet (creating a flow allocates its entry).
 //!
+//! ```
+//! use std::time::Duration;
+//! use vswitch::nat::{ChecksumState, Egress, Nat, NatConfig};
+//!
+//! let nat = Nat::new(NatConfig { external: "203.0.113.1".parse()?, ..NatConfig::default() })?;
+//! let now = Duration::from_secs(1);
+//! let build = |src: [u8; 4], sport, dst: [u8; 4], dport| {
+//!     let mut v = Vec::new();
+//!     etherparse::PacketBuilder::ipv4(src, dst, 64).udp(sport, dport).write(&mut v, b"q")?;
+//!     Ok::<_, Box<dyn std::error::Error>>(v)
+//! };
+//! // A container's DNS query leaves from the external address...
+//! let mut query = build([10, 0, 0, 2], 40000, [198, 51, 100, 7], 53)?;
+//! let out = nat.outbound(now, &mut query, ChecksumState::Complete)?;
+//! assert_eq!(out.egress, Egress::Uplink);
+//! assert_eq!(query[12..16], [203, 0, 113, 1]);
+//! let port = u16::from_be_bytes([query[20], query[21]]);
+//! // ...and the answer finds its way back.
+//! let mut answer = build([198, 51, 100, 7], 53, [203, 0, 113, 1], port)?;
+//! let back = nat.inbound(now, &mut answer, ChecksumState::Complete)?;
+//! assert_eq!((back.egress, back.dst), (Egress::Internal, "10.0.0.2".parse()?));
+//! assert_eq!(answer[22..24], 40000u16.to_be_bytes());
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
 //! # Flows
 //!
 //! | kind | first packet | becomes | reply |
@@ -82,7 +107,14 @@
 //!   ([`NatDropCounts`]); never forward it untranslated.
 //! - Pass [`ChecksumState::Partial`] when the frame came with virtio_net_hdr
 //!   `NEEDS_CSUM` and keep the header as it is (offsets do not move). Decrement the
-//!   TTL and do the MTU check as for any routed packet; the NAT does neither.
+//!   TTL and do the MTU check as for any routed packet; the NAT does neither. Check
+//!   the uplink MTU before [`Nat::outbound`] (the error then goes to the container
+//!   untranslated). An ICMP error the switch builds about a packet it already
+//!   translated inbound (too big for the internal network) goes through
+//!   [`Nat::outbound`] like a container's: its quote and its source (the gateway,
+//!   hidden behind the external address) are translated.
+//! - If the switch should answer pings to the external address, answer them before
+//!   [`Nat::inbound`], which drops echo requests (`no_flow`).
 //! - Call [`Nat::expire`] about once a second, [`Nat::set_published`] when the
 //!   published ports change, [`Nat::remove_endpoint`] when an endpoint leaves;
 //!   `nat ls` is [`Nat::entries`], `stats` is [`Nat::counters`] plus the workers'

@@ -18,6 +18,17 @@ fn engine() -> Nat {
 fn seeds(n: &Nat) -> Vec<Vec<u8>> {
     let (sent, _) = out(n, secs(0), &udp(A, 1000, R, 53));
     let (sent_tcp, _) = out(n, secs(0), &tcp(A, 1001, R, 80, SYN));
+    // A datagram's first fragment (recorded) and a later one (offset 8).
+    let mut first_fragment = udp_with(A, 1002, R, 53, &[3; 64]);
+    first_fragment[6] = 0x20;
+    n.outbound(
+        secs(0),
+        &mut first_fragment.clone(),
+        ChecksumState::Complete,
+    )
+    .unwrap();
+    let mut later_fragment = first_fragment.clone();
+    later_fragment[6..8].copy_from_slice(&[0, 1]);
     vec![
         tcp(A, 1, R, 80, SYN),
         tcp(R, 1, EXT, 8080, SYN),
@@ -26,6 +37,8 @@ fn seeds(n: &Nat) -> Vec<Vec<u8>> {
         icmp_error(R, EXT, port_unreachable(), &sent),
         icmp_error(ROUTER, EXT, frag_needed(1280), &sent_tcp),
         icmp_error(A, R, ttl_exceeded(), &udp(R, 53, A, 1000)),
+        first_fragment.clone(),
+        later_fragment,
     ]
 }
 
@@ -65,7 +78,7 @@ proptest! {
 
     #[test]
     fn corrupted_packets_never_panic(
-        seed in 0usize..7,
+        seed in 0usize..9,
         flips in proptest::collection::vec((any::<usize>(), any::<u8>()), 1..6),
         cut in proptest::option::of(any::<usize>()),
         inbound in any::<bool>(),
