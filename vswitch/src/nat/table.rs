@@ -181,7 +181,7 @@ impl Nat {
         };
         let (slot, created) = match map.get(&key) {
             Some(slot) => (slot, false),
-            None => (self.create(&map, now, key, flags)?, true),
+            None => self.create(&map, now, key, flags)?,
         };
         slot.conn.touch(now, slot.dir, flags);
         let new = slot.conn.translate(slot.dir);
@@ -225,14 +225,15 @@ impl Nat {
         }
     }
 
-    /// Decides whether the first packet of an unknown flow may start one, and how.
+    /// Decides whether the first packet of an unknown flow may start one, and how;
+    /// returns its slot and whether this call created it (another worker may have).
     fn create<'r>(
         &self,
         map: &'r MapRef<'_>,
         now: Duration,
         key: Key,
         flags: u8,
-    ) -> Result<&'r Slot, NatDrop> {
+    ) -> Result<(&'r Slot, bool), NatDrop> {
         let t = key.tuple;
         let published = self.published.load();
         let flow = match key.side {
@@ -275,7 +276,7 @@ impl Nat {
 
         let mut pools = self.lock();
         if let Some(slot) = map.get(&key) {
-            return Ok(slot); // another worker created it meanwhile
+            return Ok((slot, false)); // another worker created it meanwhile
         }
         if self.live.load(Relaxed) >= self.max_entries {
             self.refused[REFUSED_FULL].fetch_add(1, Relaxed);
@@ -316,19 +317,20 @@ impl Nat {
                 dir: Dir::Reply,
             },
         );
-        let slot = map.insert(
+        let old = map.insert(
             orig_key,
             Slot {
                 conn,
                 dir: Dir::Orig,
             },
         );
-        debug_assert!(slot.is_none(), "the orig key was checked under the lock");
+        debug_assert!(old.is_none(), "the orig key was checked under the lock");
         self.live.fetch_add(1, Relaxed);
         self.created.fetch_add(1, Relaxed);
+        // Removals take the lock we hold: the entry is there.
+        let slot = map.get(&orig_key).ok_or(NatDrop::TupleInUse)?;
         drop(pools);
-        // Only a removal under the lock could take it away, and it is not expired.
-        map.get(&orig_key).ok_or(NatDrop::TupleInUse)
+        Ok((slot, true))
     }
 
     /// An ICMP error: find the flow the quoted packet belongs to and translate both
