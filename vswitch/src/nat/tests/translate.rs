@@ -329,3 +329,24 @@ fn endpoint_removal_frees_its_flows() {
     assert_eq!(n.counters().entries, 1);
     assert_eq!(n.counters().removed, 2);
 }
+
+#[test]
+fn nat_ls_json_shape() {
+    let n = nat();
+    publish(&n, &[("8080:80", B)]);
+    inb(&n, secs(3), &tcp(R, 5, EXT, 8080, SYN));
+    let json = serde_json::to_value(n.entries(secs(5))).unwrap();
+    assert_eq!(
+        json,
+        serde_json::json!([{
+            "proto": "tcp",
+            "kind": "dnat",
+            "original": { "src": "198.51.100.7:5", "dst": "203.0.113.1:8080" },
+            "translated": { "src": "198.51.100.7:5", "dst": "10.0.1.3:80" },
+            "state": "SYN_SENT",
+            "age": 2,
+            "idle": 2,
+            "expires_in": 118
+        }])
+    );
+}
