@@ -11,5 +11,6 @@ pub mod control;
 pub mod daemon;
 pub mod datapath;
 pub mod lab;
+pub mod nat;
 pub mod packet;
 pub mod port;

@@ -334,14 +334,14 @@ impl Worker {
                 self.flood_local(b.topo, network, Some(in_port), i);
                 if let Some(vni) = vni {
                     let peers = b.topo.peers.flood_list(vni);
-                    self.into_tunnel(b.topo, network, in_port, i, vni, peers, false, counters);
+                    self.send_to_tunnel(b.topo, network, in_port, i, vni, peers, false, counters);
                 }
             }
             Verdict::Encap { vni, vtep } => {
                 let Some(net) = b.topo.ports.get(&in_port).map(|p| p.network) else {
                     return counters.count_drop(DropReason::NoSuchPort);
                 };
-                self.into_tunnel(b.topo, net, in_port, i, vni, &[vtep], true, counters);
+                self.send_to_tunnel(b.topo, net, in_port, i, vni, &[vtep], true, counters);
             }
             Verdict::Drop(reason) => counters.count_drop(reason),
         }
@@ -356,7 +356,7 @@ impl Worker {
     }
 
     #[allow(clippy::too_many_arguments)]
-    fn into_tunnel(
+    fn send_to_tunnel(
         &mut self,
         topo: &Topology,
         network: NetworkId,
