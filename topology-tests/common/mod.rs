@@ -63,19 +63,28 @@ pub fn must(cmd: &str, args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-/// A network namespace, deleted on drop.
+/// A network namespace, deleted on drop when this test made it.
 #[derive(Debug)]
 pub struct Netns {
     pub name: String,
+    owned: bool,
 }
 
 impl Netns {
     pub fn new(tag: &str) -> Netns {
         let name = unique(tag);
         must("ip", &["netns", "add", &name]);
-        let ns = Netns { name };
+        let ns = Netns { name, owned: true };
         ns.ip(&["link", "set", "lo", "up"]);
         ns
+    }
+
+    /// A namespace something else made (and removes), e.g. `vswitch lab up`.
+    pub fn existing(name: &str) -> Netns {
+        Netns {
+            name: name.to_string(),
+            owned: false,
+        }
     }
 
     /// `ip netns exec <ns> <cmd> <args>`, output returned whatever the status.
@@ -149,6 +158,9 @@ impl Netns {
 
 impl Drop for Netns {
     fn drop(&mut self) {
+        if !self.owned {
+            return;
+        }
         // Kill whatever still runs in it, then delete it.
         let _ = Command::new("ip")
             .args(["netns", "pids", &self.name])

@@ -112,6 +112,7 @@ pub fn run(opts: RunOptions) -> Result<(), DaemonError> {
             mtu: underlay_mtu(&config),
             config,
         }),
+        tunnel_counters: None,
     });
     manager.publish_topology();
     manager.reattach();

@@ -51,9 +51,15 @@ pub enum Command {
 
 #[derive(Debug, Subcommand)]
 pub enum LabCommand {
-    /// Build a small lab, ping and measure TCP throughput across it, print a table, tear it down.
+    /// Build a two-host overlay lab, ping and measure TCP throughput across it, print a table, tear it down.
     #[command(after_help = "Example:\n  sudo vswitch lab demo")]
     Demo,
+    /// Build the lab a topology file describes and leave it running.
+    #[command(after_help = "Example:\n  sudo vswitch lab up labs/three-hosts.toml")]
+    Up { file: PathBuf },
+    /// Remove every namespace, link and daemon of the lab a topology file describes.
+    #[command(after_help = "Example:\n  sudo vswitch lab down labs/three-hosts.toml")]
+    Down { file: PathBuf },
 }
 
 #[derive(Debug, Args)]

@@ -131,6 +131,17 @@ fn dispatch(cli: Cli) -> Result<(), String> {
             Ok(())
         }
         Command::Lab(LabCommand::Demo) => crate::lab::demo::run().map_err(|e| e.to_string()),
+        Command::Lab(LabCommand::Up { file }) => {
+            let lab = crate::lab::build::Lab::build(&read_lab(&file)?).map_err(|e| e.to_string())?;
+            print!("{}", lab.describe());
+            lab.keep();
+            Ok(())
+        }
+        Command::Lab(LabCommand::Down { file }) => {
+            let removed = crate::lab::build::down(&read_lab(&file)?).map_err(|e| e.to_string())?;
+            println!("removed {} namespaces: {}", removed.len(), removed.join(" "));
+            Ok(())
+        }
         Command::Stats(f) => {
             let v = req(Request::Stats)?;
             match f.format {
@@ -233,6 +244,11 @@ fn create_request(a: CreateArgs) -> NetworkCreate {
         internal: a.internal,
         labels: a.labels.into_iter().collect(),
     }
+}
+
+fn read_lab(path: &std::path::Path) -> Result<crate::lab::topology::LabFile, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    crate::lab::topology::LabFile::parse(&text).map_err(|e| format!("{}: {e}", path.display()))
 }
 
 fn confirm(question: &str) -> Result<bool, String> {

@@ -18,6 +18,7 @@ use super::overlay::{self, UnderlayInfo};
 use super::state::{Driver, Network, State, StateStore};
 use super::{ids, views};
 use crate::datapath::counters::PortCounters;
+use crate::datapath::tunnel::TunnelCounters;
 use crate::datapath::topology::{NetworkInfo, OverlayParams, PortInfo, Topology};
 use crate::datapath::worker::{Command, WorkerHandle};
 use crate::port::Port;
@@ -53,6 +54,7 @@ pub struct Manager {
     pub(super) ports_lost: u64,
     /// `None` when the daemon has no `[underlay]`: then it has no overlay networks.
     pub(super) underlay: Option<UnderlayInfo>,
+    pub(super) tunnel_counters: Option<Arc<TunnelCounters>>,
 }
 
 /// What the manager is built from.
@@ -66,6 +68,7 @@ pub struct ManagerParts {
     pub worker: WorkerHandle,
     pub epoch: Instant,
     pub underlay: Option<UnderlayInfo>,
+    pub tunnel_counters: Option<Arc<TunnelCounters>>,
 }
 
 impl Manager {
@@ -84,6 +87,7 @@ impl Manager {
             next_port: 1,
             ports_lost: 0,
             underlay: p.underlay,
+            tunnel_counters: p.tunnel_counters,
         };
         if m.state.router_mac.is_none() {
             let mut next = m.state.clone();
@@ -298,7 +302,11 @@ impl Manager {
     }
 
     fn stats(&self) -> Value {
-        views::stats(&self.ports, &self.fdb.counters(), self.ports_lost)
+        let mut v = views::stats(&self.ports, &self.fdb.counters(), self.ports_lost);
+        if let (Some(t), Value::Object(m)) = (&self.tunnel_counters, &mut v) {
+            m.insert("underlay".into(), t.snapshot());
+        }
+        v
     }
 
     /// The port of each attached endpoint of `net`, by endpoint name.

@@ -74,6 +74,12 @@ impl LabDaemon {
     pub fn pid(&self) -> Option<u32> {
         self.child.as_ref().map(Child::id)
     }
+
+    /// Leaves the daemon running when this guard goes (`lab up`); `lab down` stops it
+    /// with its namespace.
+    pub fn keep(mut self) {
+        self.child = None;
+    }
 }
 
 impl Drop for LabDaemon {

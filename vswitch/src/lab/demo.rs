@@ -1,82 +1,50 @@
-//! `vswitch lab demo`: the quickest way to see the switch work. It builds a host
-//! namespace running its own vswitch daemon and two container namespaces, connects both
-//! to one network, pings across, measures TCP throughput, prints a table and removes
-//! everything it made.
+//! `vswitch lab demo`: the quickest way to see the switch work. It builds a two-host lab
+//! (two namespaces each running its own vswitch daemon, joined by an underlay veth), one
+//! overlay network across both, a container on each host; pings across, measures TCP
+//! throughput across, prints a table and removes everything it made.
 
-use std::net::Ipv4Addr;
-
-use super::daemon::LabDaemon;
+use super::build::Lab;
 use super::measure;
-use super::ns::{LabError, Netns};
-use crate::control::api::{Attach, NetworkConnect, NetworkCreate, Request};
-
-const SUBNET: &str = "10.250.0.0/24";
+use super::ns::LabError;
+use super::topology::{DEMO, LabFile};
 
 pub fn run() -> Result<(), LabError> {
-    let tag = format!("vsdemo{}", std::process::id() % 100_000);
-    let dir = std::env::temp_dir().join(&tag);
-    let result = (|| {
-        let host = Netns::create(&format!("{tag}-host"))?;
-        let c1 = Netns::create(&format!("{tag}-c1"))?;
-        let c2 = Netns::create(&format!("{tag}-c2"))?;
-        println!(
-            "lab demo: host namespace {} runs vswitch; containers {} and {}",
-            host.name, c1.name, c2.name
-        );
-        let daemon = LabDaemon::start(&host.name, &dir, None)?;
-        daemon.call(Request::NetworkCreate(NetworkCreate {
-            name: "demo".into(),
-            subnet: SUBNET.parse().ok(),
-            ..NetworkCreate::default()
-        }))?;
-        let mut addrs = Vec::new();
-        for c in [&c1, &c2] {
-            let v = daemon.call(Request::NetworkConnect(NetworkConnect {
-                network: "demo".into(),
-                attach: Attach::Netns(c.name.clone()),
-                name: None,
-                ip: None,
-                mac: None,
-                ifname: None,
-                aliases: vec![],
-            }))?;
-            let ip = v["ipv4"].as_str().unwrap_or_default().to_string();
-            println!(
-                "  connected {} to network demo ({SUBNET}): eth0 {ip}, port {}",
-                c.name,
-                v["port"].as_str().unwrap_or_default()
-            );
-            addrs.push(ip);
-        }
-        let ip2: Ipv4Addr = addrs[1]
-            .split('/')
-            .next()
-            .and_then(|a| a.parse().ok())
-            .ok_or_else(|| LabError::Other("no address for the second container".into()))?;
-
-        let ping = measure::ping(&c1, &ip2.to_string(), 50, 56)?;
-        let (one, tool) = measure::tcp(&c1, &c2, ip2, 5, 1)?;
-        let (four, _) = measure::tcp(&c1, &c2, ip2, 5, 4)?;
-        println!();
-        println!("{:<28} result", "measurement");
-        println!(
-            "{:<28} {}/{} replies, avg {:.3} ms",
-            format!("ping {} -> {}", c1.name, ip2),
-            ping.received,
-            ping.sent,
-            ping.avg_ms
-        );
-        println!("{:<28} {one:.2} Gbit/s ({tool}, 5 s)", "TCP, 1 stream");
-        println!("{:<28} {four:.2} Gbit/s ({tool}, 5 s)", "TCP, 4 streams");
-        if ping.received == 0 {
-            return Err(LabError::Other(
-                "the containers could not reach each other".into(),
-            ));
-        }
-        drop(daemon);
-        Ok(())
-    })();
-    let _ = std::fs::remove_dir_all(&dir);
+    let file = LabFile::parse(DEMO).map_err(LabError::Other)?;
+    let lab = Lab::build(&file)?;
+    print!("{}", lab.describe());
+    let result = measure_across(&lab);
+    drop(lab);
     println!("lab demo: removed every namespace, link and daemon it made");
     result
+}
+
+fn measure_across(lab: &Lab) -> Result<(), LabError> {
+    let missing = || LabError::Other("the demo lab lacks a container".into());
+    let (c1, c2) = (lab.netns("c1").ok_or_else(missing)?, lab.netns("c2").ok_or_else(missing)?);
+    let ip2 = lab.address("c2").ok_or_else(missing)?;
+    // The first packets learn MACs across the overlay; give ARP a moment.
+    let _ = measure::ping(c1, &ip2.to_string(), 3, 56);
+    let ping = measure::ping(c1, &ip2.to_string(), 50, 56)?;
+    let big = measure::ping(c1, &ip2.to_string(), 10, 3200)?;
+    let (one, tool) = measure::tcp(c1, c2, ip2, 5, 1)?;
+    let (four, _) = measure::tcp(c1, c2, ip2, 5, 4)?;
+    println!();
+    println!("{:<34} result", "measurement (c1 on h1 -> c2 on h2)");
+    println!("{:<34} {}/{} replies, avg {:.3} ms", "ping 56 bytes", ping.received, ping.sent, ping.avg_ms);
+    println!("{:<34} {}/{} replies, avg {:.3} ms", "ping 3200 bytes (fragments)", big.received, big.sent, big.avg_ms);
+    println!("{:<34} {one:.2} Gbit/s ({tool}, 5 s)", "TCP, 1 stream");
+    println!("{:<34} {four:.2} Gbit/s ({tool}, 5 s)", "TCP, 4 streams");
+    let stats = lab.daemon("h1")?.call(crate::control::api::Request::Stats)?;
+    let t = &stats["underlay"];
+    println!(
+        "{:<34} {} datagrams out, {} in, drops {}",
+        "h1 underlay",
+        t["tx_datagrams"],
+        t["rx_datagrams"],
+        t["drops"]
+    );
+    if ping.received == 0 {
+        return Err(LabError::Other("the containers could not reach each other across the overlay".into()));
+    }
+    Ok(())
 }

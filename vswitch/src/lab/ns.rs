@@ -45,10 +45,12 @@ pub fn have(cmd: &str) -> bool {
         .is_ok()
 }
 
-/// A network namespace the lab made; deleted (with whatever runs in it) on drop.
+/// A network namespace the lab made; deleted (with whatever runs in it) on drop, unless
+/// kept (`lab up` leaves its lab running).
 #[derive(Debug)]
 pub struct Netns {
     pub name: String,
+    keep: bool,
 }
 
 impl Netns {
@@ -56,6 +58,7 @@ impl Netns {
         sh("ip", &["netns", "add", name])?;
         let ns = Netns {
             name: name.to_string(),
+            keep: false,
         };
         ns.run("ip", &["link", "set", "lo", "up"])?;
         Ok(ns)
@@ -82,9 +85,18 @@ impl Netns {
     }
 }
 
+impl Netns {
+    /// Leaves the namespace in place when this guard goes.
+    pub fn keep(mut self) {
+        self.keep = true;
+    }
+}
+
 impl Drop for Netns {
     fn drop(&mut self) {
-        delete_netns(&self.name);
+        if !self.keep {
+            delete_netns(&self.name);
+        }
     }
 }
 

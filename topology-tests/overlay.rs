@@ -1,0 +1,257 @@
+//! The VXLAN overlay in real namespaces: vswitch hosts talking to each other, and to
+//! the Linux kernel's own vxlan device, which is the oracle that we speak RFC 7348.
+
+#[path = "common/mod.rs"]
+mod common;
+
+use std::time::Duration;
+
+use common::overlay::{KernelHost, Underlay, VsHost};
+use common::{Netns, iperf3_tcp, require_root, wait_until};
+use serde_json::Value;
+
+const VNI: u32 = 42;
+const SUBNET: &str = "10.88.0.0/24";
+
+fn two_hosts(extra_config: &str) -> (Underlay, VsHost, VsHost) {
+    let mut ul = Underlay::new(1500);
+    let a = VsHost::new(&mut ul, extra_config);
+    let b = VsHost::new(&mut ul, extra_config);
+    a.peer(&b.addr);
+    b.peer(&a.addr);
+    a.network("blue", VNI, SUBNET, "10.88.0.16/28");
+    b.network("blue", VNI, SUBNET, "10.88.0.32/28");
+    (ul, a, b)
+}
+
+fn underlay_drops(h: &VsHost, reason: &str) -> u64 {
+    h.stats()["underlay"]["drops"][reason].as_u64().unwrap_or(0)
+}
+
+/// ```text
+///   c1 10.88.0.17                       c2 10.88.0.33
+///     | veth (MTU 1450)                   | veth (MTU 1450)
+///   [h1: vswitch VTEP .1]==underlay==[h2: vswitch VTEP .2]
+///                  192.168.77.0/24, MTU 1500, VNI 42
+/// ```
+/// Pings of 56 to 3200 bytes (the large ones are fragmented by the sender to the
+/// overlay MTU) and TCP both ways.
+#[test]
+fn two_vswitch_hosts_ping_and_tcp_both_ways() {
+    require_root();
+    let (_ul, a, b) = two_hosts("");
+    let inspect = a.d.json(&["network", "inspect", "blue"]);
+    assert_eq!(inspect[0]["Options"]["mtu"], "1450", "overlay MTU = underlay 1500 - 50");
+    let c1 = a.container("blue", "10.88.0.17");
+    let c2 = b.container("blue", "10.88.0.33");
+    assert!(c1.ip(&["link", "show", "eth0"]).contains("mtu 1450"));
+    assert!(c1.ping_until("10.88.0.33", Duration::from_secs(5)), "no first ping\n{}", a.d.log());
+    for size in [56, 1400, 1600, 3200] {
+        assert!(c1.ping("10.88.0.33", 3, size), "ping -s {size} failed");
+        assert!(c2.ping("10.88.0.17", 3, size), "ping back -s {size} failed");
+    }
+    assert!(iperf3_tcp(&c1, &c2, "10.88.0.33", 2, 1) > 0.0);
+    assert!(iperf3_tcp(&c2, &c1, "10.88.0.17", 2, 1) > 0.0);
+    // Both learned the other side's container behind the peer's VTEP.
+    let fdb = a.d.json(&["fdb", "show", "blue", "--format", "json"]);
+    let remote = fdb.as_array().unwrap().iter().find(|e| e["mac"] == "02:42:0a:58:00:21").cloned().unwrap_or(Value::Null);
+    assert_eq!(remote["vtep"], b.addr.as_str(), "{fdb}");
+    let s = a.stats();
+    assert!(s["underlay"]["tx_datagrams"].as_u64().unwrap() > 1000, "{s}");
+}
+
+/// ```text
+///   c1 (vswitch endpoint)                     c2 (veth on a kernel bridge)
+///     |                                          |
+///   [h1: vswitch]======underlay=====[k2: kernel vxlan42 + br0]
+/// ```
+/// The kernel's VXLAN is the oracle: the same pings and TCP both ways.
+#[test]
+fn interop_with_the_kernel_vxlan() {
+    require_root();
+    let mut ul = Underlay::new(1500);
+    let a = VsHost::new(&mut ul, "");
+    let k = KernelHost::new(&mut ul, VNI, &a.addr, "10.88.0.33/24", 1450);
+    a.peer(&k.addr);
+    a.network("blue", VNI, SUBNET, "10.88.0.16/28");
+    let c1 = a.container("blue", "10.88.0.17");
+    assert!(c1.ping_until("10.88.0.33", Duration::from_secs(5)), "no first ping\n{}", a.d.log());
+    for size in [56, 1400, 1600, 3200] {
+        assert!(c1.ping("10.88.0.33", 3, size), "ping -s {size} to the kernel side failed");
+        assert!(k.ctr.ping("10.88.0.17", 3, size), "ping -s {size} from the kernel side failed");
+    }
+    assert!(iperf3_tcp(&c1, &k.ctr, "10.88.0.33", 2, 1) > 0.0);
+    assert!(iperf3_tcp(&k.ctr, &c1, "10.88.0.17", 2, 1) > 0.0);
+    // The kernel learned c1's MAC behind our VTEP address: it accepted our datagrams.
+    let fdb = common::must("bridge", &["-n", &k.ns.name, "fdb", "show", "dev", "vxlan42"]);
+    assert!(fdb.contains("02:42:0a:58:00:11") && fdb.contains(&a.addr), "{fdb}");
+}
+
+/// ```text
+///   c1 (eth0 MTU raised to 1500) -- h1 ==(overlay MTU 1450)== h2 -- c2
+/// ```
+/// `ping -M do -s 1472` gets a frag-needed naming 1450 from the gateway; a TCP transfer
+/// with the default MSS completes (SYNs clamped, super-frames cut to fit).
+#[test]
+fn a_1500_sender_behind_a_1450_overlay() {
+    require_root();
+    let (_ul, a, b) = two_hosts("");
+    let c1 = a.container("blue", "10.88.0.17");
+    let c2 = b.container("blue", "10.88.0.33");
+    c1.ip(&["link", "set", "eth0", "mtu", "1500"]);
+    c2.ip(&["link", "set", "eth0", "mtu", "1500"]);
+    assert!(c1.ping_until("10.88.0.33", Duration::from_secs(5)));
+    let out = c1.exec("ping", &["-c", "2", "-W", "2", "-M", "do", "-s", "1472", "10.88.0.33"]);
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(text.contains("mtu = 1450") || text.contains("mtu=1450"), "no frag-needed naming 1450:\n{text}");
+    assert!(text.contains("10.88.0.1"), "frag-needed not from the gateway:\n{text}");
+    let s = a.stats();
+    let port = s["ports"].as_array().unwrap().iter().find(|p| p["endpoint"] == c1.name.as_str()).unwrap();
+    assert!(port["drops"]["too_big_icmp_sent"].as_u64().unwrap_or(0) >= 1, "{port}");
+    // Without DF the switch fragments the inner packet itself.
+    assert!(c1.ping("10.88.0.33", 3, 1472 - 28 + 200), "a 1500-MTU sender's fragment did not arrive");
+    assert!(iperf3_tcp(&c1, &c2, "10.88.0.33", 3, 1) > 0.0);
+    assert!(iperf3_tcp(&c2, &c1, "10.88.0.17", 3, 1) > 0.0);
+}
+
+/// A datagram from a non-peer and one with an unknown VNI are dropped and counted,
+/// and traffic keeps flowing.
+#[test]
+fn non_peers_and_unknown_vnis_are_dropped_and_counted() {
+    require_root();
+    let (mut ul, a, b) = two_hosts("");
+    let c1 = a.container("blue", "10.88.0.17");
+    let _c2 = b.container("blue", "10.88.0.33");
+    assert!(c1.ping_until("10.88.0.33", Duration::from_secs(5)));
+    let rogue = Netns::new("r");
+    let rogue_addr = ul.join(&rogue);
+    // A valid VXLAN datagram carrying a broadcast ARP, from the rogue (not a peer), and
+    // with an unknown VNI from a real peer (b).
+    send_vxlan(&rogue, &rogue_addr, &a.addr, VNI, 3);
+    send_vxlan(&b.ns, &b.addr, &a.addr, 999, 3);
+    let counted = wait_until(Duration::from_secs(5), || {
+        underlay_drops(&a, "vxlan_not_a_peer") >= 3 && underlay_drops(&a, "vxlan_unknown_vni") >= 3
+    });
+    assert!(counted, "{}", a.stats());
+    assert!(c1.ping("10.88.0.33", 3, 56), "traffic stopped");
+    assert!(a.d.cli(&["network", "ls"]).status.success());
+}
+
+/// Sends `n` VXLAN datagrams (a broadcast ARP inside) from `from` in `ns` to `to`:4789.
+fn send_vxlan(ns: &Netns, from: &str, to: &str, vni: u32, n: usize) {
+    let file = vswitch::port::sys::netns::open_named(&ns.name).unwrap();
+    let (from, to) = (from.to_string(), to.to_string());
+    std::thread::spawn(move || {
+        vswitch::port::sys::netns::enter(&file).unwrap();
+        let sock = std::net::UdpSocket::bind((from.as_str(), 0)).unwrap();
+        let mut d = vec![0x08, 0, 0, 0, (vni >> 16) as u8, (vni >> 8) as u8, vni as u8, 0];
+        d.extend_from_slice(&[0xff; 6]);
+        d.extend_from_slice(&[0x02, 0x99, 0, 0, 0, 1]);
+        d.extend_from_slice(&[0x08, 0x06]);
+        d.extend_from_slice(&[0, 1, 8, 0, 6, 4, 0, 1, 2, 0x99, 0, 0, 0, 1, 10, 88, 0, 99, 0, 0, 0, 0, 0, 0, 10, 88, 0, 17]);
+        for _ in 0..n {
+            sock.send_to(&d, (to.as_str(), 4789)).unwrap();
+        }
+    })
+    .join()
+    .unwrap();
+}
+
+/// ```text
+///           [h1]           [h2]           [h3]      each with one container
+///             \______ underlay bridge _____/
+/// ```
+/// Built with `vswitch lab up`: a broadcast reaches every host exactly once (head-end
+/// replication, never relayed between peers), and a MAC that moves from h2 to h3 is
+/// followed.
+#[test]
+fn three_hosts_broadcast_without_loops_and_a_moving_mac() {
+    require_root();
+    let name = format!("t{}", std::process::id() % 100_000);
+    let file = std::env::temp_dir().join(format!("{name}.toml"));
+    std::fs::write(&file, format!(r#"
+name = "{name}"
+[underlay]
+subnet = "192.168.78.0/24"
+[[host]]
+name = "h1"
+[[host]]
+name = "h2"
+[[host]]
+name = "h3"
+[[network]]
+name = "blue"
+driver = "overlay"
+vni = 42
+subnet = "10.88.0.0/24"
+ip_range = {{ h1 = "10.88.0.16/28", h2 = "10.88.0.32/28", h3 = "10.88.0.48/28" }}
+[[container]]
+name = "c1"
+host = "h1"
+network = "blue"
+[[container]]
+name = "c2"
+host = "h2"
+network = "blue"
+[[container]]
+name = "c3"
+host = "h3"
+network = "blue"
+"#)).unwrap();
+    let _down = LabDown(file.clone());
+    let f = file.to_str().unwrap();
+    let out = common::must(common::vswitch_bin().to_str().unwrap(), &["lab", "up", f]);
+    assert!(out.contains("container c3"), "{out}");
+    let ns = |c: &str| format!("{name}-{c}");
+    let sock = |h: &str| format!("/run/vswitch-lab/{name}/{h}/vswitch.sock");
+    let vs = |h: &str, args: &[&str]| {
+        let mut full = vec!["--socket", &sock(h) as &str];
+        full.extend_from_slice(args);
+        let s = common::must(common::vswitch_bin().to_str().unwrap(), &full);
+        serde_json::from_str::<Value>(&s).unwrap_or(Value::Null)
+    };
+    let c1 = Netns::existing(&ns("c1"));
+    // Quiet the containers' IPv6 housekeeping (router solicitations, MLD): those are
+    // multicast and would be flooded to peers, blurring the count below.
+    for c in ["c1", "c2", "c3"] {
+        Netns::existing(&ns(c)).must("sysctl", &["-qw", "net.ipv6.conf.all.disable_ipv6=1"]);
+    }
+    // Everyone reaches everyone.
+    assert!(c1.ping_until("10.88.0.33", Duration::from_secs(5)));
+    assert!(c1.ping_until("10.88.0.49", Duration::from_secs(5)));
+    // One broadcast from c1 (an ARP for an address nobody has): each other host gets it
+    // once, from h1 only; nobody sends it on to another peer.
+    let rx = |h: &str| vs(h, &["stats", "--format", "json"])["underlay"]["rx_datagrams"].as_u64().unwrap_or(0);
+    let tx = |h: &str| vs(h, &["stats", "--format", "json"])["underlay"]["tx_datagrams"].as_u64().unwrap_or(0);
+    std::thread::sleep(Duration::from_millis(500));
+    let (rx2, rx3, tx2, tx3) = (rx("h2"), rx("h3"), tx("h2"), tx("h3"));
+    let _ = c1.exec("ping", &["-c", "1", "-W", "1", "10.88.0.250"]);
+    std::thread::sleep(Duration::from_millis(300));
+    let (drx2, drx3) = (rx("h2") - rx2, rx("h3") - rx3);
+    assert!((1..=4).contains(&drx2) && (1..=4).contains(&drx3), "broadcast copies: h2 {drx2}, h3 {drx3}");
+    assert_eq!((tx("h2") - tx2, tx("h3") - tx3), (0, 0), "a peer relayed the broadcast");
+    // c2's MAC moves from h2 to h3: its namespace is reconnected on h3 with the same MAC.
+    let mac = "02:42:0a:58:00:21";
+    assert!(c1.ping("10.88.0.33", 1, 56));
+    let fdb = vs("h1", &["fdb", "show", "blue", "--format", "json"]);
+    let at = |fdb: &Value| fdb.as_array().unwrap().iter().find(|e| e["mac"] == mac).map(|e| e["vtep"].clone());
+    assert_eq!(at(&fdb), Some(Value::from("192.168.78.2")), "{fdb}");
+    common::must(common::vswitch_bin().to_str().unwrap(), &["--socket", &sock("h2"), "network", "disconnect", "blue", "c2"]);
+    common::must(common::vswitch_bin().to_str().unwrap(), &["--socket", &sock("h3"), "network", "connect", "blue", "--netns", &ns("c2"), "--name", "c2", "--ip", "10.88.0.33", "--mac", mac]);
+    // The moved container speaks first (gratuitous traffic), then is reachable at h3.
+    let c2 = Netns::existing(&ns("c2"));
+    let _ = c2.exec("ping", &["-c", "1", "-W", "1", "10.88.0.17"]);
+    assert!(c1.ping_until("10.88.0.33", Duration::from_secs(5)));
+    let fdb = vs("h1", &["fdb", "show", "blue", "--format", "json"]);
+    assert_eq!(at(&fdb), Some(Value::from("192.168.78.3")), "{fdb}");
+}
+
+/// Runs `vswitch lab down` on drop, so a failing test leaves nothing behind.
+struct LabDown(std::path::PathBuf);
+
+impl Drop for LabDown {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new(common::vswitch_bin()).args(["lab", "down"]).arg(&self.0).output();
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
