@@ -210,6 +210,15 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_example_labs_parse() {
+        for f in ["two-hosts.toml", "three-hosts.toml"] {
+            let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../labs").join(f);
+            let text = std::fs::read_to_string(&path).unwrap();
+            LabFile::parse(&text).unwrap_or_else(|e| panic!("{f}: {e}"));
+        }
+    }
+
+    #[test]
     fn the_demo_parses_and_mistakes_are_named() {
         let lab = LabFile::parse(DEMO).unwrap();
         assert_eq!(lab.hosts.len(), 2);
