@@ -7,10 +7,12 @@
 # medians and the ratio vswitch / kernel.
 #
 # Scenarios:
-#   l2   two containers on one host: Linux bridge + veth   vs  vswitch (veth endpoints)
+#   l2       two containers on one host: Linux bridge + veth   vs  vswitch (veth endpoints)
+#   overlay  two hosts over an underlay veth (MTU 1500), a container on each (MTU 1450):
+#            kernel vxlan + bridge (the flannel-style setup)   vs  vswitch on each host
 #
 # Usage:  sudo benches/lab-bench.sh            (builds vswitch in release mode first)
-# Knobs:  SCENARIOS="l2" REPS=3 TCP_T=10 PINGS=200 VSWITCH=path/to/vswitch OUT=file.md
+# Knobs:  SCENARIOS="l2 overlay" REPS=3 TCP_T=10 UDP_T=3 PINGS=200 VSWITCH=path/to/vswitch
 set -u
 export LC_ALL=C
 
@@ -18,7 +20,8 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 REPS=${REPS:-3}
 TCP_T=${TCP_T:-10}
 PINGS=${PINGS:-200}
-SCENARIOS=${SCENARIOS:-l2}
+UDP_T=${UDP_T:-3}
+SCENARIOS=${SCENARIOS:-"l2 overlay"}
 P="vsb$$"
 RUN=$(mktemp -d /tmp/vswitch-bench.XXXXXX)
 RAW="$RUN/raw.tsv"
@@ -79,6 +82,17 @@ try: print("%.2f" % (json.load(sys.stdin)["end"]["sum_received"]["bits_per_secon
 except Exception: print("ERR")'
 }
 
+# iperf_udp CLIENT SERVER_IP LEN -> received kpps and Gbit/s
+iperf_udp() {
+    local c=$1 ip=$2 len=$3
+    timeout $((UDP_T + 25)) ip netns exec "$P-$c" iperf3 -c "$ip" -u -b 0 -l "$len" -t "$UDP_T" -J 2>/dev/null |
+        python3 -c 'import json,sys
+try:
+    r=json.load(sys.stdin)["end"]["sum_received"]
+    print("%.0f %.2f" % ((r["packets"]-r["lost_packets"])/r["seconds"]/1e3, r["bytes"]*8/r["seconds"]/1e9))
+except Exception: print("ERR ERR")'
+}
+
 # measure SCENARIO VARIANT CLIENT SERVER SERVER_IP
 measure() {
     local s=$1 v=$2 c=$3 sv=$4 ip=$5 r res
@@ -91,6 +105,11 @@ measure() {
         sleep 0.5
         res=$(iperf_tcp "$c" "$ip" -P 4); record "$s" "$v" tcp4 "$res"; log "$s $v rep$r tcp x4: $res Gbit/s"
         sleep 0.5
+        if [ "$s" = overlay ]; then
+            res=$(iperf_udp "$c" "$ip" 1400); record "$s" "$v" udp1400_kpps "${res% *}"; record "$s" "$v" udp1400_gbps "${res#* }"
+            log "$s $v rep$r udp 1400: ${res% *} kpps ${res#* } Gbit/s"
+            sleep 0.5
+        fi
         res=$(ip netns exec "$P-$c" ping -c "$PINGS" -i 0.01 -q "$ip" 2>/dev/null | awk -F'[/ ]' '/^rtt/{printf "%.0f", $8*1000}')
         record "$s" "$v" rtt_us "${res:-ERR}"; log "$s $v rep$r ping avg: ${res:-ERR} us"
     done
@@ -117,9 +136,48 @@ l2_vswitch() {
     cleanup
 }
 
+# two hosts h1, h2 over a veth underlay; containers c1 (on h1), c2 (on h2), MTU 1450
+overlay_base() {
+    mkns h1 h2 c1 c2
+    veth h1 ul0 h2 ul0 1500
+    ip -n "$P-h1" addr add 192.168.77.1/24 dev ul0; ip -n "$P-h2" addr add 192.168.77.2/24 dev ul0
+}
+overlay_kernel() {
+    overlay_base
+    local i o
+    for i in 1 2; do
+        o=$((3 - i))
+        ip -n "$P-h$i" link add vxlan42 type vxlan id 42 local 192.168.77.$i remote 192.168.77.$o dstport 4789 dev ul0
+        ip -n "$P-h$i" link add br0 type bridge
+        ip -n "$P-h$i" link set vxlan42 master br0 up
+        veth "c$i" eth0 "h$i" ve0 1450
+        ip -n "$P-h$i" link set ve0 master br0
+        ip -n "$P-h$i" link set br0 up
+        ip -n "$P-c$i" addr add 10.88.0.$((16 * i + 1))/24 dev eth0
+    done
+    measure overlay kernel c1 c2 10.88.0.33
+    cleanup
+}
+overlay_vswitch() {
+    overlay_base
+    local i o
+    for i in 1 2; do
+        o=$((3 - i))
+        mkdir -p "$RUN/h$i"
+        printf '[underlay]\nlocal = "192.168.77.%s"\ninterface = "ul0"\n' "$i" > "$RUN/h$i/vswitch.toml"
+        vs_start "h$i" "$RUN/h$i/vswitch.toml"
+        vs "h$i" peer add 192.168.77.$o
+        vs "h$i" network create blue --driver overlay --vni 42 --subnet 10.88.0.0/24 --ip-range 10.88.0.$((16 * i))/28
+        vs "h$i" network connect blue --netns "$P-c$i" --ip 10.88.0.$((16 * i + 1))
+    done
+    measure overlay vswitch c1 c2 10.88.0.33
+    cleanup
+}
+
 for s in $SCENARIOS; do
     case $s in
         l2) l2_kernel; l2_vswitch ;;
+        overlay) overlay_kernel; overlay_vswitch ;;
         *) die "unknown scenario $s" ;;
     esac
 done
@@ -135,15 +193,18 @@ for line in open(raw):
     except ValueError: pass
 def med(k):
     return statistics.median(vals[k]) if vals.get(k) else None
-names = {"tcp1": "TCP x1 Gbit/s", "tcp4": "TCP x4 Gbit/s", "rtt_us": "ping RTT us"}
-refs = {"l2": "Linux bridge"}
+names = {"tcp1": "TCP x1 Gbit/s", "tcp4": "TCP x4 Gbit/s", "udp1400_kpps": "UDP 1400 B rx kpps",
+         "udp1400_gbps": "UDP 1400 B rx Gbit/s", "rtt_us": "ping RTT us"}
+refs = {"l2": "Linux bridge", "overlay": "kernel vxlan + bridge"}
 print(f"\nvswitch lab bench: kernel {platform.release()}, {os.cpu_count()} CPUs; median of {reps} runs, iperf3 -t {secs}\n")
 print("| scenario | workload | kernel | vswitch | vswitch / kernel |")
 print("|---|---|---|---|---|")
 for s in dict.fromkeys(k[0] for k in vals):
-    for m in ("tcp1", "tcp4", "rtt_us"):
+    for m in ("tcp1", "tcp4", "udp1400_kpps", "udp1400_gbps", "rtt_us"):
         k, w = med((s, "kernel", m)), med((s, "vswitch", m))
+        if k is None and w is None:
+            continue
         ratio = f"{w / k:.2f}x" if k and w else "-"
-        f = (lambda x: "-" if x is None else (f"{x:.0f}" if m == "rtt_us" else f"{x:.2f}"))
+        f = (lambda x: "-" if x is None else (f"{x:.0f}" if m in ("rtt_us", "udp1400_kpps") else f"{x:.2f}"))
         print(f"| {s} ({refs.get(s, s)}) | {names[m]} | {f(k)} | {f(w)} | {ratio} |")
 PYEOF

@@ -1,6 +1,9 @@
 //! The L2 switch in real namespaces, with the Linux kernel's own stacks as the endpoints.
 //! Every test builds its own namespaces (unique names) and removes them on drop.
 
+// Test code: a failed unwrap is a failed test, with its message.
+#![allow(clippy::unwrap_used)]
+
 #[path = "common/mod.rs"]
 mod common;
 

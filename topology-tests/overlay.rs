@@ -1,6 +1,9 @@
 //! The VXLAN overlay in real namespaces: vswitch hosts talking to each other, and to
 //! the Linux kernel's own vxlan device, which is the oracle that we speak RFC 7348.
 
+// Test code: a failed unwrap is a failed test, with its message.
+#![allow(clippy::unwrap_used)]
+
 #[path = "common/mod.rs"]
 mod common;
 
@@ -41,11 +44,18 @@ fn two_vswitch_hosts_ping_and_tcp_both_ways() {
     require_root();
     let (_ul, a, b) = two_hosts("");
     let inspect = a.d.json(&["network", "inspect", "blue"]);
-    assert_eq!(inspect[0]["Options"]["mtu"], "1450", "overlay MTU = underlay 1500 - 50");
+    assert_eq!(
+        inspect[0]["Options"]["mtu"], "1450",
+        "overlay MTU = underlay 1500 - 50"
+    );
     let c1 = a.container("blue", "10.88.0.17");
     let c2 = b.container("blue", "10.88.0.33");
     assert!(c1.ip(&["link", "show", "eth0"]).contains("mtu 1450"));
-    assert!(c1.ping_until("10.88.0.33", Duration::from_secs(5)), "no first ping\n{}", a.d.log());
+    assert!(
+        c1.ping_until("10.88.0.33", Duration::from_secs(5)),
+        "no first ping\n{}",
+        a.d.log()
+    );
     for size in [56, 1400, 1600, 3200] {
         assert!(c1.ping("10.88.0.33", 3, size), "ping -s {size} failed");
         assert!(c2.ping("10.88.0.17", 3, size), "ping back -s {size} failed");
@@ -54,10 +64,19 @@ fn two_vswitch_hosts_ping_and_tcp_both_ways() {
     assert!(iperf3_tcp(&c2, &c1, "10.88.0.17", 2, 1) > 0.0);
     // Both learned the other side's container behind the peer's VTEP.
     let fdb = a.d.json(&["fdb", "show", "blue", "--format", "json"]);
-    let remote = fdb.as_array().unwrap().iter().find(|e| e["mac"] == "02:42:0a:58:00:21").cloned().unwrap_or(Value::Null);
+    let remote = fdb
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["mac"] == "02:42:0a:58:00:21")
+        .cloned()
+        .unwrap_or(Value::Null);
     assert_eq!(remote["vtep"], b.addr.as_str(), "{fdb}");
     let s = a.stats();
-    assert!(s["underlay"]["tx_datagrams"].as_u64().unwrap() > 1000, "{s}");
+    assert!(
+        s["underlay"]["tx_datagrams"].as_u64().unwrap() > 1000,
+        "{s}"
+    );
 }
 
 /// ```text
@@ -75,16 +94,32 @@ fn interop_with_the_kernel_vxlan() {
     a.peer(&k.addr);
     a.network("blue", VNI, SUBNET, "10.88.0.16/28");
     let c1 = a.container("blue", "10.88.0.17");
-    assert!(c1.ping_until("10.88.0.33", Duration::from_secs(5)), "no first ping\n{}", a.d.log());
+    assert!(
+        c1.ping_until("10.88.0.33", Duration::from_secs(5)),
+        "no first ping\n{}",
+        a.d.log()
+    );
     for size in [56, 1400, 1600, 3200] {
-        assert!(c1.ping("10.88.0.33", 3, size), "ping -s {size} to the kernel side failed");
-        assert!(k.ctr.ping("10.88.0.17", 3, size), "ping -s {size} from the kernel side failed");
+        assert!(
+            c1.ping("10.88.0.33", 3, size),
+            "ping -s {size} to the kernel side failed"
+        );
+        assert!(
+            k.ctr.ping("10.88.0.17", 3, size),
+            "ping -s {size} from the kernel side failed"
+        );
     }
     assert!(iperf3_tcp(&c1, &k.ctr, "10.88.0.33", 2, 1) > 0.0);
     assert!(iperf3_tcp(&k.ctr, &c1, "10.88.0.17", 2, 1) > 0.0);
     // The kernel learned c1's MAC behind our VTEP address: it accepted our datagrams.
-    let fdb = common::must("bridge", &["-n", &k.ns.name, "fdb", "show", "dev", "vxlan42"]);
-    assert!(fdb.contains("02:42:0a:58:00:11") && fdb.contains(&a.addr), "{fdb}");
+    let fdb = common::must(
+        "bridge",
+        &["-n", &k.ns.name, "fdb", "show", "dev", "vxlan42"],
+    );
+    assert!(
+        fdb.contains("02:42:0a:58:00:11") && fdb.contains(&a.addr),
+        "{fdb}"
+    );
 }
 
 /// ```text
@@ -101,15 +136,39 @@ fn a_1500_sender_behind_a_1450_overlay() {
     c1.ip(&["link", "set", "eth0", "mtu", "1500"]);
     c2.ip(&["link", "set", "eth0", "mtu", "1500"]);
     assert!(c1.ping_until("10.88.0.33", Duration::from_secs(5)));
-    let out = c1.exec("ping", &["-c", "2", "-W", "2", "-M", "do", "-s", "1472", "10.88.0.33"]);
-    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-    assert!(text.contains("mtu = 1450") || text.contains("mtu=1450"), "no frag-needed naming 1450:\n{text}");
-    assert!(text.contains("10.88.0.1"), "frag-needed not from the gateway:\n{text}");
+    let out = c1.exec(
+        "ping",
+        &["-c", "2", "-W", "2", "-M", "do", "-s", "1472", "10.88.0.33"],
+    );
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        text.contains("mtu = 1450") || text.contains("mtu=1450"),
+        "no frag-needed naming 1450:\n{text}"
+    );
+    assert!(
+        text.contains("10.88.0.1"),
+        "frag-needed not from the gateway:\n{text}"
+    );
     let s = a.stats();
-    let port = s["ports"].as_array().unwrap().iter().find(|p| p["endpoint"] == c1.name.as_str()).unwrap();
-    assert!(port["drops"]["too_big_icmp_sent"].as_u64().unwrap_or(0) >= 1, "{port}");
+    let port = s["ports"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["endpoint"] == c1.name.as_str())
+        .unwrap();
+    assert!(
+        port["drops"]["too_big_icmp_sent"].as_u64().unwrap_or(0) >= 1,
+        "{port}"
+    );
     // Without DF the switch fragments the inner packet itself.
-    assert!(c1.ping("10.88.0.33", 3, 1472 - 28 + 200), "a 1500-MTU sender's fragment did not arrive");
+    assert!(
+        c1.ping("10.88.0.33", 3, 1472 - 28 + 200),
+        "a 1500-MTU sender's fragment did not arrive"
+    );
     assert!(iperf3_tcp(&c1, &c2, "10.88.0.33", 3, 1) > 0.0);
     assert!(iperf3_tcp(&c2, &c1, "10.88.0.17", 3, 1) > 0.0);
 }
@@ -144,11 +203,23 @@ fn send_vxlan(ns: &Netns, from: &str, to: &str, vni: u32, n: usize) {
     std::thread::spawn(move || {
         vswitch::port::sys::netns::enter(&file).unwrap();
         let sock = std::net::UdpSocket::bind((from.as_str(), 0)).unwrap();
-        let mut d = vec![0x08, 0, 0, 0, (vni >> 16) as u8, (vni >> 8) as u8, vni as u8, 0];
+        let mut d = vec![
+            0x08,
+            0,
+            0,
+            0,
+            (vni >> 16) as u8,
+            (vni >> 8) as u8,
+            vni as u8,
+            0,
+        ];
         d.extend_from_slice(&[0xff; 6]);
         d.extend_from_slice(&[0x02, 0x99, 0, 0, 0, 1]);
         d.extend_from_slice(&[0x08, 0x06]);
-        d.extend_from_slice(&[0, 1, 8, 0, 6, 4, 0, 1, 2, 0x99, 0, 0, 0, 1, 10, 88, 0, 99, 0, 0, 0, 0, 0, 0, 10, 88, 0, 17]);
+        d.extend_from_slice(&[
+            0, 1, 8, 0, 6, 4, 0, 1, 2, 0x99, 0, 0, 0, 1, 10, 88, 0, 99, 0, 0, 0, 0, 0, 0, 10, 88,
+            0, 17,
+        ]);
         for _ in 0..n {
             sock.send_to(&d, (to.as_str(), 4789)).unwrap();
         }
@@ -169,7 +240,10 @@ fn three_hosts_broadcast_without_loops_and_a_moving_mac() {
     require_root();
     let name = format!("t{}", std::process::id() % 100_000);
     let file = std::env::temp_dir().join(format!("{name}.toml"));
-    std::fs::write(&file, format!(r#"
+    std::fs::write(
+        &file,
+        format!(
+            r#"
 name = "{name}"
 [underlay]
 subnet = "192.168.78.0/24"
@@ -197,7 +271,10 @@ network = "blue"
 name = "c3"
 host = "h3"
 network = "blue"
-"#)).unwrap();
+"#
+        ),
+    )
+    .unwrap();
     let _down = LabDown(file.clone());
     let f = file.to_str().unwrap();
     let out = common::must(common::vswitch_bin().to_str().unwrap(), &["lab", "up", f]);
@@ -205,7 +282,8 @@ network = "blue"
     let ns = |c: &str| format!("{name}-{c}");
     let sock = |h: &str| format!("/run/vswitch-lab/{name}/{h}/vswitch.sock");
     let vs = |h: &str, args: &[&str]| {
-        let mut full = vec!["--socket", &sock(h) as &str];
+        let socket = sock(h);
+        let mut full = vec!["--socket", socket.as_str()];
         full.extend_from_slice(args);
         let s = common::must(common::vswitch_bin().to_str().unwrap(), &full);
         serde_json::from_str::<Value>(&s).unwrap_or(Value::Null)
@@ -221,23 +299,71 @@ network = "blue"
     assert!(c1.ping_until("10.88.0.49", Duration::from_secs(5)));
     // One broadcast from c1 (an ARP for an address nobody has): each other host gets it
     // once, from h1 only; nobody sends it on to another peer.
-    let rx = |h: &str| vs(h, &["stats", "--format", "json"])["underlay"]["rx_datagrams"].as_u64().unwrap_or(0);
-    let tx = |h: &str| vs(h, &["stats", "--format", "json"])["underlay"]["tx_datagrams"].as_u64().unwrap_or(0);
+    let rx = |h: &str| {
+        vs(h, &["stats", "--format", "json"])["underlay"]["rx_datagrams"]
+            .as_u64()
+            .unwrap_or(0)
+    };
+    let tx = |h: &str| {
+        vs(h, &["stats", "--format", "json"])["underlay"]["tx_datagrams"]
+            .as_u64()
+            .unwrap_or(0)
+    };
     std::thread::sleep(Duration::from_millis(500));
     let (rx2, rx3, tx2, tx3) = (rx("h2"), rx("h3"), tx("h2"), tx("h3"));
     let _ = c1.exec("ping", &["-c", "1", "-W", "1", "10.88.0.250"]);
     std::thread::sleep(Duration::from_millis(300));
     let (drx2, drx3) = (rx("h2") - rx2, rx("h3") - rx3);
-    assert!((1..=4).contains(&drx2) && (1..=4).contains(&drx3), "broadcast copies: h2 {drx2}, h3 {drx3}");
-    assert_eq!((tx("h2") - tx2, tx("h3") - tx3), (0, 0), "a peer relayed the broadcast");
+    assert!(
+        (1..=4).contains(&drx2) && (1..=4).contains(&drx3),
+        "broadcast copies: h2 {drx2}, h3 {drx3}"
+    );
+    assert_eq!(
+        (tx("h2") - tx2, tx("h3") - tx3),
+        (0, 0),
+        "a peer relayed the broadcast"
+    );
     // c2's MAC moves from h2 to h3: its namespace is reconnected on h3 with the same MAC.
     let mac = "02:42:0a:58:00:21";
     assert!(c1.ping("10.88.0.33", 1, 56));
     let fdb = vs("h1", &["fdb", "show", "blue", "--format", "json"]);
-    let at = |fdb: &Value| fdb.as_array().unwrap().iter().find(|e| e["mac"] == mac).map(|e| e["vtep"].clone());
+    let at = |fdb: &Value| {
+        fdb.as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["mac"] == mac)
+            .map(|e| e["vtep"].clone())
+    };
     assert_eq!(at(&fdb), Some(Value::from("192.168.78.2")), "{fdb}");
-    common::must(common::vswitch_bin().to_str().unwrap(), &["--socket", &sock("h2"), "network", "disconnect", "blue", "c2"]);
-    common::must(common::vswitch_bin().to_str().unwrap(), &["--socket", &sock("h3"), "network", "connect", "blue", "--netns", &ns("c2"), "--name", "c2", "--ip", "10.88.0.33", "--mac", mac]);
+    common::must(
+        common::vswitch_bin().to_str().unwrap(),
+        &[
+            "--socket",
+            &sock("h2"),
+            "network",
+            "disconnect",
+            "blue",
+            "c2",
+        ],
+    );
+    common::must(
+        common::vswitch_bin().to_str().unwrap(),
+        &[
+            "--socket",
+            &sock("h3"),
+            "network",
+            "connect",
+            "blue",
+            "--netns",
+            &ns("c2"),
+            "--name",
+            "c2",
+            "--ip",
+            "10.88.0.33",
+            "--mac",
+            mac,
+        ],
+    );
     // The moved container speaks first (gratuitous traffic), then is reachable at h3.
     let c2 = Netns::existing(&ns("c2"));
     let _ = c2.exec("ping", &["-c", "1", "-W", "1", "10.88.0.17"]);
@@ -251,7 +377,10 @@ struct LabDown(std::path::PathBuf);
 
 impl Drop for LabDown {
     fn drop(&mut self) {
-        let _ = std::process::Command::new(common::vswitch_bin()).args(["lab", "down"]).arg(&self.0).output();
+        let _ = std::process::Command::new(common::vswitch_bin())
+            .args(["lab", "down"])
+            .arg(&self.0)
+            .output();
         let _ = std::fs::remove_file(&self.0);
     }
 }

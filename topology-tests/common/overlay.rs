@@ -28,7 +28,10 @@ impl Underlay {
         self.next += 1;
         let end = format!("p{n}");
         let mtu = self.mtu.to_string();
-        self.ns.ip(&["link", "add", &end, "mtu", &mtu, "type", "veth", "peer", "name", "ul0", "netns", &host.name]);
+        self.ns.ip(&[
+            "link", "add", &end, "mtu", &mtu, "type", "veth", "peer", "name", "ul0", "netns",
+            &host.name,
+        ]);
         self.ns.ip(&["link", "set", &end, "master", "br0", "up"]);
         host.ip(&["link", "set", "ul0", "mtu", &mtu, "up"]);
         let addr = format!("192.168.77.{n}");
@@ -56,13 +59,27 @@ impl VsHost {
 
     /// Creates overlay network `name` (VNI, subnet, this host's ip-range).
     pub fn network(&self, name: &str, vni: u32, subnet: &str, range: &str) {
-        self.d.must(&["network", "create", name, "--driver", "overlay", "--vni", &vni.to_string(), "--subnet", subnet, "--ip-range", range]);
+        self.d.must(&[
+            "network",
+            "create",
+            name,
+            "--driver",
+            "overlay",
+            "--vni",
+            &vni.to_string(),
+            "--subnet",
+            subnet,
+            "--ip-range",
+            range,
+        ]);
     }
 
     /// A container namespace connected to `network`, with `ip`.
     pub fn container(&self, network: &str, ip: &str) -> Netns {
         let c = Netns::new("c");
-        self.d.must(&["network", "connect", network, "--netns", &c.name, "--ip", ip]);
+        self.d.must(&[
+            "network", "connect", network, "--netns", &c.name, "--ip", ip,
+        ]);
         c
     }
 
@@ -85,17 +102,42 @@ pub struct KernelHost {
 }
 
 impl KernelHost {
-    pub fn new(ul: &mut Underlay, vni: u32, remote: &str, ctr_ip: &str, ctr_mtu: u32) -> KernelHost {
+    pub fn new(
+        ul: &mut Underlay,
+        vni: u32,
+        remote: &str,
+        ctr_ip: &str,
+        ctr_mtu: u32,
+    ) -> KernelHost {
         let ns = Netns::new("k");
         let addr = ul.join(&ns);
         let vx = format!("vxlan{vni}");
-        ns.ip(&["link", "add", &vx, "type", "vxlan", "id", &vni.to_string(), "local", &addr, "remote", remote, "dstport", "4789", "dev", "ul0"]);
+        ns.ip(&[
+            "link",
+            "add",
+            &vx,
+            "type",
+            "vxlan",
+            "id",
+            &vni.to_string(),
+            "local",
+            &addr,
+            "remote",
+            remote,
+            "dstport",
+            "4789",
+            "dev",
+            "ul0",
+        ]);
         ns.ip(&["link", "add", "br0", "type", "bridge"]);
         ns.ip(&["link", "set", &vx, "master", "br0", "up"]);
         ns.ip(&["link", "set", "br0", "up"]);
         let ctr = Netns::new("c");
         let mtu = ctr_mtu.to_string();
-        ns.ip(&["link", "add", "ve0", "mtu", &mtu, "type", "veth", "peer", "name", "eth0", "netns", &ctr.name]);
+        ns.ip(&[
+            "link", "add", "ve0", "mtu", &mtu, "type", "veth", "peer", "name", "eth0", "netns",
+            &ctr.name,
+        ]);
         ns.ip(&["link", "set", "ve0", "master", "br0", "up"]);
         ctr.ip(&["link", "set", "eth0", "mtu", &mtu, "up"]);
         ctr.ip(&["addr", "add", ctr_ip, "dev", "eth0"]);

@@ -132,14 +132,19 @@ fn dispatch(cli: Cli) -> Result<(), String> {
         }
         Command::Lab(LabCommand::Demo) => crate::lab::demo::run().map_err(|e| e.to_string()),
         Command::Lab(LabCommand::Up { file }) => {
-            let lab = crate::lab::build::Lab::build(&read_lab(&file)?).map_err(|e| e.to_string())?;
+            let lab =
+                crate::lab::build::Lab::build(&read_lab(&file)?).map_err(|e| e.to_string())?;
             print!("{}", lab.describe());
             lab.keep();
             Ok(())
         }
         Command::Lab(LabCommand::Down { file }) => {
             let removed = crate::lab::build::down(&read_lab(&file)?).map_err(|e| e.to_string())?;
-            println!("removed {} namespaces: {}", removed.len(), removed.join(" "));
+            println!(
+                "removed {} namespaces: {}",
+                removed.len(),
+                removed.join(" ")
+            );
             Ok(())
         }
         Command::Stats(f) => {
@@ -247,7 +252,8 @@ fn create_request(a: CreateArgs) -> NetworkCreate {
 }
 
 fn read_lab(path: &std::path::Path) -> Result<crate::lab::topology::LabFile, String> {
-    let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
     crate::lab::topology::LabFile::parse(&text).map_err(|e| format!("{}: {e}", path.display()))
 }
 

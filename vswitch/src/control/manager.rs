@@ -18,8 +18,8 @@ use super::overlay::{self, UnderlayInfo};
 use super::state::{Driver, Network, State, StateStore};
 use super::{ids, views};
 use crate::datapath::counters::PortCounters;
-use crate::datapath::tunnel::TunnelCounters;
 use crate::datapath::topology::{NetworkInfo, OverlayParams, PortInfo, Topology};
+use crate::datapath::tunnel::TunnelCounters;
 use crate::datapath::worker::{Command, WorkerHandle};
 use crate::port::Port;
 

@@ -38,7 +38,11 @@ impl Lab {
     pub fn build(file: &LabFile) -> Result<Lab, LabError> {
         let dir = Self::dir_of(&file.name);
         let first_host = file.ns(&file.hosts[0].name);
-        if dir.exists() || sh("ip", &["netns", "list"])?.lines().any(|l| l.split_whitespace().next() == Some(first_host.as_str())) {
+        if dir.exists()
+            || sh("ip", &["netns", "list"])?
+                .lines()
+                .any(|l| l.split_whitespace().next() == Some(first_host.as_str()))
+        {
             return Err(LabError::Other(format!(
                 "lab '{}' seems to be up already (run `vswitch lab down` on its file first)",
                 file.name
@@ -69,7 +73,13 @@ impl Lab {
         match f.underlay.kind {
             UnderlayKind::Veth => {
                 let (a, b) = (f.ns(&f.hosts[0].name), f.ns(&f.hosts[1].name));
-                sh("ip", &["-n", &a, "link", "add", "ul0", "type", "veth", "peer", "name", "ul0", "netns", &b])?;
+                sh(
+                    "ip",
+                    &[
+                        "-n", &a, "link", "add", "ul0", "type", "veth", "peer", "name", "ul0",
+                        "netns", &b,
+                    ],
+                )?;
             }
             UnderlayKind::Bridge => {
                 let ul = f.ns("ul");
@@ -78,8 +88,17 @@ impl Lab {
                 sh("ip", &["-n", &ul, "link", "set", "br0", "up"])?;
                 for h in &f.hosts {
                     let ns = f.ns(&h.name);
-                    sh("ip", &["-n", &ul, "link", "add", &h.name, "mtu", &mtu, "type", "veth", "peer", "name", "ul0", "netns", &ns])?;
-                    sh("ip", &["-n", &ul, "link", "set", &h.name, "master", "br0", "up"])?;
+                    sh(
+                        "ip",
+                        &[
+                            "-n", &ul, "link", "add", &h.name, "mtu", &mtu, "type", "veth", "peer",
+                            "name", "ul0", "netns", &ns,
+                        ],
+                    )?;
+                    sh(
+                        "ip",
+                        &["-n", &ul, "link", "set", &h.name, "master", "br0", "up"],
+                    )?;
                 }
             }
         }
@@ -96,7 +115,8 @@ impl Lab {
         let f = self.file.clone();
         for (i, h) in f.hosts.iter().enumerate() {
             let dir = self.dir.join(&h.name);
-            std::fs::create_dir_all(&dir).map_err(|e| LabError::Other(format!("{}: {e}", dir.display())))?;
+            std::fs::create_dir_all(&dir)
+                .map_err(|e| LabError::Other(format!("{}: {e}", dir.display())))?;
             let config = dir.join("vswitch.toml");
             let text = format!(
                 "[underlay]\nlocal = \"{}\"\ninterface = \"ul0\"\n{}\n",
@@ -122,7 +142,11 @@ impl Lab {
                 let overlay = n.driver == "overlay";
                 d.call(Request::NetworkCreate(NetworkCreate {
                     name: n.name.clone(),
-                    driver: if overlay { Driver::Overlay } else { Driver::Bridge },
+                    driver: if overlay {
+                        Driver::Overlay
+                    } else {
+                        Driver::Bridge
+                    },
                     vni: n.vni,
                     subnet: Some(n.subnet),
                     ip_range: n.ip_range.get(host).copied(),
@@ -153,7 +177,9 @@ impl Lab {
                 .as_str()
                 .and_then(|s| s.split('/').next())
                 .and_then(|s| s.parse().ok())
-                .ok_or_else(|| LabError::Other(format!("container {}: no address in {v}", c.name)))?;
+                .ok_or_else(|| {
+                    LabError::Other(format!("container {}: no address in {v}", c.name))
+                })?;
             self.addresses.push((c.name.clone(), ip));
         }
         Ok(())
@@ -168,7 +194,10 @@ impl Lab {
     }
 
     pub fn address(&self, container: &str) -> Option<Ipv4Addr> {
-        self.addresses.iter().find(|(c, _)| c == container).map(|(_, a)| *a)
+        self.addresses
+            .iter()
+            .find(|(c, _)| c == container)
+            .map(|(_, a)| *a)
     }
 
     /// A container's (or host's) namespace guard.
@@ -180,7 +209,10 @@ impl Lab {
     /// What was built, for `lab up` to print.
     pub fn describe(&self) -> String {
         let f = &self.file;
-        let mut s = format!("lab {}: underlay {} ({:?}, MTU {})\n", f.name, f.underlay.subnet, f.underlay.kind, f.underlay.mtu);
+        let mut s = format!(
+            "lab {}: underlay {} ({:?}, MTU {})\n",
+            f.name, f.underlay.subnet, f.underlay.kind, f.underlay.mtu
+        );
         for (i, h) in f.hosts.iter().enumerate() {
             s += &format!(
                 "  host {:<8} namespace {:<16} VTEP {:<15} socket {}\n",
@@ -191,7 +223,13 @@ impl Lab {
             );
         }
         for n in &f.networks {
-            s += &format!("  network {:<6} {} vni {} subnet {}\n", n.name, n.driver, n.vni.map_or("-".into(), |v| v.to_string()), n.subnet);
+            s += &format!(
+                "  network {:<6} {} vni {} subnet {}\n",
+                n.name,
+                n.driver,
+                n.vni.map_or("-".into(), |v| v.to_string()),
+                n.subnet
+            );
         }
         for (c, ip) in &self.addresses {
             let spec = f.containers.iter().find(|x| &x.name == c);

@@ -115,11 +115,15 @@ impl LabFile {
 
     fn validate(&self) -> Result<(), String> {
         let short = |what: &str, n: &str| -> Result<(), String> {
-            let ok = !n.is_empty() && n.len() <= 8 && n.chars().all(|c| c.is_ascii_alphanumeric() || c == '-');
+            let ok = !n.is_empty()
+                && n.len() <= 8
+                && n.chars().all(|c| c.is_ascii_alphanumeric() || c == '-');
             if ok {
                 Ok(())
             } else {
-                Err(format!("{what} name '{n}': use 1 to 8 letters, digits or '-' (namespace and interface names are built from it)"))
+                Err(format!(
+                    "{what} name '{n}': use 1 to 8 letters, digits or '-' (namespace and interface names are built from it)"
+                ))
             }
         };
         short("lab", &self.name)?;
@@ -134,16 +138,25 @@ impl LabFile {
             }
         }
         if self.underlay.kind == UnderlayKind::Veth && self.hosts.len() != 2 {
-            return Err("underlay kind \"veth\" joins exactly two hosts; use \"bridge\" for more".into());
+            return Err(
+                "underlay kind \"veth\" joins exactly two hosts; use \"bridge\" for more".into(),
+            );
         }
         if self.underlay.subnet.hosts().count() < self.hosts.len() + 1 {
-            return Err(format!("underlay subnet {} is too small for {} hosts", self.underlay.subnet, self.hosts.len()));
+            return Err(format!(
+                "underlay subnet {} is too small for {} hosts",
+                self.underlay.subnet,
+                self.hosts.len()
+            ));
         }
         let nets: BTreeSet<&str> = self.networks.iter().map(|n| n.name.as_str()).collect();
         for n in &self.networks {
             for h in n.ip_range.keys() {
                 if !names.contains(h.as_str()) {
-                    return Err(format!("network '{}': ip_range names unknown host '{h}'", n.name));
+                    return Err(format!(
+                        "network '{}': ip_range names unknown host '{h}'",
+                        n.name
+                    ));
                 }
             }
         }
@@ -156,7 +169,10 @@ impl LabFile {
                 return Err(format!("container '{}': unknown host '{}'", c.name, c.host));
             }
             if !nets.contains(c.network.as_str()) {
-                return Err(format!("container '{}': unknown network '{}'", c.name, c.network));
+                return Err(format!(
+                    "container '{}': unknown network '{}'",
+                    c.name, c.network
+                ));
             }
         }
         Ok(())
@@ -164,7 +180,11 @@ impl LabFile {
 
     /// A host's underlay address: the subnet's hosts in file order.
     pub fn host_address(&self, index: usize) -> Ipv4Addr {
-        self.underlay.subnet.hosts().nth(index).unwrap_or(Ipv4Addr::UNSPECIFIED)
+        self.underlay
+            .subnet
+            .hosts()
+            .nth(index)
+            .unwrap_or(Ipv4Addr::UNSPECIFIED)
     }
 
     /// Namespace of a host or container.
@@ -212,7 +232,9 @@ mod tests {
     #[test]
     fn the_example_labs_parse() {
         for f in ["two-hosts.toml", "three-hosts.toml"] {
-            let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../labs").join(f);
+            let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("../labs")
+                .join(f);
             let text = std::fs::read_to_string(&path).unwrap();
             LabFile::parse(&text).unwrap_or_else(|e| panic!("{f}: {e}"));
         }
@@ -225,8 +247,15 @@ mod tests {
         assert_eq!(lab.host_address(1).to_string(), "192.168.77.2");
         assert_eq!(lab.ns("h1"), "vsdemo-h1");
         let bad = DEMO.replace("host = \"h2\"", "host = \"h9\"");
-        assert!(LabFile::parse(&bad).unwrap_err().contains("unknown host 'h9'"));
-        let bad = DEMO.replace("kind = \"veth\"", "kind = \"veth\"\n[[host]]\nname = \"h3\"");
+        assert!(
+            LabFile::parse(&bad)
+                .unwrap_err()
+                .contains("unknown host 'h9'")
+        );
+        let bad = DEMO.replace(
+            "kind = \"veth\"",
+            "kind = \"veth\"\n[[host]]\nname = \"h3\"",
+        );
         assert!(LabFile::parse(&bad).is_err());
         assert!(LabFile::parse("name = \"x\"\nbogus = 1").is_err());
     }
