@@ -48,6 +48,7 @@
 
 pub mod arp;
 pub mod icmp_echo;
+pub mod route;
 mod wire;
 
 #[cfg(test)]
@@ -55,4 +56,5 @@ mod tests;
 
 pub use arp::{ARP_FRAME_LEN, Arp, ArpError, ArpOp, build_gratuitous, build_reply, build_request};
 pub use icmp_echo::{EchoError, build_echo_reply, is_echo_request};
+pub use route::{Route, RouteNetwork, RouteTable, RouteTableError};
 pub use wire::{MIN_FRAME_LEN, is_unicast};

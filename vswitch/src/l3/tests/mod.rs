@@ -4,6 +4,7 @@
 
 mod arp;
 mod echo;
+mod route;
 
 use std::net::Ipv4Addr;
 
@@ -19,6 +20,7 @@ pub const B_MAC: MacAddr = MacAddr([0x02, 0x42, 0x0a, 0x00, 0x01, 0x03]);
 pub const GW: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 1);
 pub const A: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 2);
 pub const B: Ipv4Addr = Ipv4Addr::new(10, 0, 1, 3);
+pub const R: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 7);
 
 /// A broadcast ARP frame with arbitrary (even unsupported) types and address
 /// lengths: `hw` serves as sender and target hardware address, `proto` as sender and
