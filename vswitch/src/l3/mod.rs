@@ -47,6 +47,7 @@
 //! cache (or keep the L3 path on one worker).
 
 pub mod arp;
+pub mod forward;
 pub mod icmp_echo;
 pub mod route;
 mod wire;
@@ -55,6 +56,10 @@ mod wire;
 mod tests;
 
 pub use arp::{ARP_FRAME_LEN, Arp, ArpError, ArpOp, build_gratuitous, build_reply, build_request};
+pub use forward::{
+    ForwardError, MAX_TIME_EXCEEDED_LEN, TimeExceededError, build_time_exceeded, decrement_ttl,
+    rewrite_l2,
+};
 pub use icmp_echo::{EchoError, build_echo_reply, is_echo_request};
 pub use route::{Route, RouteNetwork, RouteTable, RouteTableError};
 pub use wire::{MIN_FRAME_LEN, is_unicast};

@@ -138,6 +138,11 @@ impl<'a> Ipv4View<'a> {
         &self.ip()[..self.hlen]
     }
 
+    /// The whole IPv4 packet (header and payload, without Ethernet padding).
+    pub fn packet(&self) -> &'a [u8] {
+        &self.ip()[..self.total]
+    }
+
     pub fn payload(&self) -> &'a [u8] {
         &self.ip()[self.hlen..self.total]
     }

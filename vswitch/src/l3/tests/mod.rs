@@ -4,6 +4,7 @@
 
 mod arp;
 mod echo;
+mod forward;
 mod route;
 
 use std::net::Ipv4Addr;
@@ -123,6 +124,30 @@ pub fn udp(eth_src: MacAddr, eth_dst: MacAddr, src: Ipv4Addr, dst: Ipv4Addr, ttl
         .udp(40000, 53)
         .write(&mut v, b"query payload")
         .unwrap();
+    v
+}
+
+/// An Ethernet + IPv4 frame carrying the ICMP message `icmp` (header and payload).
+pub fn icmp_frame(src: Ipv4Addr, dst: Ipv4Addr, ttl: u8, icmp: &[u8]) -> Vec<u8> {
+    let mut ip = Ipv4Header::new(
+        icmp.len() as u16,
+        ttl,
+        etherparse::IpNumber::ICMP,
+        src.octets(),
+        dst.octets(),
+    )
+    .unwrap();
+    ip.header_checksum = ip.calc_header_checksum();
+    let mut v = Vec::new();
+    Ethernet2Header {
+        source: A_MAC.0,
+        destination: ROUTER_MAC.0,
+        ether_type: EtherType::IPV4,
+    }
+    .write(&mut v)
+    .unwrap();
+    ip.write(&mut v).unwrap();
+    v.extend_from_slice(icmp);
     v
 }
 
