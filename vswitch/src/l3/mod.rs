@@ -49,6 +49,7 @@
 pub mod arp;
 pub mod forward;
 pub mod icmp_echo;
+pub mod neigh;
 pub mod route;
 mod wire;
 
@@ -61,5 +62,9 @@ pub use forward::{
     rewrite_l2,
 };
 pub use icmp_echo::{EchoError, build_echo_reply, is_echo_request};
+pub use neigh::{
+    ArpRequest, LearnKind, Lookup, NeighCache, NeighConfig, NeighCounters, NeighEntry, NeighState,
+    QueuedFrame, Tick, Waiting,
+};
 pub use route::{Route, RouteNetwork, RouteTable, RouteTableError};
 pub use wire::{MIN_FRAME_LEN, is_unicast};

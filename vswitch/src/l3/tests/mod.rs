@@ -5,6 +5,7 @@
 mod arp;
 mod echo;
 mod forward;
+mod neigh;
 mod route;
 
 use std::net::Ipv4Addr;
