@@ -5,6 +5,7 @@
 mod arp;
 mod echo;
 mod forward;
+mod fuzz;
 mod neigh;
 mod route;
 
