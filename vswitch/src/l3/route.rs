@@ -100,6 +100,9 @@ pub enum RouteTableError {
 pub struct RouteTable {
     /// Longest prefix first, then by address (a deterministic order).
     networks: Vec<RouteNetwork>,
+    /// `(network address, netmask)` of `networks[i]` as integers: a containment test
+    /// is one AND and one compare (`Ipv4Net::contains` costs several times that).
+    masks: Vec<(u32, u32)>,
     /// Allowed pairs, each stored as (smaller id, larger id), sorted.
     pairs: Vec<(NetworkId, NetworkId)>,
     uplink: bool,
@@ -141,8 +144,13 @@ impl RouteTable {
         }
         pairs.sort_unstable();
         pairs.dedup();
+        let masks = networks
+            .iter()
+            .map(|n| (u32::from(n.subnet.network()), u32::from(n.subnet.netmask())))
+            .collect();
         Ok(RouteTable {
             networks,
+            masks,
             pairs,
             uplink,
         })
@@ -173,7 +181,12 @@ impl RouteTable {
 
     /// The local network whose subnet holds `ip` (longest prefix).
     pub fn network_of(&self, ip: Ipv4Addr) -> Option<&RouteNetwork> {
-        self.networks.iter().find(|n| n.subnet.contains(&ip))
+        let ip = u32::from(ip);
+        let i = self
+            .masks
+            .iter()
+            .position(|&(net, mask)| ip & mask == net)?;
+        self.networks.get(i)
     }
 
     /// Where a packet from network `from` to `dst` goes. See the module doc.
