@@ -22,11 +22,14 @@
 //! # What the datapath does around it
 //!
 //! For a frame from a local network `S` (router MAC `R`, gateway `G`):
-//! - **ARP** ([`Arp::parse`]): a request whose target is `G` is answered with
-//!   [`build_reply`] from `R`; a request for `G` (not a probe) also teaches `S`'s cache
-//!   its sender ([`LearnKind::Request`]); a reply, or any gratuitous ARP, is given to
-//!   `S`'s cache as [`LearnKind::Reply`] / [`LearnKind::Gratuitous`] (which only
-//!   update known entries). Frames handed back by [`NeighCache::learn`] are sent now.
+//! - **ARP** ([`Arp::parse`]), in this order: a gratuitous one
+//!   ([`Arp::is_gratuitous`]) goes to `S`'s cache as [`LearnKind::Gratuitous`]; a
+//!   request whose target is `G` is answered with [`build_reply`] from `R` and, unless
+//!   it is a probe ([`Arp::is_probe`]), teaches the cache its sender
+//!   ([`LearnKind::Request`]); a reply to `R` goes to the cache as [`LearnKind::Reply`].
+//!   Frames handed back by [`NeighCache::learn`] are sent now. Other ARP stays L2.
+//!   Bindings the control plane knows (endpoints it addressed) can be set with
+//!   [`NeighCache::insert_permanent`] and need no ARP at all.
 //! - **IPv4 to `R`**: [`RouteTable::route`]`(S, dst)`:
 //!   - `ToGateway`: an echo request gets [`build_echo_reply`]; anything else is dropped;
 //!   - `Local(N)`: [`decrement_ttl`] (on `TtlExpired`, send [`build_time_exceeded`] from

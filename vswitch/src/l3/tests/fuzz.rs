@@ -77,7 +77,10 @@ proptest! {
     #![proptest_config(ProptestConfig::with_cases(2000))]
 
     #[test]
-    fn random_bytes(frame in proptest::collection::vec(any::<u8>(), 0..200), out_len in 0usize..200) {
+    fn random_bytes(
+        frame in proptest::collection::vec(any::<u8>(), 0..200),
+        out_len in 0usize..200,
+    ) {
         exercise(&frame, out_len);
     }
 

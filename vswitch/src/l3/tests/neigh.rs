@@ -456,13 +456,16 @@ proptest! {
                     c.lookup(now, Ipv4Addr::new(10, 0, 0, 10 + i), w);
                 }
                 Op::Learn(i, m, k) => {
-                    let kind = [LearnKind::Reply, LearnKind::Request, LearnKind::Gratuitous][usize::from(k)];
-                    out += c.learn(now, Ipv4Addr::new(10, 0, 0, 10 + i), MacAddr([2, 0, 0, 0, 0, m]), kind).len() as u64;
+                    let kinds = [LearnKind::Reply, LearnKind::Request, LearnKind::Gratuitous];
+                    let ip = Ipv4Addr::new(10, 0, 0, 10 + i);
+                    let mac = MacAddr([2, 0, 0, 0, 0, m]);
+                    out += c.learn(now, ip, mac, kinds[usize::from(k)]).len() as u64;
                 }
                 Op::Tick => out += c.tick(now).unresolved.len() as u64,
                 Op::Remove(i) => {
                     let ip = Ipv4Addr::new(10, 0, 0, 10 + i);
-                    flushed += c.entries(now).iter().find(|e| e.ip == ip).map_or(0, |e| e.queued as u64);
+                    let entry = c.entries(now).into_iter().find(|e| e.ip == ip);
+                    flushed += entry.map_or(0, |e| e.queued as u64);
                     c.remove(ip);
                 }
             }
@@ -473,9 +476,56 @@ proptest! {
             prop_assert!(c.queued().1 <= cfg.queue_total_bytes);
             prop_assert!(c.len() <= cfg.max_entries);
             prop_assert!(entries.iter().all(|e| e.queued <= cfg.queue_per_address));
-            prop_assert!(entries.iter().all(|e| e.queued == 0 || e.state == NeighState::Incomplete));
+            let only_incomplete_hold_frames =
+                entries.iter().all(|e| e.queued == 0 || e.state == NeighState::Incomplete);
+            prop_assert!(only_incomplete_hold_frames);
             let n = c.counters();
             prop_assert_eq!(n.queued, held as u64 + out + flushed);
         }
     }
+}
+
+#[test]
+fn permanent_entries_are_neither_aged_nor_changed_nor_evicted() {
+    let mut c = NeighCache::new(NeighConfig {
+        max_entries: 2,
+        ..NeighConfig::default()
+    });
+    let f = frame(5);
+    c.lookup(secs(0), A, wait(&f));
+    let released = c.insert_permanent(secs(1), A, A_MAC);
+    assert_eq!(released.len(), 1, "frames waiting for it go now");
+    assert_eq!(c.queued(), (0, 0));
+    c.learn(secs(2), A, B_MAC, LearnKind::Gratuitous);
+    c.learn(secs(2), A, B_MAC, LearnKind::Reply);
+    for s in [100, 1000, 10_000] {
+        assert!(c.tick(secs(s)).requests.is_empty());
+        assert_eq!(c.lookup(secs(s), A, None), Lookup::Hit(A_MAC));
+    }
+    assert_eq!(state(&c, secs(10_000), A), Some(NeighState::Permanent));
+    // Never the eviction victim; always accepted.
+    c.learn(secs(10_000), B, B_MAC, LearnKind::Request);
+    c.learn(secs(10_001), R, B_MAC, LearnKind::Request);
+    assert_eq!(state(&c, secs(10_001), A), Some(NeighState::Permanent));
+    c.insert_permanent(secs(10_002), GW, ROUTER_MAC);
+    assert_eq!(c.len(), 2);
+    c.insert_permanent(secs(10_003), B, B_MAC);
+    assert_eq!(c.len(), 3, "over max_entries when nothing can be evicted");
+    c.remove(A);
+    assert_eq!(
+        c.lookup(secs(10_004), A, None),
+        Lookup::Miss {
+            send_request: false,
+            queued: false
+        },
+        "full of permanent entries"
+    );
+    c.remove(B);
+    assert_eq!(
+        c.lookup(secs(10_004), A, None),
+        Lookup::Miss {
+            send_request: true,
+            queued: false
+        }
+    );
 }

@@ -17,6 +17,7 @@
 //! | DELAY | yes | a confirmation (-> REACHABLE), or `delay_first_probe` later (-> PROBE) |
 //! | PROBE | yes | a confirmation (-> REACHABLE), or `max_probes` unicast requests unanswered (-> FAILED) |
 //! | FAILED | no, frames refused | `failed_time` later (removed; the next use starts over) |
+//! | PERMANENT | yes | [`NeighCache::remove`]: set by the control plane, never aged, evicted or changed by ARP |
 //!
 //! DELAY and PROBE are why a STALE entry in use is re-checked: without them an entry
 //! whose host changed its MAC silently would be used forever. A confirmation is an ARP
@@ -41,13 +42,17 @@
 //! **Size.** At most `max_entries` addresses (Linux's `gc_thresh3`). At the limit a new
 //! address evicts a FAILED entry, else the least recently used STALE one; if every
 //! entry is in use the new address is refused (counted as `table_full`). The eviction
-//! scan is linear, and only on that rare miss path.
+//! scan is linear, and only on that rare miss path. PERMANENT entries are never
+//! evicted, and always accepted.
 //!
 //! **Time and threads.** Every method takes `now` (time since any fixed origin); no
 //! clock is read and nothing expires unless [`NeighCache::tick`] is called (call it at
 //! least every 100 ms, it is cheap when nothing is due; lookups also age what they
 //! touch). `&mut self` throughout: one cache lives in one worker, unshared. Lookups of
 //! a known address do not allocate; a miss copies the frame.
+
+mod entry;
+mod types;
 
 use std::collections::HashMap;
 use std::net::Ipv4Addr;
@@ -56,279 +61,12 @@ use std::time::Duration;
 use fdb::MacAddr;
 
 use crate::packet::VNET_HDR_LEN;
+use entry::{Entry, State};
 
-/// The cache's timers and limits. [`Default`] follows Linux's ARP defaults.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct NeighConfig {
-    /// How long a confirmation keeps an entry REACHABLE (Linux `base_reachable_time`,
-    /// 30 s; Linux draws a random time in 0.5..1.5 of it, we use it as is).
-    pub reachable_time: Duration,
-    /// How long an unused STALE entry stays (Linux `gc_stale_time`, 60 s).
-    pub gc_stale_time: Duration,
-    /// How long a used STALE entry waits for a confirmation before being probed
-    /// (Linux `delay_first_probe_time`, 5 s).
-    pub delay_first_probe: Duration,
-    /// Time between two requests for the same address (Linux `retrans_time`, 1 s).
-    pub retrans_time: Duration,
-    /// Requests sent before giving up: broadcast ones when resolving, unicast ones
-    /// when re-checking (Linux `mcast_solicit` and `ucast_solicit`, 3).
-    pub max_probes: u8,
-    /// How long a failed address answers [`Lookup::Failed`] before a new resolution
-    /// may start, so that traffic to a dead host costs at most `max_probes` requests
-    /// per `max_probes * retrans_time + failed_time` (5 s: Linux would re-probe at
-    /// once on the next packet).
-    pub failed_time: Duration,
-    /// A reply changing a MAC learned less than this long ago is ignored (Linux
-    /// `locktime`, 1 s).
-    pub locktime: Duration,
-    /// Frames queued per INCOMPLETE address (Linux's historical `unres_qlen`, 3).
-    pub queue_per_address: usize,
-    /// Frames queued in the whole cache.
-    pub queue_total_frames: usize,
-    /// Bytes (frame and virtio_net_hdr) queued in the whole cache: 16 TSO
-    /// super-frames of 64 KiB, or about 700 full-size frames.
-    pub queue_total_bytes: usize,
-    /// Addresses in the cache (Linux `gc_thresh3`, 1024).
-    pub max_entries: usize,
-}
-
-impl Default for NeighConfig {
-    fn default() -> Self {
-        NeighConfig {
-            reachable_time: Duration::from_secs(30),
-            gc_stale_time: Duration::from_secs(60),
-            delay_first_probe: Duration::from_secs(5),
-            retrans_time: Duration::from_secs(1),
-            max_probes: 3,
-            failed_time: Duration::from_secs(5),
-            locktime: Duration::from_secs(1),
-            queue_per_address: 3,
-            queue_total_frames: 256,
-            queue_total_bytes: 1 << 20,
-            max_entries: 1024,
-        }
-    }
-}
-
-/// What [`NeighCache::lookup`] found.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Lookup {
-    /// Send to this MAC.
-    Hit(MacAddr),
-    /// Not resolved (yet). The frame given to the lookup was copied into the queue if
-    /// `queued`, else dropped (queue limit, or the table is full) and counted. When
-    /// `send_request`, the caller sends a broadcast ARP request for the address now
-    /// (the first of the resolution; [`NeighCache::tick`] asks for the retries).
-    Miss { send_request: bool, queued: bool },
-    /// The address did not answer recently: drop the frame (and answer it with an
-    /// ICMP host unreachable if it may be answered).
-    Failed,
-}
-
-/// A frame to hand to [`NeighCache::lookup`] in case the address is not resolved.
-#[derive(Clone, Copy, Debug)]
-pub struct Waiting<'a> {
-    pub vnet: [u8; VNET_HDR_LEN],
-    pub frame: &'a [u8],
-}
-
-/// A frame that waited for an address, as it was given to the lookup: the caller sets
-/// its Ethernet destination (and whatever else it deferred) before sending it.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct QueuedFrame {
-    pub vnet: [u8; VNET_HDR_LEN],
-    pub frame: Vec<u8>,
-    pub queued_at: Duration,
-}
-
-impl QueuedFrame {
-    fn cost(&self) -> usize {
-        self.frame.len() + VNET_HDR_LEN
-    }
-}
-
-/// How an address-to-MAC binding was heard. See the module doc for what each may do.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum LearnKind {
-    /// An ARP reply addressed to us (unicast): confirms reachability.
-    Reply,
-    /// An ARP request for one of our addresses: its sender exists.
-    Request,
-    /// A gratuitous ARP (sender address == target address), request or reply.
-    Gratuitous,
-}
-
-/// An ARP request the caller should send from this interface's address and MAC.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub struct ArpRequest {
-    pub target: Ipv4Addr,
-    /// [`MacAddr::BROADCAST`] while resolving; the cached MAC when re-checking it.
-    pub dst: MacAddr,
-}
-
-/// What [`NeighCache::tick`] asks of the caller.
-#[derive(Debug, Default, PartialEq, Eq)]
-pub struct Tick {
-    /// Requests to send now.
-    pub requests: Vec<ArpRequest>,
-    /// Frames whose address failed to resolve, with the address: drop them, or answer
-    /// each with an ICMP host unreachable (type 3 code 1) as Linux does.
-    pub unresolved: Vec<(Ipv4Addr, QueuedFrame)>,
-}
-
-/// An entry's state, as shown.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum NeighState {
-    Incomplete,
-    Reachable,
-    Stale,
-    Delay,
-    Probe,
-    Failed,
-}
-
-impl NeighState {
-    /// The lowercase name `ip neigh` would print.
-    pub const fn name(self) -> &'static str {
-        match self {
-            NeighState::Incomplete => "incomplete",
-            NeighState::Reachable => "reachable",
-            NeighState::Stale => "stale",
-            NeighState::Delay => "delay",
-            NeighState::Probe => "probe",
-            NeighState::Failed => "failed",
-        }
-    }
-}
-
-/// One entry, for display.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct NeighEntry {
-    pub ip: Ipv4Addr,
-    /// `None` while INCOMPLETE or FAILED.
-    pub mac: Option<MacAddr>,
-    pub state: NeighState,
-    /// Frames waiting (INCOMPLETE only).
-    pub queued: usize,
-    /// Time since a lookup last wanted the entry.
-    pub idle: Duration,
-    /// Time since the binding was last learned; `None` when there is none.
-    pub learned_ago: Option<Duration>,
-}
-
-/// Event counts. Plain numbers: the cache has one owner; sum workers' with
-/// [`NeighCounters::merge`].
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
-pub struct NeighCounters {
-    /// Lookups answered with a MAC.
-    pub hits: u64,
-    /// Lookups of an address not (yet) resolved.
-    pub misses: u64,
-    /// Requests the cache asked to send (first requests, retries, unicast probes).
-    pub requests_sent: u64,
-    /// Frames queued for an answer.
-    pub queued: u64,
-    /// Frames refused by a queue limit or a full table.
-    pub queue_drops: u64,
-    /// Queued frames handed back on an answer.
-    pub released: u64,
-    /// Resolutions (or re-checks) that got no answer.
-    pub failed: u64,
-    /// Queued frames handed back because their resolution failed.
-    pub unresolved: u64,
-    /// Lookups answered [`Lookup::Failed`].
-    pub failed_lookups: u64,
-    /// New addresses refused because every entry was in use.
-    pub table_full: u64,
-}
-
-impl NeighCounters {
-    /// Adds another cache's counts.
-    pub fn merge(&mut self, o: &NeighCounters) {
-        self.hits += o.hits;
-        self.misses += o.misses;
-        self.requests_sent += o.requests_sent;
-        self.queued += o.queued;
-        self.queue_drops += o.queue_drops;
-        self.released += o.released;
-        self.failed += o.failed;
-        self.unresolved += o.unresolved;
-        self.failed_lookups += o.failed_lookups;
-        self.table_full += o.table_full;
-    }
-}
-
-#[derive(Debug)]
-enum State {
-    Incomplete {
-        probes: u8,
-        next: Duration,
-        queue: Vec<QueuedFrame>,
-    },
-    Reachable {
-        mac: MacAddr,
-    },
-    Stale {
-        mac: MacAddr,
-    },
-    Delay {
-        mac: MacAddr,
-        until: Duration,
-    },
-    Probe {
-        mac: MacAddr,
-        probes: u8,
-        next: Duration,
-    },
-    Failed {
-        until: Duration,
-    },
-}
-
-#[derive(Debug)]
-struct Entry {
-    state: State,
-    /// Last time a lookup wanted it (or when it was created).
-    used: Duration,
-    /// Last time its binding was learned (any kind).
-    updated: Duration,
-    /// Last confirmation (a reply to us); drives REACHABLE.
-    confirmed: Duration,
-}
-
-impl Entry {
-    fn mac(&self) -> Option<MacAddr> {
-        match self.state {
-            State::Reachable { mac }
-            | State::Stale { mac }
-            | State::Delay { mac, .. }
-            | State::Probe { mac, .. } => Some(mac),
-            State::Incomplete { .. } | State::Failed { .. } => None,
-        }
-    }
-
-    fn public_state(&self) -> NeighState {
-        match self.state {
-            State::Incomplete { .. } => NeighState::Incomplete,
-            State::Reachable { .. } => NeighState::Reachable,
-            State::Stale { .. } => NeighState::Stale,
-            State::Delay { .. } => NeighState::Delay,
-            State::Probe { .. } => NeighState::Probe,
-            State::Failed { .. } => NeighState::Failed,
-        }
-    }
-
-    /// REACHABLE past its time becomes STALE. The one transition that needs no
-    /// caller action, so lookups apply it too and need not wait for a tick.
-    fn age(&mut self, now: Duration, cfg: &NeighConfig) {
-        if let State::Reachable { mac } = self.state
-            && now >= self.confirmed.saturating_add(cfg.reachable_time)
-        {
-            self.state = State::Stale { mac };
-        }
-    }
-}
+pub use types::{
+    ArpRequest, LearnKind, Lookup, NeighConfig, NeighCounters, NeighEntry, NeighState, QueuedFrame,
+    Tick, Waiting,
+};
 
 /// The neighbour cache of one L3 interface. See the module doc.
 #[derive(Debug)]
@@ -378,7 +116,10 @@ impl NeighCache {
             e.age(now, &cfg);
             e.used = e.used.max(now);
             match &mut e.state {
-                State::Reachable { mac } | State::Delay { mac, .. } | State::Probe { mac, .. } => {
+                State::Reachable { mac }
+                | State::Delay { mac, .. }
+                | State::Probe { mac, .. }
+                | State::Permanent { mac } => {
                     self.counters.hits += 1;
                     return Lookup::Hit(*mac);
                 }
@@ -538,6 +279,9 @@ impl NeighCache {
         let Some(e) = self.entries.get_mut(&ip) else {
             return Vec::new();
         };
+        if matches!(e.state, State::Permanent { .. }) {
+            return Vec::new();
+        }
         e.age(now, &cfg);
         let old = e.mac();
         let changes = old.is_some_and(|m| m != mac);
@@ -565,6 +309,37 @@ impl NeighCache {
         e.updated = now;
         let released = match std::mem::replace(&mut e.state, new_state) {
             State::Incomplete { queue, .. } => queue,
+            _ => Vec::new(),
+        };
+        if !released.is_empty() {
+            self.unaccount(&released);
+            self.counters.released += released.len() as u64;
+        }
+        released
+    }
+
+    /// Sets `ip` to `mac` for good (the control plane knows the binding, for example
+    /// an endpoint whose address it assigned): no ARP needed, and no ARP can change
+    /// it; only [`NeighCache::remove`] or another call does. Always accepted, even
+    /// over `max_entries` when nothing can be evicted. Returns the frames that were
+    /// waiting for `ip`, as [`NeighCache::learn`] does.
+    pub fn insert_permanent(
+        &mut self,
+        now: Duration,
+        ip: Ipv4Addr,
+        mac: MacAddr,
+    ) -> Vec<QueuedFrame> {
+        if !self.entries.contains_key(&ip) && self.entries.len() >= self.cfg.max_entries {
+            self.evict_one();
+        }
+        let entry = Entry {
+            state: State::Permanent { mac },
+            used: now,
+            updated: now,
+            confirmed: now,
+        };
+        let released = match self.entries.insert(ip, entry).map(|e| e.state) {
+            Some(State::Incomplete { queue, .. }) => queue,
             _ => Vec::new(),
         };
         if !released.is_empty() {
