@@ -10,6 +10,7 @@ pub mod config;
 pub mod control;
 pub mod daemon;
 pub mod datapath;
+pub mod l3;
 pub mod lab;
 pub mod nat;
 pub mod packet;
