@@ -18,6 +18,7 @@
 pub mod af_packet;
 pub mod sys;
 pub mod tap;
+pub mod underlay;
 
 #[cfg(test)]
 mod tests;

@@ -9,6 +9,7 @@
 //! Every `unsafe` block says why it is sound in a `// SAFETY:` comment.
 #![allow(unsafe_code)]
 
+pub mod cmsg;
 pub mod epoll;
 pub mod eventfd;
 pub mod ifname;
@@ -16,6 +17,8 @@ pub mod mmsg;
 pub mod netns;
 pub mod packet_socket;
 pub mod tun;
+pub mod udp;
+pub mod udp_mmsg;
 
 use std::io;
 
