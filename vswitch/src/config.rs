@@ -90,7 +90,7 @@ fn yes() -> bool {
 }
 
 /// Largest source-port range: the daemon keeps one socket per port of it.
-pub const MAX_SRC_PORTS: u32 = 1024;
+pub const MAX_SRC_PORTS: u32 = crate::port::underlay::MAX_SOURCE_PORTS;
 
 fn de_port_range<'de, D: serde::Deserializer<'de>>(d: D) -> Result<PortRange, D::Error> {
     let s = String::deserialize(d)?;

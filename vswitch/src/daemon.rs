@@ -20,7 +20,9 @@ use crate::control::server::{self, ServerError};
 use crate::control::state::{StateError, StateStore};
 use crate::datapath::pipeline::Pipeline;
 use crate::datapath::topology::Topology;
-use crate::datapath::worker::{self, Event, WorkerConfig};
+use crate::datapath::tunnel::TunnelCounters;
+use crate::datapath::worker::{self, Command, Event, WorkerConfig};
+use crate::port::underlay::{Underlay, UnderlayConfig, UnderlayError};
 
 /// How often endpoints whose interface is missing are looked for again.
 const REATTACH_EVERY: Duration = Duration::from_secs(2);
@@ -45,6 +47,8 @@ pub enum DaemonError {
     Server(#[from] ServerError),
     #[error("cannot start the datapath: {0}")]
     Worker(std::io::Error),
+    #[error(transparent)]
+    Underlay(#[from] UnderlayError),
     #[error("cannot install signal handlers: {0}")]
     Signals(std::io::Error),
     #[error(
@@ -100,6 +104,35 @@ pub fn run(opts: RunOptions) -> Result<(), DaemonError> {
     })
     .map_err(DaemonError::Worker)?;
 
+    let tunnel_counters = match &cfg.underlay {
+        Some(u) => {
+            let underlay = Underlay::open(&UnderlayConfig {
+                local: u.local,
+                port: u.port,
+                src_ports: u.src_port_range,
+                udp_checksum: u.udp_checksum,
+                interface: u.interface.clone(),
+                gso: u.gso,
+                gro: u.gro,
+            })
+            .map_err(DaemonError::Underlay)?;
+            let caps = underlay.caps();
+            tracing::info!(
+                "underlay {}:{} (UDP GSO {}, GRO {})",
+                u.local,
+                u.port,
+                if caps.gso { "on" } else { "off" },
+                if caps.gro { "on" } else { "off" }
+            );
+            let counters = Arc::new(TunnelCounters::default());
+            worker.send(Command::SetTunnel {
+                tunnel: Box::new(underlay),
+                counters: counters.clone(),
+            });
+            Some(counters)
+        }
+        None => None,
+    };
     let mut manager = Manager::new(ManagerParts {
         store,
         state,
@@ -112,7 +145,7 @@ pub fn run(opts: RunOptions) -> Result<(), DaemonError> {
             mtu: underlay_mtu(&config),
             config,
         }),
-        tunnel_counters: None,
+        tunnel_counters,
     });
     manager.publish_topology();
     manager.reattach();

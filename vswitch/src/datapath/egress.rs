@@ -71,9 +71,9 @@ pub fn to_peers(
         clamp(pool, i, &hdr, t.mtu);
     }
     let max_frame = t.mtu as usize + ETH_HLEN;
-    let sport = vtep::source_port(vtep::flow_hash(pool.get(i).frame()), ov.src_ports);
+    let flow = vtep::flow_hash(pool.get(i).frame());
     if hdr.is_gso() {
-        return split_to_peers(pool, i, &hdr, max_frame, t, sport, txs);
+        return split_to_peers(pool, i, &hdr, max_frame, t, flow, txs);
     }
     if hdr.needs_csum() {
         let buf = pool.get_mut(i);
@@ -85,9 +85,9 @@ pub fn to_peers(
     }
     debug_assert!(!hdr.needs_csum());
     if pool.get(i).len() <= max_frame {
-        return whole_to_peers(pool, i, t, sport, txs);
+        return whole_to_peers(pool, i, t, flow, txs);
     }
-    too_big(pool, i, t, router_mac, sport, txs)
+    too_big(pool, i, t, router_mac, flow, txs)
 }
 
 fn clamp(pool: &mut Pool, i: u32, hdr: &VnetHdr, mtu: u32) {
@@ -109,7 +109,7 @@ fn whole_to_peers(
     pool: &mut Pool,
     i: u32,
     t: &Target<'_>,
-    sport: u16,
+    flow: u32,
     txs: &mut Vec<Transmit>,
 ) -> Outcome {
     let buf = if t.exclusive {
@@ -133,7 +133,7 @@ fn whole_to_peers(
             buf,
             range: None,
             dst,
-            src_port: sport,
+            flow_hash: flow,
             segment_size: None,
         });
     }
@@ -146,7 +146,7 @@ fn split_to_peers(
     hdr: &VnetHdr,
     max_frame: usize,
     t: &Target<'_>,
-    sport: u16,
+    flow: u32,
     txs: &mut Vec<Transmit>,
 ) -> Outcome {
     let Some(s) = pool.scratch() else {
@@ -178,7 +178,7 @@ fn split_to_peers(
                 segment_size: several.then_some(layout.stride as u16),
                 range: Some(r),
                 dst: peer,
-                src_port: sport,
+                flow_hash: flow,
             });
         }
     }
@@ -212,18 +212,18 @@ fn too_big(
     i: u32,
     t: &Target<'_>,
     router_mac: MacAddr,
-    sport: u16,
+    flow: u32,
     txs: &mut Vec<Transmit>,
 ) -> Outcome {
     match vtep::needs_icmp(pool.get(i).frame(), t.mtu) {
-        vtep::Verdict::Fits => whole_to_peers(pool, i, t, sport, txs),
+        vtep::Verdict::Fits => whole_to_peers(pool, i, t, flow, txs),
         vtep::Verdict::Ipv4Df => reply(pool, i, |frame, out| {
             vtep::build_frag_needed(frame, t.mtu, router_mac.0, t.gateway, out)
         }),
         vtep::Verdict::Ipv6 => reply(pool, i, |frame, out| {
             vtep::build_packet_too_big(frame, t.mtu, router_mac.0, link_local(router_mac), out)
         }),
-        vtep::Verdict::Ipv4NoDf => fragment(pool, i, t, sport, txs),
+        vtep::Verdict::Ipv4NoDf => fragment(pool, i, t, flow, txs),
         vtep::Verdict::Drop(_) => Outcome::Drop(DropReason::TooBig),
     }
 }
@@ -250,7 +250,7 @@ fn fragment(
     pool: &mut Pool,
     i: u32,
     t: &Target<'_>,
-    sport: u16,
+    flow: u32,
     txs: &mut Vec<Transmit>,
 ) -> Outcome {
     let (src, mut scratch) = pool.source_and_scratch(i);
@@ -277,7 +277,7 @@ fn fragment(
                 buf: s,
                 range: None,
                 dst: peer,
-                src_port: sport,
+                flow_hash: flow,
                 segment_size: None,
             });
         }

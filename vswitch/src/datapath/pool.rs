@@ -37,6 +37,11 @@ impl Pool {
         Some(i as u32)
     }
 
+    /// Scratch buffers still free in this batch.
+    pub fn scratch_left(&self) -> usize {
+        self.bufs.len() - self.next
+    }
+
     /// Takes every scratch buffer back (after the flush).
     pub fn release_scratch(&mut self) {
         self.next = self.rx;

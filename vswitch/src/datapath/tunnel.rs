@@ -16,8 +16,9 @@ use super::counters::Counter;
 use crate::packet::PacketBuf;
 
 /// One received buffer.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RxMeta {
+    /// The sending VTEP's address and source port.
     pub src: SocketAddr,
     /// With GRO: the buffer holds datagrams of this size back to back (the last may be
     /// shorter). `None`: one datagram.
@@ -33,16 +34,31 @@ impl Default for RxMeta {
     }
 }
 
-/// One send: bytes of a pool buffer's frame to a peer, from a source port.
+/// One send: UDP payload from a pool buffer's frame to a peer.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Transmit {
     pub buf: u32,
-    /// The part of the buffer's frame to send (`None`: all of it).
+    /// The part of the buffer's frame to send (`None`: all of it). A split super-frame
+    /// can exceed what one GSO send takes; its runs are ranges of one buffer.
     pub range: Option<Range<usize>>,
+    /// The remote VTEP; the port is the configured one.
     pub dst: IpAddr,
-    pub src_port: u16,
+    /// `vtep::flow_hash` of the inner frame: selects the source port, so each inner flow
+    /// keeps one outer 5-tuple.
+    pub flow_hash: u32,
     /// Several datagrams of this size (the last may be shorter), in one GSO send.
     pub segment_size: Option<u16>,
+}
+
+impl Transmit {
+    /// The bytes to send.
+    pub fn payload<'a>(&self, pool: &'a [PacketBuf]) -> &'a [u8] {
+        let frame = pool[self.buf as usize].frame();
+        match &self.range {
+            Some(r) => frame.get(r.clone()).unwrap_or_default(),
+            None => frame,
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]

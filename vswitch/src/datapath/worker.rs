@@ -34,6 +34,10 @@ use crate::port::{Port, PortError};
 pub const DEFAULT_BATCH: usize = 64;
 /// Scratch buffers per worker: frames the switch builds during one batch.
 const SCRATCH: usize = 256;
+/// Fewer free scratch buffers than this before a frame from a local port, and what is
+/// queued is sent first: one frame may need this many (an IPv4 packet of 64 KiB
+/// fragmented to a 1450-byte overlay).
+const SCRATCH_PER_FRAME: usize = 48;
 /// Longest wait for a port to become readable before looking at commands again.
 const IDLE_WAIT: Duration = Duration::from_secs(1);
 const WAKE_TOKEN: u64 = u64::MAX;
@@ -309,6 +313,9 @@ impl Worker {
                 gso: buf.vnet[1] != 0,
             };
             let verdict = pipeline.process(&batch, Ingress::Port(in_port), buf.frame(), meta);
+            if self.pool.scratch_left() < SCRATCH_PER_FRAME {
+                self.flush();
+            }
             self.apply(&batch, in_port, i, verdict, &counters);
         }
         drop(batch);
@@ -424,6 +431,11 @@ impl Worker {
             let single = seg >= len;
             let mut off = 0;
             while off < len {
+                // A GRO read holds many datagrams, each needing a buffer of its own once
+                // decapsulated: send what is queued when the scratch runs low.
+                if !single && self.pool.scratch_left() == 0 {
+                    self.flush();
+                }
                 let end = (off + seg).min(len);
                 counters.rx_datagrams.add(1);
                 counters.rx_bytes.add((end - off) as u64);

@@ -53,7 +53,7 @@
 //! or errors for a single datagram: those are counted in [`UnderlayDrops`].
 
 use std::io;
-use std::net::{IpAddr, Ipv6Addr, SocketAddr, SocketAddrV6};
+use std::net::{IpAddr, SocketAddr, SocketAddrV6};
 use std::os::fd::{AsFd, BorrowedFd};
 
 use super::MAX_BATCH;
@@ -129,39 +129,7 @@ pub struct UnderlayCaps {
     pub gro: bool,
 }
 
-/// What [`Underlay::recv_batch`] says about one received buffer.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RxMeta {
-    /// The sending VTEP's address and source port.
-    pub src: SocketAddr,
-    /// `Some(s)`: the buffer holds several datagrams of `s` bytes each, the last possibly
-    /// shorter, coalesced by GRO. `None`: one datagram. (The length is the buffer's.)
-    pub segment_size: Option<u16>,
-}
-
-impl Default for RxMeta {
-    fn default() -> Self {
-        RxMeta {
-            src: SocketAddr::new(IpAddr::V6(Ipv6Addr::UNSPECIFIED), 0),
-            segment_size: None,
-        }
-    }
-}
-
-/// One thing to send: a buffer of the pool whose whole `frame()` is UDP payload.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Transmit {
-    /// Index of the buffer in the pool given to [`Underlay::send_batch`].
-    pub buf: u32,
-    /// The remote VTEP; the port is the configured one.
-    pub dst: IpAddr,
-    /// `vtep::flow_hash` of the inner frame: selects the source port, so each inner flow
-    /// keeps one outer 5-tuple. (The datapath never needs the port number itself.)
-    pub flow_hash: u32,
-    /// `Some(s)`: the payload is several datagrams of `s` bytes each, the last possibly
-    /// shorter (sent in one `UDP_SEGMENT` call while GSO is on, else one by one).
-    pub segment_size: Option<u16>,
-}
+pub use crate::datapath::tunnel::{RxMeta, Transmit};
 
 /// Datagrams the underlay dropped by itself, by reason (see [`Underlay::take_drops`]).
 /// Counted in datagrams, so a refused GSO transmit of 40 segments counts 40.
@@ -384,4 +352,31 @@ fn interface_index(name: &str) -> Result<u32, UnderlayError> {
             source,
         },
     })
+}
+
+impl crate::datapath::tunnel::Tunnel for Underlay {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        Underlay::as_fd(self)
+    }
+
+    fn recv_batch(
+        &mut self,
+        bufs: &mut [PacketBuf],
+        meta: &mut [RxMeta],
+    ) -> Result<usize, crate::datapath::tunnel::TunnelError> {
+        Underlay::recv_batch(self, bufs, meta).map_err(|e| io::Error::other(e.to_string()).into())
+    }
+
+    fn send_batch(
+        &mut self,
+        pool: &[PacketBuf],
+        txs: &[Transmit],
+    ) -> Result<usize, crate::datapath::tunnel::TunnelError> {
+        Underlay::send_batch(self, pool, txs).map_err(|e| io::Error::other(e.to_string()).into())
+    }
+
+    fn take_tx_drops(&mut self) -> u64 {
+        let d = self.take_drops();
+        d.tx_refused + d.tx_unreachable + d.tx_link_down + d.tx_queue_full
+    }
 }

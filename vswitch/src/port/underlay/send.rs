@@ -97,7 +97,7 @@ impl Underlay {
             }
             let (port, gso_ok) = (self.local.port(), self.caps.gso);
             let msgs = txs[i..end].iter().map(|t| {
-                let payload = pool[t.buf as usize].frame();
+                let payload = t.payload(pool);
                 OutDatagram {
                     payload,
                     dst: with_scope(SocketAddr::new(t.dst, port), self.local),
@@ -134,7 +134,7 @@ impl Underlay {
                     }
                 }
                 _ => {
-                    let n = datagrams(pool[txs[i].buf as usize].len(), txs[i].segment_size);
+                    let n = datagrams(txs[i].payload(pool).len(), txs[i].segment_size);
                     if !self.drops.count_tx(errno, n) {
                         return Err(UnderlayError::Send {
                             dst: txs[i].dst,
@@ -151,7 +151,7 @@ impl Underlay {
     /// How `tx` goes out: which socket, as one message or datagram by datagram, or not
     /// at all (a destination of the other address family).
     pub(super) fn route(&self, pool: &[PacketBuf], tx: &Transmit) -> Route {
-        let len = pool[tx.buf as usize].len();
+        let len = tx.payload(pool).len();
         let seg = tx
             .segment_size
             .map(usize::from)
@@ -199,7 +199,7 @@ impl Underlay {
         sock: SockId,
         seg: usize,
     ) -> Result<Split, UnderlayError> {
-        let payload = pool[tx.buf as usize].frame();
+        let payload = tx.payload(pool);
         let dst = with_scope(SocketAddr::new(tx.dst, self.local.port()), self.local);
         let total = payload.len().div_ceil(seg).max(1);
         let (mut done, mut sent_any) = (0, false);
