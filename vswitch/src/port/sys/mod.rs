@@ -16,6 +16,7 @@ pub mod mmsg;
 pub mod netns;
 pub mod packet_socket;
 pub mod tun;
+pub mod tun_ring;
 
 use std::io;
 
