@@ -15,6 +15,8 @@ pub mod ifname;
 pub mod mmsg;
 pub mod netns;
 pub mod packet_socket;
+#[cfg(test)]
+pub mod seccomp;
 pub mod tun;
 pub mod tun_ring;
 
