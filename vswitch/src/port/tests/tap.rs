@@ -42,7 +42,7 @@ fn io_uring_expected() -> bool {
 }
 
 /// Opens a TAP with `io` and checks it got the I/O it should.
-fn open_tap(name: &str, io: TapIo) -> TapPort {
+pub(super) fn open_tap(name: &str, io: TapIo) -> TapPort {
     let tap = TapPort::open_with(name, false, io).unwrap_or_else(|e| panic!("open {name}: {e}"));
     let want = io == TapIo::Auto && io_uring_expected();
     assert_eq!(tap.uses_io_uring(), want, "{name} with {io:?}");
