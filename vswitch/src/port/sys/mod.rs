@@ -16,9 +16,12 @@ pub mod ifname;
 pub mod mmsg;
 pub mod netns;
 pub mod packet_socket;
+#[cfg(test)]
+pub mod seccomp;
 pub mod tun;
 pub mod udp;
 pub mod udp_mmsg;
+pub mod tun_ring;
 
 use std::io;
 

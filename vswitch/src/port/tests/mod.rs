@@ -6,3 +6,4 @@ mod af_packet;
 mod forward;
 mod lab;
 mod tap;
+mod tap_bench;

@@ -8,7 +8,8 @@ use super::lab::{Ns, ip_n, quiet_switch_side, veth};
 use crate::packet::PacketBuf;
 use crate::port::af_packet::PacketPort;
 use crate::port::sys::epoll::{Epoll, Events};
-use crate::port::tap::{TapError, TapPort};
+use crate::port::sys::seccomp::refuse_io_uring_on_this_thread;
+use crate::port::tap::{TapError, TapIo, TapPort};
 use crate::port::{Port, PortError};
 
 const TRANSFER_BYTES: u64 = 100 << 20;
@@ -26,6 +27,29 @@ const TRANSFER_BYTES: u64 = 100 << 20;
 /// ```
 #[test]
 fn tap_forwarder_carries_tcp_super_frames() {
+    tap_forwarder(TapIo::Auto);
+}
+
+/// The same with the fallback forced: one `readv` / `writev` per frame.
+#[test]
+fn tap_forwarder_carries_tcp_super_frames_without_io_uring() {
+    tap_forwarder(TapIo::Syscalls);
+}
+
+/// Whether `TapIo::Auto` must get io_uring here: unless the host disables it.
+fn io_uring_expected() -> bool {
+    std::fs::read_to_string("/proc/sys/kernel/io_uring_disabled").is_ok_and(|v| v.trim() == "0")
+}
+
+/// Opens a TAP with `io` and checks it got the I/O it should.
+pub(super) fn open_tap(name: &str, io: TapIo) -> TapPort {
+    let tap = TapPort::open_with(name, false, io).unwrap_or_else(|e| panic!("open {name}: {e}"));
+    let want = io == TapIo::Auto && io_uring_expected();
+    assert_eq!(tap.uses_io_uring(), want, "{name} with {io:?}");
+    tap
+}
+
+fn tap_forwarder(io: TapIo) {
     let sw = Ns::new("sw");
     let ctr1 = Ns::new("c1");
     let ctr2 = Ns::new("c2");
@@ -33,9 +57,9 @@ fn tap_forwarder_carries_tcp_super_frames() {
     quiet_switch_side(&sw, "swp2");
     ctr2.ip(&["addr", "add", "10.78.0.2/24", "dev", "eth0"]);
 
-    let fwd = Forwarder::start(&sw, || {
+    let fwd = Forwarder::start(&sw, move || {
         [
-            Box::new(TapPort::open("tap1", false).expect("open tap1")) as Box<dyn Port>,
+            Box::new(open_tap("tap1", io)) as Box<dyn Port>,
             Box::new(PacketPort::open("swp2").expect("open swp2")),
         ]
     });
@@ -51,7 +75,7 @@ fn tap_forwarder_carries_tcp_super_frames() {
     let stats = fwd.finish().expect("forwarder");
     let gbps = |t: Duration| TRANSFER_BYTES as f64 * 8.0 / t.as_secs_f64() / 1e9;
     eprintln!(
-        "tap: {} MB tap->veth in {took:?} ({:.1} Gbit/s), veth->tap in {took_back:?} ({:.1} Gbit/s); {stats:?}",
+        "tap ({io:?}): {} MB tap->veth in {took:?} ({:.1} Gbit/s), veth->tap in {took_back:?} ({:.1} Gbit/s); {stats:?}",
         TRANSFER_BYTES >> 20,
         gbps(took),
         gbps(took_back)
@@ -74,11 +98,16 @@ fn tap_forwarder_carries_tcp_super_frames() {
 /// ```
 #[test]
 fn tap_port_reports_down_and_gone() {
+    tap_down_and_gone(TapIo::Auto);
+    tap_down_and_gone(TapIo::Syscalls);
+}
+
+fn tap_down_and_gone(io: TapIo) {
     let sw = Ns::new("sw");
     let ns = sw.name.clone();
     let sw_ip = move |args: &[&str]| drop(ip_n(&ns, args));
     sw.run(move || {
-        let mut tap = TapPort::open("tapg", false).expect("open tapg");
+        let mut tap = open_tap("tapg", io);
         let frame = PacketBuf::from_frame(&test_frame());
         let pool = std::slice::from_ref(&frame);
         let mut bufs: Vec<PacketBuf> = (0..4).map(|_| PacketBuf::new()).collect();
@@ -117,10 +146,10 @@ fn tap_port_reports_down_and_gone() {
         assert!(started.elapsed() < Duration::from_millis(100));
 
         // Send first on a deleted TAP; check_alive sees it too.
-        let mut tap2 = TapPort::open("tapg2", false).expect("open tapg2");
+        let mut tap2 = open_tap("tapg2", io);
         sw_ip(&["link", "set", "tapg2", "up"]);
         sw_ip(&["link", "del", "tapg2"]);
-        let mut tap3 = TapPort::open("tapg3", false).expect("open tapg3");
+        let mut tap3 = open_tap("tapg3", io);
         sw_ip(&["link", "del", "tapg3"]);
         assert!(matches!(tap3.check_alive(), Err(PortError::Gone(n)) if n == "tapg3"));
         let first = tap2.send_batch(pool, &[0]);
@@ -225,6 +254,95 @@ fn tap_round_trip_with_the_kernel() {
     let reply = got.expect("no ARP reply from the kernel");
     assert_eq!(&reply[0..6], &[0x02, 0, 0, 0, 0, 9], "addressed to our MAC");
     assert_eq!(&reply[20..22], &[0, 2], "an ARP reply");
+}
+
+/// Frames queued on a TAP come out of one `recv_batch`, all of them and in order, with
+/// io_uring and without; an idle TAP gives `Ok(0)`; a smaller batch takes the queue in
+/// parts, still in order.
+///
+/// ```text
+///   sw:  tapq 10.79.1.1/24, neighbour 10.79.1.2 at a fixed MAC (no ARP)
+///        UDP socket -> 10.79.1.2:9, 10 datagrams -> 10 frames queued on tapq
+/// ```
+#[test]
+fn tap_recv_batch_takes_every_waiting_frame() {
+    recv_batch_scenario(TapIo::Auto, false);
+    recv_batch_scenario(TapIo::Syscalls, false);
+}
+
+/// Where `io_uring_setup` is refused (here by a seccomp filter, as in a container),
+/// `TapIo::Auto` falls back to syscalls, and the port works the same.
+#[test]
+fn tap_falls_back_when_io_uring_is_refused() {
+    recv_batch_scenario(TapIo::Auto, true);
+}
+
+fn recv_batch_scenario(io: TapIo, refuse_io_uring: bool) {
+    let sw = Ns::new("sw");
+    let tap = sw.run(move || {
+        if !refuse_io_uring {
+            return open_tap("tapq", io);
+        }
+        refuse_io_uring_on_this_thread().expect("seccomp filter");
+        let tap = TapPort::open_with("tapq", false, io).expect("open tapq");
+        assert!(!tap.uses_io_uring(), "io_uring was refused");
+        tap
+    });
+    quiet_switch_side(&sw, "tapq");
+    sw.ip(&["addr", "add", "10.79.1.1/24", "dev", "tapq"]);
+    sw.ip(&["link", "set", "tapq", "up"]);
+    let mac = "02:00:00:00:01:02";
+    sw.ip(&["neigh", "add", "10.79.1.2", "lladdr", mac, "dev", "tapq"]);
+    sw.run(move || {
+        let mut tap = tap;
+        let mut bufs: Vec<PacketBuf> = (0..16).map(|_| PacketBuf::new()).collect();
+        // Whatever the stack sent when the link came up (IGMP, ...).
+        std::thread::sleep(Duration::from_millis(100));
+        while tap.recv_batch(&mut bufs).expect("drain") > 0 {}
+        assert_eq!(tap.recv_batch(&mut bufs).expect("idle"), 0, "{io:?}");
+
+        let sock = std::net::UdpSocket::bind("10.79.1.1:0").expect("bind");
+        let send_10 = |first: u8| {
+            for i in first..first + 10 {
+                sock.send_to(&[i; 18], "10.79.1.2:9").expect("send");
+            }
+            // The sends pass the qdisc onto the TAP's queue before they return;
+            // leave a margin all the same.
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        send_10(0);
+        let n = tap.recv_batch(&mut bufs).expect("recv");
+        assert_eq!(
+            udp_payload_ids(&bufs[..n]),
+            (0..10).collect::<Vec<_>>(),
+            "{io:?}"
+        );
+        assert_eq!(tap.recv_batch(&mut bufs).expect("idle"), 0, "{io:?}");
+
+        send_10(10);
+        let mut ids = Vec::new();
+        for want in [4, 4, 2, 0] {
+            let n = tap.recv_batch(&mut bufs[..4]).expect("recv part");
+            assert_eq!(n, want, "{io:?}: {ids:?}");
+            ids.extend(udp_payload_ids(&bufs[..n]));
+        }
+        assert_eq!(ids, (10..20).collect::<Vec<_>>(), "{io:?}");
+        assert_eq!(tap.take_drops(), Default::default());
+    });
+}
+
+/// The first payload byte of each frame, which must all be our UDP datagrams to port 9.
+fn udp_payload_ids(frames: &[PacketBuf]) -> Vec<u8> {
+    frames
+        .iter()
+        .map(|b| {
+            let f = b.frame();
+            assert_eq!(f.get(12..14), Some(&[0x08, 0x00][..]), "IPv4: {f:02x?}");
+            assert_eq!(f.get(23), Some(&17), "UDP: {f:02x?}");
+            assert_eq!(f.get(36..38), Some(&[0, 9][..]), "to port 9: {f:02x?}");
+            f[42]
+        })
+        .collect()
 }
 
 fn arp_request(mac: [u8; 6], ip: [u8; 4], target: [u8; 4]) -> Vec<u8> {
