@@ -19,9 +19,9 @@ pub mod packet_socket;
 #[cfg(test)]
 pub mod seccomp;
 pub mod tun;
+pub mod tun_ring;
 pub mod udp;
 pub mod udp_mmsg;
-pub mod tun_ring;
 
 use std::io;
 

@@ -111,6 +111,7 @@ fn varied(dst: IpAddr, count: usize) -> (Vec<PacketBuf>, Vec<Transmit>) {
             buf: i as u32,
             dst,
             flow_hash: (i as u32).wrapping_mul(0x9e37_79b9),
+            range: None,
             segment_size: None,
         })
         .collect();
@@ -126,6 +127,7 @@ fn run_of(dst: IpAddr, count: usize, seg: u16) -> (Vec<PacketBuf>, Transmit, Vec
         buf: 0,
         dst,
         flow_hash: 0x1234_5678,
+        range: None,
         segment_size: Some(seg),
     };
     (vec![PacketBuf::from_frame(&bytes)], tx, bytes)
@@ -277,7 +279,7 @@ fn underlay_gives_up_gso_when_the_kernel_refuses_it_and_loses_nothing() {
         .set_no_check(true)
         .expect("SO_NO_CHECK");
 
-    send_all(&mut a, &pool, &[tx, tx]);
+    send_all(&mut a, &pool, &[tx.clone(), tx]);
     assert!(!a.caps().gso, "GSO still on after EINVAL");
     let got = receive(&mut b, 80);
     assert_eq!(got.datagrams.len(), 80, "{got:?}");
@@ -301,9 +303,9 @@ fn underlay_refuses_oversize_datagrams_instead_of_fragmenting() {
         let single = Transmit {
             buf: 1,
             segment_size: None,
-            ..tx
+            ..tx.clone()
         };
-        assert_eq!(a.send_batch(&pool, &[tx, single]).expect("send"), 2);
+        assert_eq!(a.send_batch(&pool, &[tx, single.clone()]).expect("send"), 2);
         let drops = a.take_drops();
         assert_eq!(drops.tx_refused, 4, "{a_ip}: {drops:?}");
         assert_eq!(drops.last_tx_errno, Some(libc::EMSGSIZE));
@@ -312,7 +314,7 @@ fn underlay_refuses_oversize_datagrams_instead_of_fragmenting() {
         let other = if a_ip == V4.0 { ip(V6.1) } else { ip(V4.1) };
         let wrong = Transmit {
             dst: other,
-            ..single
+            ..single.clone()
         };
         assert_eq!(a.send_batch(&pool, &[wrong]).expect("send"), 1);
         assert_eq!(a.take_drops().last_tx_errno, Some(libc::EAFNOSUPPORT));
