@@ -36,6 +36,9 @@ pub enum LinkError {
     Runtime(std::io::Error),
 }
 
+/// MTU of the switch's end of a veth pair: a veth's maximum.
+pub const SWITCH_END_MTU: u32 = 65_535;
+
 /// A container endpoint's veth pair, as `network connect --netns` makes it.
 #[derive(Debug, Clone)]
 pub struct VethSpec {
@@ -79,9 +82,13 @@ pub fn create_veth(spec: &VethSpec) -> Result<(), LinkError> {
         .address(spec.mac.0.to_vec())
         .mtu(spec.mtu)
         .build();
+    // The switch end carries no IP: its MTU only limits what the container can hand the
+    // switch. It is the largest a veth takes, so a frame larger than the network's MTU
+    // (a container whose MTU was raised by hand) reaches the switch and gets its ICMP
+    // "fragmentation needed" instead of vanishing in the veth.
     let msg = LinkMessageBuilder::<LinkUnspec>::new_with_info_kind(InfoKind::Veth)
         .name(spec.host_ifname.clone())
-        .mtu(spec.mtu)
+        .mtu(SWITCH_END_MTU)
         .set_info_data(InfoData::Veth(InfoVeth::Peer(peer)))
         .build();
     let (host, ctr, ns_name) = (

@@ -491,7 +491,7 @@ impl Worker {
                     let buf = self.pool.get_mut(i);
                     buf.pull_front(range.start + d.inner.start);
                     buf.truncate(d.inner.len());
-                    buf.vnet = VnetHdr::NONE.to_bytes();
+                    buf.vnet = inner_vnet(buf.frame());
                     i
                 } else {
                     let Some(s) = self.pool.scratch() else {
@@ -500,6 +500,7 @@ impl Worker {
                     let (src_buf, dst) = self.pool.pair(i, s);
                     let at = range.start + d.inner.start;
                     dst.set_frame(&src_buf.frame()[at..at + d.inner.len()]);
+                    dst.vnet = inner_vnet(dst.frame());
                     s
                 }
             }
@@ -589,6 +590,14 @@ impl Worker {
             let _ = self.cfg.events.send(Event::PortGone(id));
         }
     }
+}
+
+/// The virtio_net_hdr for a decapsulated frame: none, unless its sender left the inner
+/// checksum for a device to finish and no device did (see `offload::partial_checksum`).
+fn inner_vnet(frame: &[u8]) -> [u8; crate::packet::VNET_HDR_LEN] {
+    super::offload::partial_checksum(frame)
+        .unwrap_or(VnetHdr::NONE)
+        .to_bytes()
 }
 
 /// Queues pool index `i` on port `out`; false when there is no such port.

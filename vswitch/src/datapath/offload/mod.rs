@@ -28,6 +28,7 @@
 mod csum;
 pub mod gro;
 mod layout;
+mod partial;
 pub mod split;
 pub mod vnet;
 
@@ -42,6 +43,7 @@ mod tests;
 
 pub use csum::complete_checksum;
 pub use gro::{Coalescer, Fate, PassReason, Push};
+pub use partial::partial_checksum;
 pub use split::{Batches, SegmentSpec, SplitLayout, split};
 pub use vnet::{GsoType, VnetHdr};
 
