@@ -404,3 +404,4 @@ fn underlay_bound_to_an_interface_reports_its_mtu() {
     assert_eq!(receive(&mut b, 10).datagrams.len(), 10);
 }
 
+mod throughput;
