@@ -48,7 +48,7 @@ pub fn partial_checksum(frame: &[u8]) -> Option<VnetHdr> {
     // 0x0000 and 0xffff are the same sum in one's complement.
     let sum = fold(pseudo);
     let same = field == sum || (field == 0 && sum == 0xffff) || (field == 0xffff && sum == 0);
-    same.then(|| VnetHdr {
+    same.then_some(VnetHdr {
         flags: VnetHdr::F_NEEDS_CSUM,
         csum_start: ip.l4 as u16,
         csum_offset,

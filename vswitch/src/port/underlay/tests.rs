@@ -405,3 +405,5 @@ fn underlay_bound_to_an_interface_reports_its_mtu() {
     send_all(&mut a, &pool, &txs);
     assert_eq!(receive(&mut b, 10).datagrams.len(), 10);
 }
+
+mod throughput;
