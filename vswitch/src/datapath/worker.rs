@@ -21,11 +21,12 @@ use vtep::PeerLookup;
 
 use super::counters::{DropReason, PortCounters};
 use super::egress::{self, Outcome, Target};
-use super::offload::VnetHdr;
+use super::offload::{Coalescer, Fate, VnetHdr};
 use super::pipeline::{Batch, FrameMeta, Ingress, Pipeline, Verdict};
-use super::pool::Pool;
+use super::pool::{Pool, SCRATCH_EXTRA};
 use super::topology::Topology;
 use super::tunnel::{RxMeta, Transmit, Tunnel, TunnelCounters};
+use crate::packet::MAX_FRAME;
 use crate::port::sys::epoll::{Epoll, Events};
 use crate::port::sys::eventfd::EventFd;
 use crate::port::{Port, PortError};
@@ -38,6 +39,9 @@ const SCRATCH: usize = 256;
 /// queued is sent first: one frame may need this many (an IPv4 packet of 64 KiB
 /// fragmented to a 1450-byte overlay).
 const SCRATCH_PER_FRAME: usize = 48;
+/// Super-frames the coalescer builds per batch of VXLAN reads, and flows it keeps open.
+const GRO_SLOTS: usize = 64;
+const GRO_FLOWS: usize = 16;
 /// Longest wait for a port to become readable before looking at commands again.
 const IDLE_WAIT: Duration = Duration::from_secs(1);
 const WAKE_TOKEN: u64 = u64::MAX;
@@ -145,6 +149,8 @@ pub fn spawn(cfg: WorkerConfig) -> std::io::Result<WorkerHandle> {
         tunnel: None,
         txs: Vec::with_capacity(SCRATCH * 2),
         rx_meta: vec![RxMeta::default(); batch],
+        gro: Coalescer::with_capacity(GRO_FLOWS, GRO_SLOTS, MAX_FRAME + SCRATCH_EXTRA),
+        gro_port: vec![None; GRO_SLOTS],
         cfg,
     };
     let thread = std::thread::Builder::new()
@@ -181,6 +187,10 @@ struct Worker {
     /// Datagrams queued for the underlay in the current batch.
     txs: Vec<Transmit>,
     rx_meta: Vec<RxMeta>,
+    /// Merges consecutive decapsulated TCP segments into super-frames for local ports.
+    gro: Coalescer,
+    /// The port each coalescer slot's super-frame goes to.
+    gro_port: Vec<Option<PortId>>,
     cfg: WorkerConfig,
 }
 
@@ -452,7 +462,26 @@ impl Worker {
             }
         }
         drop(batch);
+        while let Some(slot) = self.gro.flush() {
+            self.send_coalesced(slot);
+        }
         self.flush();
+    }
+
+    /// Queues a finished super-frame of the coalescer on its port: its buffer is swapped
+    /// with a scratch buffer of the pool (same size), so nothing is copied.
+    fn send_coalesced(&mut self, slot: usize) {
+        let Some(port) = self.gro_port.get_mut(slot).and_then(Option::take) else {
+            return;
+        };
+        if self.pool.scratch_left() == 0 {
+            self.flush();
+        }
+        let Some(s) = self.pool.scratch() else {
+            return;
+        };
+        std::mem::swap(&mut self.gro.slots_mut()[slot], self.pool.get_mut(s));
+        enqueue(&mut self.ports, &mut self.dirty, port, s);
     }
 
     /// One VXLAN datagram at `range` of buffer `i`: check, decapsulate, switch.
@@ -483,6 +512,22 @@ impl Worker {
             network,
         };
         let verdict = pipeline.process(b, ingress, inner, FrameMeta { gso: false });
+        if let Verdict::Forward(port) = verdict {
+            // Segments of one flow to one port become one super-frame.
+            let push = self.gro.push(inner);
+            if let Some(slot) = push.ready {
+                self.send_coalesced(slot);
+            }
+            match push.frame {
+                Fate::Held(slot) => {
+                    if let Some(p) = self.gro_port.get_mut(slot) {
+                        *p = Some(port);
+                    }
+                    return;
+                }
+                Fate::Pass(_) => {}
+            }
+        }
         let out = match verdict {
             Verdict::Forward(_) | Verdict::Flood { .. } => {
                 // The inner frame must stand alone in a buffer: in place when the datagram

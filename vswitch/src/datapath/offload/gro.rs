@@ -176,8 +176,16 @@ impl Coalescer {
     /// A coalescer that keeps up to `max_flows` super-frames open at once and builds at
     /// most `slots` of them per round (each slot is a 64 KiB [`PacketBuf`], allocated now).
     pub fn new(max_flows: usize, slots: usize) -> Self {
+        Self::with_capacity(max_flows, slots, crate::packet::MAX_FRAME)
+    }
+
+    /// Like [`new`](Self::new), with slots that hold frames of `frame_capacity` bytes: a
+    /// caller that swaps slots with buffers of its own keeps every buffer the same size.
+    pub fn with_capacity(max_flows: usize, slots: usize, frame_capacity: usize) -> Self {
         Coalescer {
-            slots: (0..slots).map(|_| PacketBuf::new()).collect(),
+            slots: (0..slots)
+                .map(|_| PacketBuf::with_capacity(frame_capacity))
+                .collect(),
             items: vec![Item::default(); max_flows].into_boxed_slice(),
             open: 0,
             next_slot: 0,
