@@ -77,6 +77,56 @@ fn two_vswitch_hosts_ping_and_tcp_both_ways() {
         s["underlay"]["tx_datagrams"].as_u64().unwrap() > 1000,
         "{s}"
     );
+
+    // Peers, static entries and MTU rules through the CLI.
+    let peers = a.d.json(&["peer", "ls", "--format", "json"]);
+    assert_eq!(peers[0]["ip"], b.addr.as_str(), "{peers}");
+    assert_eq!(peers[0]["vnis"], "all", "{peers}");
+    let ghost = "02:42:0a:58:00:63";
+    a.d.must(&["fdb", "add", "blue", ghost, "--vtep", &b.addr]);
+    let fdb = a.d.json(&["fdb", "show", "blue", "--format", "json"]);
+    let e = fdb
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["mac"] == ghost)
+        .cloned()
+        .unwrap_or(Value::Null);
+    assert_eq!(
+        (e["vtep"].as_str(), e["static"].as_bool()),
+        (Some(b.addr.as_str()), Some(true)),
+        "{fdb}"
+    );
+    a.d.must(&["fdb", "del", "blue", ghost]);
+    let fdb = a.d.json(&["fdb", "show", "blue", "--format", "json"]);
+    assert!(
+        !fdb.as_array().unwrap().iter().any(|e| e["mac"] == ghost),
+        "{fdb}"
+    );
+    let out = a.d.cli(&[
+        "network", "create", "big", "--driver", "overlay", "--vni", "7", "--mtu", "1500",
+    ]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("1450"),
+        "a too large overlay MTU: {err}"
+    );
+    let out = a.d.cli(&[
+        "network", "create", "dup", "--driver", "overlay", "--vni", "42",
+    ]);
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("already used"),
+        "duplicate VNI accepted"
+    );
+    a.d.must(&["peer", "rm", &b.addr]);
+    assert_eq!(
+        a.d.json(&["peer", "ls", "--format", "json"]),
+        serde_json::json!([])
+    );
+    assert!(
+        !c1.ping("10.88.0.33", 1, 56),
+        "traffic crossed to a removed peer"
+    );
 }
 
 /// ```text
@@ -136,6 +186,32 @@ fn a_1500_sender_behind_a_1450_overlay() {
     c1.ip(&["link", "set", "eth0", "mtu", "1500"]);
     c2.ip(&["link", "set", "eth0", "mtu", "1500"]);
     assert!(c1.ping_until("10.88.0.33", Duration::from_secs(5)));
+    // Without DF (and before any frag-needed taught c1 the path MTU) the switch fragments
+    // the inner packet itself.
+    let out = c1.exec(
+        "ping",
+        &[
+            "-c",
+            "2",
+            "-W",
+            "2",
+            "-M",
+            "dont",
+            "-s",
+            "1472",
+            "10.88.0.33",
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "a 1500-byte packet without DF did not arrive"
+    );
+    let fragmented = a.stats()["underlay"]["fragmented"].as_u64().unwrap_or(0);
+    assert!(
+        fragmented >= 2,
+        "the switch did not fragment: {}",
+        a.stats()
+    );
     let out = c1.exec(
         "ping",
         &["-c", "2", "-W", "2", "-M", "do", "-s", "1472", "10.88.0.33"],
@@ -164,13 +240,62 @@ fn a_1500_sender_behind_a_1450_overlay() {
         port["drops"]["too_big_icmp_sent"].as_u64().unwrap_or(0) >= 1,
         "{port}"
     );
-    // Without DF the switch fragments the inner packet itself.
+    // IPv6 gets "packet too big" (between the containers' link-local addresses).
+    let ll = link_local(&c2);
+    let out = c1.exec(
+        "ping",
+        &[
+            "-6",
+            "-c",
+            "2",
+            "-W",
+            "2",
+            "-M",
+            "do",
+            "-s",
+            "1452",
+            &format!("{ll}%eth0"),
+        ],
+    );
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(
-        c1.ping("10.88.0.33", 3, 1472 - 28 + 200),
-        "a 1500-MTU sender's fragment did not arrive"
+        text.contains("mtu=1450") || text.contains("mtu = 1450"),
+        "no packet-too-big naming 1450:\n{text}"
+    );
+    // One ICMP error per family: after it, the sender knows the path MTU and refuses
+    // larger packets itself ("local error: message too long").
+    let sent = a.stats()["underlay"]["icmp_too_big_sent"]
+        .as_u64()
+        .unwrap_or(0);
+    assert!(
+        sent >= 2,
+        "frag-needed + packet-too-big not both sent: {}",
+        a.stats()
     );
     assert!(iperf3_tcp(&c1, &c2, "10.88.0.33", 3, 1) > 0.0);
     assert!(iperf3_tcp(&c2, &c1, "10.88.0.17", 3, 1) > 0.0);
+}
+
+/// The IPv6 link-local address of `eth0` in `ns`, once duplicate address detection is over.
+fn link_local(ns: &Netns) -> String {
+    let mut addr = String::new();
+    let found = wait_until(Duration::from_secs(5), || {
+        let out = ns.ip(&["-6", "-o", "addr", "show", "dev", "eth0", "scope", "link"]);
+        addr = out
+            .split_whitespace()
+            .skip_while(|w| *w != "inet6")
+            .nth(1)
+            .and_then(|a| a.split('/').next())
+            .unwrap_or("")
+            .to_string();
+        !addr.is_empty() && !out.contains("tentative")
+    });
+    assert!(found, "no link-local address in {}", ns.name);
+    addr
 }
 
 /// A datagram from a non-peer and one with an unknown VNI are dropped and counted,

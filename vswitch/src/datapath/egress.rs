@@ -49,6 +49,8 @@ pub struct Target<'a> {
 pub enum Outcome {
     /// Queued for the peers.
     Queued,
+    /// Too big and without DF: cut into IPv4 fragments, each queued for the peers.
+    Fragmented,
     /// Not sent; an ICMP error to the sender is in this scratch buffer.
     Reply(u32),
     Drop(DropReason),
@@ -265,7 +267,7 @@ fn fragment(
         };
         let n = match fr.next_into(&mut out.rx_space()[VXLAN_HLEN..]) {
             Ok(Some(n)) => n,
-            Ok(None) => break,
+            Ok(None) => return Outcome::Fragmented,
             Err(_) => return Outcome::Drop(DropReason::FragmentFailed),
         };
         out.set_len(VXLAN_HLEN + n);
@@ -282,7 +284,7 @@ fn fragment(
             });
         }
     }
-    Outcome::Queued
+    Outcome::Fragmented
 }
 
 /// The router's IPv6 link-local address (EUI-64 from its MAC): the source of its

@@ -95,6 +95,10 @@ pub struct TunnelCounters {
     pub tx_dropped: Counter,
     /// Decapsulated frames dropped because the batch had no scratch buffer left.
     pub rx_no_buffer: Counter,
+    /// Frames too big for the tunnel answered with an ICMP error to their sender.
+    pub icmp_too_big_sent: Counter,
+    /// IPv4 packets without DF too big for the tunnel, fragmented on their way in.
+    pub fragmented: Counter,
     decap: [Counter; DecapError::COUNT],
 }
 
@@ -116,6 +120,8 @@ impl TunnelCounters {
             "tx_bytes": self.tx_bytes.get(),
             "tx_dropped": self.tx_dropped.get(),
             "rx_no_buffer": self.rx_no_buffer.get(),
+            "icmp_too_big_sent": self.icmp_too_big_sent.get(),
+            "fragmented": self.fragmented.get(),
             "drops": drops,
         })
     }

@@ -407,8 +407,16 @@ impl Worker {
             &mut self.txs,
         ) {
             Outcome::Queued => {}
+            Outcome::Fragmented => {
+                if let Some(t) = &self.tunnel {
+                    t.counters.fragmented.add(1);
+                }
+            }
             Outcome::Reply(s) => {
                 counters.count_drop(DropReason::TooBigIcmpSent);
+                if let Some(t) = &self.tunnel {
+                    t.counters.icmp_too_big_sent.add(1);
+                }
                 enqueue(&mut self.ports, &mut self.dirty, in_port, s);
             }
             Outcome::Drop(reason) => counters.count_drop(reason),
