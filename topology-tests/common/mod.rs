@@ -6,6 +6,7 @@
 
 #![allow(dead_code)]
 
+pub mod nat;
 pub mod overlay;
 
 use std::path::{Path, PathBuf};

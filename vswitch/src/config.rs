@@ -28,6 +28,21 @@
 //! mss_clamp = true          # clamp the MSS of TCP SYNs that cross the overlay
 //! gso = true                # send segments to one peer in one UDP_SEGMENT send
 //! gro = true                # receive coalesced datagrams (UDP_GRO)
+//!
+//! [uplink]                  # the way out: the switch routes and NATs to it itself
+//! interface = "eth0"        # an interface in the daemon's namespace, without addresses
+//! address = "203.0.113.2/24"  # the switch's own external address (it answers ARP for it)
+//! gateway = "203.0.113.1"   # the next hop (resolved by the switch's own ARP)
+//! address6 = "2001:db8::2/64"  # optional; accepted, IPv6 egress is not routed yet
+//! extra_addresses = ["203.0.113.3"]  # optional: more addresses the switch owns there
+//! mtu = 1500                # optional [default: the interface's]
+//!
+//! [nat]                     # masquerade and published ports (see nat/config.rs)
+//! port_range = "32768-60999"
+//! max_entries = 65536
+//! [nat.timeouts]
+//! tcp_established = 7440
+//! udp = 30
 //! ```
 
 use std::net::IpAddr;
@@ -54,6 +69,22 @@ pub struct Config {
     #[serde(default)]
     pub datapath: DatapathSection,
     pub underlay: Option<UnderlaySection>,
+    pub uplink: Option<UplinkSection>,
+    #[serde(default)]
+    pub nat: crate::nat::NatConfig,
+}
+
+/// The `[uplink]` table: where masqueraded traffic leaves.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UplinkSection {
+    pub interface: String,
+    pub address: ipnet::Ipv4Net,
+    pub gateway: std::net::Ipv4Addr,
+    pub address6: Option<ipnet::Ipv6Net>,
+    #[serde(default)]
+    pub extra_addresses: Vec<std::net::Ipv4Addr>,
+    pub mtu: Option<u32>,
 }
 
 /// The `[underlay]` table: how this host reaches its VXLAN peers.
@@ -209,6 +240,22 @@ impl Config {
                 return Err(invalid("[underlay] mtu must be between 138 and 65535"));
             }
         }
+        if let Some(u) = &cfg.uplink {
+            let net = u.address.trunc();
+            if u.address.addr() == net.network() || u.address.addr() == net.broadcast() {
+                return Err(invalid(
+                    "[uplink] address must be a host address of its subnet, e.g. \"203.0.113.2/24\"",
+                ));
+            }
+            if !net.contains(&u.gateway) || u.gateway == u.address.addr() {
+                return Err(invalid(
+                    "[uplink] gateway must be another address of the uplink's subnet",
+                ));
+            }
+            if u.interface.is_empty() || u.interface.len() > 15 {
+                return Err(invalid("[uplink] interface must be an interface name"));
+            }
+        }
         if cfg.ipam.default_prefix < cfg.ipam.default_pool.prefix_len()
             || cfg.ipam.default_prefix > 30
         {
@@ -266,6 +313,23 @@ mod tests {
             "[underlay]\nlocal = \"192.0.2.1\"\nsrc_port_range = \"1-65535\"\n",
             "[underlay]\nlocal = \"192.0.2.1\"\nsrc_port_range = \"9-3\"\n",
             "[underlay]\nlocal = \"192.0.2.1\"\nlocl = 1\n",
+        ] {
+            assert!(Config::parse(bad, p).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn uplink_and_nat_sections() {
+        let p = Path::new("t.toml");
+        let text = "[uplink]\ninterface = \"ext0\"\naddress = \"203.0.113.2/24\"\ngateway = \"203.0.113.1\"\n[nat]\nport_range = \"40000-40009\"\n";
+        let c = Config::parse(text, p).unwrap();
+        assert_eq!(c.uplink.unwrap().gateway.to_string(), "203.0.113.1");
+        assert_eq!(c.nat.port_range, 40000..=40009);
+        for bad in [
+            "[uplink]\ninterface = \"e\"\naddress = \"203.0.113.0/24\"\ngateway = \"203.0.113.1\"\n",
+            "[uplink]\ninterface = \"e\"\naddress = \"203.0.113.2/24\"\ngateway = \"198.51.100.1\"\n",
+            "[uplink]\ninterface = \"e\"\naddress = \"203.0.113.2/24\"\n",
+            "[nat]\nport_range = \"9-3\"\n",
         ] {
             assert!(Config::parse(bad, p).is_err(), "{bad}");
         }

@@ -41,6 +41,12 @@ pub enum Command {
     /// Manage VXLAN peers (other hosts' VTEP addresses).
     #[command(subcommand)]
     Peer(PeerCommand),
+    /// Publish container ports on the uplink's address, like Docker's -p.
+    #[command(subcommand)]
+    Port(PortCommand),
+    /// Show the NAT's tracked connections.
+    #[command(subcommand)]
+    Nat(NatCommand),
     /// Show per-port counters, drops by reason, and FDB counters.
     #[command(after_help = "Example:\n  vswitch stats --format json")]
     Stats(FormatArg),
@@ -154,6 +160,10 @@ pub struct CreateArgs {
     /// A label (repeatable).
     #[arg(long = "label", value_name = "K=V", value_parser = parse_kv)]
     pub labels: Vec<(String, String)>,
+    /// Route to and from this other network through the switch (repeatable; networks
+    /// are isolated from each other otherwise).
+    #[arg(long = "route-to", value_name = "NETWORK")]
+    pub route_to: Vec<String>,
 }
 
 #[derive(Debug, Args)]
@@ -239,6 +249,46 @@ pub struct FdbTargetArg {
     /// A remote VTEP (overlay networks).
     #[arg(long, value_name = "IP")]
     pub vtep: Option<IpAddr>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PortCommand {
+    /// Publish a port: traffic to [HOSTIP:]HOSTPORT on the uplink reaches PORT of the endpoint.
+    #[command(
+        after_help = "Examples:\n  vswitch port publish blue web 8080:80\n  vswitch port publish blue dns 203.0.113.3:53:53/udp"
+    )]
+    Publish {
+        network: String,
+        endpoint: String,
+        /// [HOSTIP:]HOSTPORT:PORT[/tcp|/udp]
+        spec: String,
+    },
+    /// Stop publishing a port.
+    #[command(
+        alias = "rm",
+        after_help = "Example:\n  vswitch port unpublish blue web 8080:80"
+    )]
+    Unpublish {
+        network: String,
+        endpoint: String,
+        spec: String,
+    },
+    /// List published ports.
+    #[command(
+        alias = "list",
+        after_help = "Example:\n  vswitch port ls --format json"
+    )]
+    Ls(FormatArg),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum NatCommand {
+    /// List tracked connections: original and translated tuples, state, age.
+    #[command(
+        alias = "list",
+        after_help = "Example:\n  vswitch nat ls --format json"
+    )]
+    Ls(FormatArg),
 }
 
 #[derive(Debug, Subcommand)]

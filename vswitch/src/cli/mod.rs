@@ -14,8 +14,8 @@ use clap::error::ErrorKind;
 use serde_json::Value;
 
 use args::{
-    Cli, Command, CreateArgs, DriverArg, FdbCommand, Format, LabCommand, NetworkCommand,
-    PeerCommand,
+    Cli, Command, CreateArgs, DriverArg, FdbCommand, Format, LabCommand, NatCommand,
+    NetworkCommand, PeerCommand, PortCommand,
 };
 use client::call;
 
@@ -127,6 +127,55 @@ fn dispatch(cli: Cli) -> Result<(), String> {
             match f.format {
                 Format::Json => print_json(&v),
                 Format::Table => print_peers(&v),
+            }
+            Ok(())
+        }
+        Command::Port(PortCommand::Publish {
+            network,
+            endpoint,
+            spec,
+        }) => {
+            let v = req(Request::PortPublish {
+                network,
+                endpoint,
+                spec,
+            })?;
+            println!("{}", v.as_str().unwrap_or_default());
+            Ok(())
+        }
+        Command::Port(PortCommand::Unpublish {
+            network,
+            endpoint,
+            spec,
+        }) => req(Request::PortUnpublish {
+            network,
+            endpoint,
+            spec,
+        })
+        .map(|_| ()),
+        Command::Port(PortCommand::Ls(f)) => {
+            let v = req(Request::PortLs)?;
+            match f.format {
+                Format::Json => print_json(&v),
+                Format::Table => print_rows(
+                    &v,
+                    &[
+                        "network",
+                        "endpoint",
+                        "proto",
+                        "host_ip",
+                        "host_port",
+                        "target",
+                    ],
+                ),
+            }
+            Ok(())
+        }
+        Command::Nat(NatCommand::Ls(f)) => {
+            let v = req(Request::NatLs)?;
+            match f.format {
+                Format::Json => print_json(&v),
+                Format::Table => print_conns(&v),
             }
             Ok(())
         }
@@ -248,6 +297,7 @@ fn create_request(a: CreateArgs) -> NetworkCreate {
         mtu: a.mtu,
         internal: a.internal,
         labels: a.labels.into_iter().collect(),
+        route_to: a.route_to,
     }
 }
 
@@ -310,6 +360,59 @@ fn print_networks(nets: &[NetworkSummary]) {
                 "INTERNAL",
                 "ENDPOINTS"
             ],
+            &rows
+        )
+    );
+}
+
+/// A table of the named fields of each object of a JSON array, headed by their names.
+fn print_rows(v: &Value, fields: &[&str]) {
+    let cell = |x: &Value| match x {
+        Value::String(s) => s.clone(),
+        Value::Null => "-".into(),
+        other => other.to_string(),
+    };
+    let rows: Vec<Vec<String>> = v
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|r| fields.iter().map(|f| cell(&r[*f])).collect())
+        .collect();
+    let headers: Vec<String> = fields
+        .iter()
+        .map(|f| f.to_uppercase().replace('_', " "))
+        .collect();
+    let headers: Vec<&str> = headers.iter().map(String::as_str).collect();
+    print!("{}", table::render(&headers, &rows));
+}
+
+fn print_conns(v: &Value) {
+    let tuple = |t: &Value| {
+        format!(
+            "{} -> {}",
+            t["src"].as_str().unwrap_or("?"),
+            t["dst"].as_str().unwrap_or("?")
+        )
+    };
+    let rows: Vec<Vec<String>> = v
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|c| {
+            vec![
+                c["proto"].as_str().unwrap_or("?").to_string(),
+                c["kind"].as_str().unwrap_or("?").to_string(),
+                tuple(&c["original"]),
+                tuple(&c["translated"]),
+                c["state"].as_str().unwrap_or("?").to_string(),
+                format!("{}s", c["age"]),
+            ]
+        })
+        .collect();
+    print!(
+        "{}",
+        table::render(
+            &["PROTO", "KIND", "ORIGINAL", "TRANSLATED", "STATE", "AGE"],
             &rows
         )
     );

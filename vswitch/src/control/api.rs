@@ -53,6 +53,18 @@ pub enum Request {
     },
     PeerLs,
     Stats,
+    PortPublish {
+        network: String,
+        endpoint: String,
+        spec: String,
+    },
+    PortUnpublish {
+        network: String,
+        endpoint: String,
+        spec: String,
+    },
+    PortLs,
+    NatLs,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -85,6 +97,9 @@ pub struct NetworkCreate {
     pub internal: bool,
     #[serde(default)]
     pub labels: BTreeMap<String, String>,
+    /// Networks this one may route to (and from) through the switch.
+    #[serde(default)]
+    pub route_to: Vec<String>,
 }
 
 /// What to attach.

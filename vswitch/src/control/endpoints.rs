@@ -16,6 +16,7 @@ use super::ids;
 use super::ipam;
 use super::links::{self, LinkError, VethSpec};
 use super::manager::{Manager, validate_name};
+use super::router::published_ports;
 use super::state::{Endpoint, Network};
 use crate::port::af_packet::PacketPort;
 use crate::port::tap::TapPort;
@@ -205,7 +206,14 @@ impl Manager {
         if let Some(n) = next.networks.get_mut(network) {
             n.endpoints.remove(endpoint);
         }
+        Self::forget_published(&mut next, network, endpoint);
         self.commit(next)?;
+        if let Some(nat) = &self.nat {
+            nat.set_published(published_ports(&self.state));
+            if let Some(ip) = ep.ipv4 {
+                nat.remove_endpoint(ip);
+            }
+        }
         if let Some(id) = self.port_of(network, endpoint) {
             drop(self.detach(id)?);
         }

@@ -209,6 +209,7 @@ mod tests {
             ipam,
             endpoints: BTreeMap::new(),
             static_macs: BTreeMap::new(),
+            route_to: Default::default(),
         }
     }
 

@@ -15,12 +15,15 @@ use super::api::{NetworkCreate, Request};
 use super::error::ControlError;
 use super::ipam::{self, IpamRequest, PoolConfig};
 use super::overlay::{self, UnderlayInfo};
+use super::router::{UplinkInfo, published_ports};
 use super::state::{Driver, Network, State, StateStore};
 use super::{ids, views};
 use crate::datapath::counters::PortCounters;
-use crate::datapath::topology::{NetworkInfo, OverlayParams, PortInfo, Topology};
+use crate::datapath::router::RouterCounters;
+use crate::datapath::topology::{NetworkInfo, OverlayParams, PortInfo, Topology, UplinkParams};
 use crate::datapath::tunnel::TunnelCounters;
 use crate::datapath::worker::{Command, WorkerHandle};
+use crate::nat::Nat;
 use crate::port::Port;
 
 /// Largest MTU a network may have (a veth's own maximum).
@@ -55,6 +58,13 @@ pub struct Manager {
     /// `None` when the daemon has no `[underlay]`: then it has no overlay networks.
     pub(super) underlay: Option<UnderlayInfo>,
     pub(super) tunnel_counters: Option<Arc<TunnelCounters>>,
+    /// `None` when the daemon has no `[uplink]`: nothing is routed out then.
+    pub(super) uplink: Option<UplinkInfo>,
+    pub(super) nat: Option<Arc<Nat>>,
+    /// Numbers topology snapshots.
+    generation: std::sync::atomic::AtomicU64,
+    router_counters: Arc<RouterCounters>,
+    uplink_counters: Option<Arc<PortCounters>>,
 }
 
 /// What the manager is built from.
@@ -69,6 +79,10 @@ pub struct ManagerParts {
     pub epoch: Instant,
     pub underlay: Option<UnderlayInfo>,
     pub tunnel_counters: Option<Arc<TunnelCounters>>,
+    pub uplink: Option<UplinkInfo>,
+    pub nat: Option<Arc<Nat>>,
+    pub router_counters: Arc<RouterCounters>,
+    pub uplink_counters: Option<Arc<PortCounters>>,
 }
 
 impl Manager {
@@ -88,7 +102,15 @@ impl Manager {
             ports_lost: 0,
             underlay: p.underlay,
             tunnel_counters: p.tunnel_counters,
+            uplink: p.uplink,
+            nat: p.nat,
+            generation: Default::default(),
+            router_counters: p.router_counters,
+            uplink_counters: p.uplink_counters,
         };
+        if let Some(nat) = &m.nat {
+            nat.set_published(published_ports(&m.state));
+        }
         if m.state.router_mac.is_none() {
             let mut next = m.state.clone();
             next.router_mac = Some(ids::router_mac());
@@ -128,6 +150,18 @@ impl Manager {
             Request::PeerAdd { ip, vnis } => self.peer_add(ip, vnis),
             Request::PeerRm { ip } => self.peer_rm(ip),
             Request::PeerLs => Ok(self.peer_ls()),
+            Request::PortPublish {
+                network,
+                endpoint,
+                spec,
+            } => self.port_publish(&network, &endpoint, &spec),
+            Request::PortUnpublish {
+                network,
+                endpoint,
+                spec,
+            } => self.port_unpublish(&network, &endpoint, &spec),
+            Request::PortLs => Ok(self.port_ls()),
+            Request::NatLs => self.nat_ls(),
         }
     }
 
@@ -191,6 +225,7 @@ impl Manager {
             ip_range: c.ip_range,
             aux_addresses: c.aux_addresses,
         };
+        self.check_route_to(&c.name, &c.route_to)?;
         let ipam = ipam::plan(&self.state, &req, &self.pool)?;
         let net = Network {
             name: c.name.clone(),
@@ -204,6 +239,7 @@ impl Manager {
             ipam,
             endpoints: Default::default(),
             static_macs: Default::default(),
+            route_to: c.route_to.iter().cloned().collect(),
         };
         let id = net.id.clone();
         let mut next = self.state.clone();
@@ -249,6 +285,9 @@ impl Manager {
         let mut next = self.state.clone();
         for name in names {
             next.networks.remove(name);
+        }
+        for n in next.networks.values_mut() {
+            n.route_to.retain(|r| !names.contains(r));
         }
         self.commit(next)?;
         for name in names {
@@ -305,6 +344,21 @@ impl Manager {
         let mut v = views::stats(&self.ports, &self.fdb.counters(), self.ports_lost);
         if let (Some(t), Value::Object(m)) = (&self.tunnel_counters, &mut v) {
             m.insert("underlay".into(), t.snapshot());
+        }
+        if let Value::Object(m) = &mut v {
+            if let Some(nat) = &self.nat {
+                m.insert(
+                    "nat".into(),
+                    serde_json::to_value(nat.counters()).unwrap_or_default(),
+                );
+                m.insert("router".into(), self.router_counters.snapshot());
+            }
+            if let Some(c) = &self.uplink_counters {
+                m.insert(
+                    "uplink".into(),
+                    serde_json::to_value(c.snapshot()).unwrap_or_default(),
+                );
+            }
         }
         v
     }
@@ -428,9 +482,28 @@ impl Manager {
                     ports,
                     vni,
                     gateway: net.ipam.gateway,
+                    subnet: net.ipam.subnet,
+                    internal: net.internal,
                 },
             );
+            let hosts = net
+                .endpoints
+                .values()
+                .filter_map(|e| Some((e.ipv4?, e.mac?)))
+                .collect();
+            topo.hosts.insert(nid, hosts);
         }
+        topo.routes = Arc::new(self.route_table());
+        topo.uplink = self.uplink.as_ref().map(|u| UplinkParams {
+            addresses: u.addresses().collect(),
+            subnet: u.config.address.trunc(),
+            gateway: u.config.gateway,
+            mac: u.mac,
+            mtu: u.mtu,
+        });
+        topo.generation = self
+            .generation
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         topo.peers = overlay::peer_table(&self.state);
         topo.router_mac = self.state.router_mac.unwrap_or_default();
         topo.overlay = self.underlay.as_ref().map(|u| OverlayParams {
@@ -439,6 +512,29 @@ impl Manager {
             mss_clamp: u.config.mss_clamp,
         });
         self.topology.store(Arc::new(topo));
+    }
+}
+
+impl Manager {
+    /// The routing table: every network, the `--route-to` pairs, whether there is an uplink.
+    fn route_table(&self) -> crate::l3::RouteTable {
+        let nets = self.state.networks.values().filter_map(|n| {
+            Some(crate::l3::RouteNetwork {
+                id: *self.net_ids.get(&n.name)?,
+                subnet: n.ipam.subnet,
+                gateway: n.ipam.gateway,
+                internal: n.internal,
+            })
+        });
+        let pairs = self.state.networks.values().flat_map(|n| {
+            n.route_to
+                .iter()
+                .filter_map(|o| Some((*self.net_ids.get(&n.name)?, *self.net_ids.get(o)?)))
+        });
+        crate::l3::RouteTable::new(nets, pairs, self.uplink.is_some()).unwrap_or_else(|e| {
+            tracing::error!("routing table refused ({e}); routing is off until the next change");
+            crate::l3::RouteTable::default()
+        })
     }
 }
 

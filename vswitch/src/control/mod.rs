@@ -10,6 +10,7 @@ pub mod ipam;
 pub mod links;
 pub mod manager;
 pub mod overlay;
+pub mod router;
 pub mod server;
 pub mod state;
 pub mod views;

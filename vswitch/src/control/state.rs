@@ -33,6 +33,18 @@ pub struct State {
     /// kept, so containers' neighbour caches stay right across restarts.
     #[serde(default)]
     pub router_mac: Option<MacAddr>,
+    /// Published ports (`vswitch port publish`), in the order they were made.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub published: Vec<Published>,
+}
+
+/// A published port: `spec` of `endpoint` in `network`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Published {
+    pub network: String,
+    pub endpoint: String,
+    pub spec: crate::nat::PortSpec,
 }
 
 /// How frames of a network travel between hosts.
@@ -88,6 +100,9 @@ pub struct Network {
     /// Static FDB entries (`vswitch fdb add`), by MAC.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub static_macs: BTreeMap<MacAddr, StaticTarget>,
+    /// Networks this one routes to and from (`--route-to`; the relation is symmetric).
+    #[serde(default, skip_serializing_if = "std::collections::BTreeSet::is_empty")]
+    pub route_to: std::collections::BTreeSet<String>,
 }
 
 /// Where a static FDB entry points.
@@ -264,6 +279,7 @@ mod tests {
                 },
                 endpoints: BTreeMap::new(),
                 static_macs: BTreeMap::new(),
+                route_to: Default::default(),
             },
         );
         st.peers.insert("192.0.2.9".parse().unwrap(), vec![42]);

@@ -190,7 +190,7 @@ fn split_to_peers(
 /// The super-frame's header with gso_size lowered, if needed, so that every TCP segment
 /// fits `max_frame`. UDP GSO keeps its size (its segments are datagrams: cutting them
 /// differently would change the application's messages); `split` refuses it if too big.
-fn fit_gso(frame: &[u8], hdr: &VnetHdr, max_frame: usize) -> VnetHdr {
+pub(crate) fn fit_gso(frame: &[u8], hdr: &VnetHdr, max_frame: usize) -> VnetHdr {
     use offload::GsoType;
     if !matches!(hdr.gso_type, GsoType::TcpV4 | GsoType::TcpV6) {
         return *hdr;

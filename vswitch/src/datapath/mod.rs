@@ -7,6 +7,7 @@ pub mod egress;
 pub mod offload;
 pub mod pipeline;
 pub mod pool;
+pub mod router;
 pub mod topology;
 pub mod tunnel;
 pub mod worker;

@@ -53,6 +53,11 @@ pub enum Verdict {
         vni: Vni,
         vtep: IpAddr,
     },
+    /// For the router: addressed to the router MAC, or an ARP request for the network's
+    /// gateway from a local sender.
+    ToRouter {
+        network: NetworkId,
+    },
     Drop(DropReason),
 }
 
@@ -136,6 +141,10 @@ impl Pipeline {
         // Refused learns (table or location full) are counted by the FDB; the frame goes on.
         b.fdb.learn(b.now, net, src, from);
 
+        if dst == b.topo.router_mac || (!from_peer && is_arp_request_for(frame, info.gateway)) {
+            return Verdict::ToRouter { network: net };
+        }
+
         let flood = Verdict::Flood {
             network: net,
             vni: if from_peer { None } else { info.vni },
@@ -156,6 +165,42 @@ impl Pipeline {
             None => flood,
         }
     }
+}
+
+impl Pipeline {
+    /// Where a frame the router sends into `network` goes (its source is the router MAC:
+    /// nothing is learned): a known MAC's port or VTEP, else a flood of the network.
+    pub fn routed(&self, b: &Batch<'_>, network: NetworkId, frame: &[u8]) -> Verdict {
+        let Some(info) = b.topo.networks.get(&network) else {
+            return Verdict::Drop(DropReason::NoSuchPort);
+        };
+        let Some(dst) = MacAddr::from_slice(frame) else {
+            return Verdict::Drop(DropReason::Runt);
+        };
+        let flood = Verdict::Flood {
+            network,
+            vni: info.vni,
+        };
+        if dst.is_multicast() {
+            return flood;
+        }
+        match b.fdb.lookup(network, dst) {
+            Some(Location::Port(p)) => Verdict::Forward(p),
+            Some(Location::Vtep(vtep)) => match info.vni {
+                Some(vni) => Verdict::Encap { vni, vtep },
+                None => Verdict::Drop(DropReason::NoSuchPort),
+            },
+            None => flood,
+        }
+    }
+}
+
+/// An ARP request (Ethernet, IPv4) whose target address is `ip`.
+fn is_arp_request_for(frame: &[u8], ip: std::net::Ipv4Addr) -> bool {
+    frame.len() >= ETH_HLEN + 28
+        && frame[12..14] == [0x08, 0x06]
+        && frame[ETH_HLEN + 6..ETH_HLEN + 8] == [0, 1]
+        && frame[ETH_HLEN + 24..ETH_HLEN + 28] == ip.octets()
 }
 
 #[cfg(test)]
@@ -204,6 +249,8 @@ mod tests {
                 ports,
                 vni,
                 gateway: "10.0.0.1".parse().unwrap(),
+                subnet: "10.0.0.0/24".parse().unwrap(),
+                internal: false,
             };
             t.networks.insert(NetworkId(net), info);
         }

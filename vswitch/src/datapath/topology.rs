@@ -5,8 +5,12 @@
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr};
+use std::sync::Arc;
 
 use fdb::{MacAddr, NetworkId, PortId};
+use ipnet::Ipv4Net;
+
+use crate::l3::RouteTable;
 use vtep::{PeerTable, PortRange, Vni};
 
 #[derive(Debug, Clone, Default)]
@@ -21,6 +25,33 @@ pub struct Topology {
     pub router_mac: MacAddr,
     /// How this host speaks VXLAN; `None` when no `[underlay]` is configured.
     pub overlay: Option<OverlayParams>,
+    /// Where a packet sent to the router goes (isolation, `--route-to`, the uplink).
+    pub routes: Arc<RouteTable>,
+    /// The uplink; `None` when no `[uplink]` is configured.
+    pub uplink: Option<UplinkParams>,
+    /// Address-to-MAC bindings the control plane made (endpoint addresses it gave out),
+    /// by network: the router needs no ARP for them.
+    pub hosts: HashMap<NetworkId, Vec<(Ipv4Addr, MacAddr)>>,
+    /// Changes with every snapshot, so a worker can tell that bindings changed.
+    pub generation: u64,
+}
+
+/// The uplink as the packet path needs it.
+#[derive(Debug, Clone)]
+pub struct UplinkParams {
+    /// The switch's own addresses there; the first is the NAT's external address.
+    pub addresses: Vec<Ipv4Addr>,
+    pub subnet: Ipv4Net,
+    pub gateway: Ipv4Addr,
+    /// The uplink interface's MAC.
+    pub mac: MacAddr,
+    pub mtu: u32,
+}
+
+impl UplinkParams {
+    pub fn owns(&self, ip: Ipv4Addr) -> bool {
+        self.addresses.contains(&ip)
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -40,6 +71,9 @@ pub struct NetworkInfo {
     /// Set for overlay networks.
     pub vni: Option<Vni>,
     pub gateway: Ipv4Addr,
+    pub subnet: Ipv4Net,
+    /// No way out through the uplink, no published ports.
+    pub internal: bool,
 }
 
 /// The underlay settings the packet path needs.

@@ -24,6 +24,7 @@ use super::egress::{self, Outcome, Target};
 use super::offload::{Coalescer, Fate, VnetHdr};
 use super::pipeline::{Batch, FrameMeta, Ingress, Pipeline, Verdict};
 use super::pool::{Pool, SCRATCH_EXTRA};
+use super::router::{Ctx as RouterCtx, Out, Router, RouterCounters};
 use super::topology::Topology;
 use super::tunnel::{RxMeta, Transmit, Tunnel, TunnelCounters};
 use crate::packet::MAX_FRAME;
@@ -43,9 +44,13 @@ const SCRATCH_PER_FRAME: usize = 48;
 const GRO_SLOTS: usize = 64;
 const GRO_FLOWS: usize = 16;
 /// Longest wait for a port to become readable before looking at commands again.
-const IDLE_WAIT: Duration = Duration::from_secs(1);
+const IDLE_WAIT: Duration = Duration::from_millis(100);
+/// How often the router's timers run (ARP retries, ageing).
+const ROUTER_TICK: Duration = super::router::TICK_EVERY;
 const WAKE_TOKEN: u64 = u64::MAX;
 const TUNNEL_TOKEN: u64 = u64::MAX - 1;
+/// The uplink is a port of the worker under this id, in no network.
+pub const UPLINK_PORT: PortId = PortId(u32::MAX - 2);
 
 /// What the control plane asks of a worker.
 pub enum Command {
@@ -58,6 +63,11 @@ pub enum Command {
     RemovePort {
         id: PortId,
         reply: Sender<Option<Box<dyn Port>>>,
+    },
+    /// Route to the outside through this port (the `[uplink]` interface).
+    SetUplink {
+        port: Box<dyn Port>,
+        counters: Arc<PortCounters>,
     },
     /// Carry overlay networks over this underlay.
     SetTunnel {
@@ -76,6 +86,7 @@ impl std::fmt::Debug for Command {
             Command::AddPort { id, .. } => write!(f, "AddPort({id})"),
             Command::RemovePort { id, .. } => write!(f, "RemovePort({id})"),
             Command::SetTunnel { .. } => write!(f, "SetTunnel"),
+            Command::SetUplink { .. } => write!(f, "SetUplink"),
             Command::Shutdown { .. } => write!(f, "Shutdown"),
         }
     }
@@ -130,6 +141,9 @@ pub struct WorkerConfig {
     pub batch: usize,
     /// The daemon's time origin: `now` given to the pipeline is the time since then.
     pub epoch: Instant,
+    /// The NAT the router masquerades with (when there is an uplink).
+    pub nat: Option<Arc<crate::nat::Nat>>,
+    pub router_counters: Arc<RouterCounters>,
 }
 
 /// Starts a worker thread.
@@ -151,6 +165,9 @@ pub fn spawn(cfg: WorkerConfig) -> std::io::Result<WorkerHandle> {
         rx_meta: vec![RxMeta::default(); batch],
         gro: Coalescer::with_capacity(GRO_FLOWS, GRO_SLOTS, MAX_FRAME + SCRATCH_EXTRA),
         gro_port: vec![None; GRO_SLOTS],
+        router: Router::new(cfg.nat.clone(), cfg.router_counters.clone()),
+        router_out: Vec::with_capacity(16),
+        spare_counters: Arc::new(PortCounters::default()),
         cfg,
     };
     let thread = std::thread::Builder::new()
@@ -191,6 +208,10 @@ struct Worker {
     gro: Coalescer,
     /// The port each coalescer slot's super-frame goes to.
     gro_port: Vec<Option<PortId>>,
+    router: Router,
+    router_out: Vec<Out>,
+    /// Drops of frames the switch made itself (not from a port).
+    spare_counters: Arc<PortCounters>,
     cfg: WorkerConfig,
 }
 
@@ -199,6 +220,7 @@ impl Worker {
         let mut events = Events::with_capacity(64);
         let mut ready: Vec<u64> = Vec::with_capacity(64);
         let mut last_check = Instant::now();
+        let mut last_tick = Instant::now();
         loop {
             if let Err(e) = self.epoll.wait(&mut events, Some(IDLE_WAIT)) {
                 tracing::error!("worker: epoll_wait failed: {e}");
@@ -215,12 +237,17 @@ impl Worker {
                         }
                     }
                     TUNNEL_TOKEN => self.service_tunnel(),
+                    t if t == u64::from(UPLINK_PORT.0) => self.service_uplink(),
                     t => self.service_port(PortId(t as u32)),
                 }
             }
             if last_check.elapsed() >= IDLE_WAIT {
                 self.check_ports();
                 last_check = Instant::now();
+            }
+            if last_tick.elapsed() >= ROUTER_TICK {
+                self.tick_router();
+                last_tick = Instant::now();
             }
         }
     }
@@ -250,6 +277,20 @@ impl Worker {
                 Command::RemovePort { id, reply } => {
                     let port = self.detach(id);
                     let _ = reply.send(port);
+                }
+                Command::SetUplink { port, counters } => {
+                    if let Err(e) = self.epoll.add(port.as_fd(), u64::from(UPLINK_PORT.0)) {
+                        tracing::error!("cannot watch the uplink {}: {e}", port.name());
+                    }
+                    let pending = Vec::with_capacity(self.pool.rx().len() * 2);
+                    self.ports.insert(
+                        UPLINK_PORT,
+                        Slot {
+                            port,
+                            counters,
+                            pending,
+                        },
+                    );
                 }
                 Command::SetTunnel { tunnel, counters } => {
                     if let Some(old) = self.tunnel.take() {
@@ -351,17 +392,160 @@ impl Worker {
                 self.flood_local(b.topo, network, Some(in_port), i);
                 if let Some(vni) = vni {
                     let peers = b.topo.peers.flood_list(vni);
-                    self.send_to_tunnel(b.topo, network, in_port, i, vni, peers, false, counters);
+                    self.send_to_tunnel(
+                        b.topo,
+                        network,
+                        Some(in_port),
+                        i,
+                        vni,
+                        peers,
+                        false,
+                        counters,
+                    );
                 }
             }
             Verdict::Encap { vni, vtep } => {
                 let Some(net) = b.topo.ports.get(&in_port).map(|p| p.network) else {
                     return counters.count_drop(DropReason::NoSuchPort);
                 };
-                self.send_to_tunnel(b.topo, net, in_port, i, vni, &[vtep], true, counters);
+                self.send_to_tunnel(b.topo, net, Some(in_port), i, vni, &[vtep], true, counters);
             }
+            Verdict::ToRouter { network } => self.route(b, i, network, Some(in_port), counters),
             Verdict::Drop(reason) => counters.count_drop(reason),
         }
+    }
+
+    /// Hands buffer `i` to the router and carries out what it decides.
+    fn route(
+        &mut self,
+        b: &Batch<'_>,
+        i: u32,
+        network: NetworkId,
+        in_port: Option<PortId>,
+        counters: &PortCounters,
+    ) {
+        let mut out = std::mem::take(&mut self.router_out);
+        let cx = RouterCtx {
+            now: b.now,
+            topo: b.topo,
+        };
+        self.router
+            .from_network(cx, &mut self.pool, i, network, in_port, &mut out);
+        self.dispatch(b, &mut out, in_port, counters);
+        self.router_out = out;
+    }
+
+    /// Sends what the router produced: answers to ports, frames into networks (switched
+    /// like any other, without learning), frames to the uplink.
+    fn dispatch(
+        &mut self,
+        b: &Batch<'_>,
+        out: &mut Vec<Out>,
+        in_port: Option<PortId>,
+        counters: &PortCounters,
+    ) {
+        for o in out.drain(..) {
+            match o {
+                Out::Port(p, s) => {
+                    enqueue(&mut self.ports, &mut self.dirty, p, s);
+                }
+                Out::Uplink(s) => {
+                    if !enqueue(&mut self.ports, &mut self.dirty, UPLINK_PORT, s) {
+                        counters.count_drop(DropReason::NoSuchPort);
+                    }
+                }
+                Out::Network(n, s) => {
+                    let pipeline = self.cfg.pipeline.clone();
+                    match pipeline.routed(b, n, self.pool.get(s).frame()) {
+                        Verdict::Forward(p) => {
+                            enqueue(&mut self.ports, &mut self.dirty, p, s);
+                        }
+                        Verdict::Flood { network, vni } => {
+                            self.flood_local(b.topo, network, None, s);
+                            if let Some(vni) = vni {
+                                let peers = b.topo.peers.flood_list(vni);
+                                self.send_to_tunnel(
+                                    b.topo, network, in_port, s, vni, peers, false, counters,
+                                );
+                            }
+                        }
+                        Verdict::Encap { vni, vtep } => {
+                            self.send_to_tunnel(
+                                b.topo,
+                                n,
+                                in_port,
+                                s,
+                                vni,
+                                &[vtep],
+                                true,
+                                counters,
+                            );
+                        }
+                        Verdict::ToRouter { .. } => {}
+                        Verdict::Drop(r) => counters.count_drop(r),
+                    }
+                }
+            }
+        }
+    }
+
+    /// Reads one batch from the uplink and hands every frame to the router.
+    fn service_uplink(&mut self) {
+        let Some(slot) = self.ports.get_mut(&UPLINK_PORT) else {
+            return;
+        };
+        let received = slot.port.recv_batch(self.pool.rx());
+        let counters = slot.counters.clone();
+        counters.add_port_drops(&slot.port.take_drops());
+        let n = match received {
+            Ok(n) => n,
+            Err(PortError::Gone(_)) => return self.port_gone(UPLINK_PORT),
+            Err(e) => {
+                counters.count_drop(DropReason::RxError);
+                tracing::debug!("{e}");
+                return;
+            }
+        };
+        let topo = self.cfg.topology.load_full();
+        let pipeline = self.cfg.pipeline.clone();
+        let batch = pipeline.begin(self.now(), &topo);
+        let mut out = std::mem::take(&mut self.router_out);
+        for i in 0..n as u32 {
+            counters.rx_packets.add(1);
+            counters.rx_bytes.add(self.pool.get(i).len() as u64);
+            if self.pool.scratch_left() < SCRATCH_PER_FRAME {
+                self.flush();
+            }
+            let cx = RouterCtx {
+                now: batch.now,
+                topo: &topo,
+            };
+            self.router.from_uplink(cx, &mut self.pool, i, &mut out);
+            self.dispatch(&batch, &mut out, None, &counters);
+        }
+        self.router_out = out;
+        drop(batch);
+        self.flush();
+    }
+
+    /// The router's timers: ARP retries, cache ageing, the uplink's announcement.
+    fn tick_router(&mut self) {
+        let topo = self.cfg.topology.load_full();
+        let pipeline = self.cfg.pipeline.clone();
+        let batch = pipeline.begin(self.now(), &topo);
+        let mut out = std::mem::take(&mut self.router_out);
+        let cx = RouterCtx {
+            now: batch.now,
+            topo: &topo,
+        };
+        self.router.tick(cx, &mut self.pool, &mut out);
+        if !out.is_empty() {
+            let counters = self.spare_counters.clone();
+            self.dispatch(&batch, &mut out, None, &counters);
+        }
+        self.router_out = out;
+        drop(batch);
+        self.flush();
     }
 
     fn flood_local(&mut self, topo: &Topology, network: NetworkId, except: Option<PortId>, i: u32) {
@@ -377,7 +561,7 @@ impl Worker {
         &mut self,
         topo: &Topology,
         network: NetworkId,
-        in_port: PortId,
+        in_port: Option<PortId>,
         i: u32,
         vni: vtep::Vni,
         peers: &[std::net::IpAddr],
@@ -417,7 +601,9 @@ impl Worker {
                 if let Some(t) = &self.tunnel {
                     t.counters.icmp_too_big_sent.add(1);
                 }
-                enqueue(&mut self.ports, &mut self.dirty, in_port, s);
+                if let Some(p) = in_port {
+                    enqueue(&mut self.ports, &mut self.dirty, p, s);
+                }
             }
             Outcome::Drop(reason) => counters.count_drop(reason),
         }
@@ -537,7 +723,7 @@ impl Worker {
             }
         }
         let out = match verdict {
-            Verdict::Forward(_) | Verdict::Flood { .. } => {
+            Verdict::Forward(_) | Verdict::Flood { .. } | Verdict::ToRouter { .. } => {
                 // The inner frame must stand alone in a buffer: in place when the datagram
                 // had the buffer to itself, else a copy.
                 if single {
@@ -564,6 +750,10 @@ impl Worker {
                 enqueue(&mut self.ports, &mut self.dirty, p, out);
             }
             Verdict::Flood { network, .. } => self.flood_local(topo, network, None, out),
+            Verdict::ToRouter { network } => {
+                let spare = self.spare_counters.clone();
+                self.route(b, out, network, None, &spare);
+            }
             _ => {}
         }
     }

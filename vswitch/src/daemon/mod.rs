@@ -19,10 +19,12 @@ use crate::control::overlay::UnderlayInfo;
 use crate::control::server::{self, ServerError};
 use crate::control::state::{StateError, StateStore};
 use crate::datapath::pipeline::Pipeline;
+use crate::datapath::router::RouterCounters;
 use crate::datapath::topology::Topology;
-use crate::datapath::tunnel::TunnelCounters;
-use crate::datapath::worker::{self, Command, Event, WorkerConfig};
-use crate::port::underlay::{Underlay, UnderlayConfig, UnderlayError};
+use crate::datapath::worker::{self, Event, WorkerConfig};
+use crate::port::underlay::UnderlayError;
+
+mod open;
 
 /// How often endpoints whose interface is missing are looked for again.
 const REATTACH_EVERY: Duration = Duration::from_secs(2);
@@ -49,6 +51,8 @@ pub enum DaemonError {
     Worker(std::io::Error),
     #[error(transparent)]
     Underlay(#[from] UnderlayError),
+    #[error("{0}")]
+    Uplink(String),
     #[error("cannot install signal handlers: {0}")]
     Signals(std::io::Error),
     #[error(
@@ -93,6 +97,19 @@ pub fn run(opts: RunOptions) -> Result<(), DaemonError> {
             })
             .map_err(DaemonError::Worker)?;
     }
+    let nat = open::nat(&cfg)?;
+    let router_counters = Arc::new(RouterCounters::default());
+    if let Some(nat) = nat.clone() {
+        std::thread::Builder::new()
+            .name("vswitch-conntrack".into())
+            .spawn(move || {
+                loop {
+                    std::thread::sleep(EXPIRE_EVERY);
+                    nat.expire(epoch.elapsed());
+                }
+            })
+            .map_err(DaemonError::Worker)?;
+    }
     let topology = Arc::new(ArcSwap::from_pointee(Topology::default()));
     let (events_tx, events_rx) = crossbeam_channel::unbounded();
     let worker = worker::spawn(WorkerConfig {
@@ -101,37 +118,21 @@ pub fn run(opts: RunOptions) -> Result<(), DaemonError> {
         events: events_tx,
         batch: cfg.datapath.batch,
         epoch,
+        nat: nat.clone(),
+        router_counters: router_counters.clone(),
     })
     .map_err(DaemonError::Worker)?;
 
     let tunnel_counters = match &cfg.underlay {
-        Some(u) => {
-            let underlay = Underlay::open(&UnderlayConfig {
-                local: u.local,
-                port: u.port,
-                src_ports: u.src_port_range,
-                udp_checksum: u.udp_checksum,
-                interface: u.interface.clone(),
-                gso: u.gso,
-                gro: u.gro,
-            })
-            .map_err(DaemonError::Underlay)?;
-            let caps = underlay.caps();
-            tracing::info!(
-                "underlay {}:{} (UDP GSO {}, GRO {})",
-                u.local,
-                u.port,
-                if caps.gso { "on" } else { "off" },
-                if caps.gro { "on" } else { "off" }
-            );
-            let counters = Arc::new(TunnelCounters::default());
-            worker.send(Command::SetTunnel {
-                tunnel: Box::new(underlay),
-                counters: counters.clone(),
-            });
-            Some(counters)
-        }
+        Some(u) => Some(open::underlay(u, &worker)?),
         None => None,
+    };
+    let (uplink, uplink_counters) = match &cfg.uplink {
+        Some(u) => {
+            let (info, counters) = open::uplink(u, &worker)?;
+            (Some(info), Some(counters))
+        }
+        None => (None, None),
     };
     let mut manager = Manager::new(ManagerParts {
         store,
@@ -146,6 +147,10 @@ pub fn run(opts: RunOptions) -> Result<(), DaemonError> {
             config,
         }),
         tunnel_counters,
+        uplink,
+        nat: nat.clone(),
+        router_counters: router_counters.clone(),
+        uplink_counters,
     });
     manager.publish_topology();
     manager.reattach();

@@ -1,0 +1,100 @@
+//! Opening what the configuration names at start: the VXLAN underlay, the uplink and the
+//! NAT behind it. Each fails with its own clear error, so `vswitch run` stops before it
+//! serves anything.
+
+use std::sync::Arc;
+
+use super::DaemonError;
+use crate::config::{Config, UnderlaySection, UplinkSection};
+use crate::control::links;
+use crate::control::router::UplinkInfo;
+use crate::datapath::counters::PortCounters;
+use crate::datapath::tunnel::TunnelCounters;
+use crate::datapath::worker::{Command, WorkerHandle};
+use crate::nat::{Nat, NatConfig};
+use crate::port::af_packet::PacketPort;
+use crate::port::underlay::{Underlay, UnderlayConfig};
+
+/// Opens the underlay and gives it to the worker; its counters are for `stats`.
+pub fn underlay(
+    u: &UnderlaySection,
+    worker: &WorkerHandle,
+) -> Result<Arc<TunnelCounters>, DaemonError> {
+    let underlay = Underlay::open(&UnderlayConfig {
+        local: u.local,
+        port: u.port,
+        src_ports: u.src_port_range,
+        udp_checksum: u.udp_checksum,
+        interface: u.interface.clone(),
+        gso: u.gso,
+        gro: u.gro,
+    })?;
+    let caps = underlay.caps();
+    tracing::info!(
+        "underlay {}:{} (UDP GSO {}, GRO {})",
+        u.local,
+        u.port,
+        if caps.gso { "on" } else { "off" },
+        if caps.gro { "on" } else { "off" }
+    );
+    let counters = Arc::new(TunnelCounters::default());
+    worker.send(Command::SetTunnel {
+        tunnel: Box::new(underlay),
+        counters: counters.clone(),
+    });
+    Ok(counters)
+}
+
+/// The NAT for an uplink: `[nat]` with the uplink's address as the external one.
+pub fn nat(cfg: &Config) -> Result<Option<Arc<Nat>>, DaemonError> {
+    let Some(u) = &cfg.uplink else {
+        return Ok(None);
+    };
+    let nat_cfg = NatConfig {
+        external: u.address.addr(),
+        ..cfg.nat.clone()
+    };
+    let nat = Nat::new(nat_cfg).map_err(|e| DaemonError::Uplink(format!("[nat]: {e}")))?;
+    Ok(Some(Arc::new(nat)))
+}
+
+/// Opens the uplink interface (AF_PACKET), brings it up and gives it to the worker.
+pub fn uplink(
+    u: &UplinkSection,
+    worker: &WorkerHandle,
+) -> Result<(UplinkInfo, Arc<PortCounters>), DaemonError> {
+    let err =
+        |msg: String| DaemonError::Uplink(format!("[uplink] interface {}: {msg}", u.interface));
+    let mac = links::mac_of(&u.interface)
+        .map_err(|e| err(e.to_string()))?
+        .ok_or_else(|| err("has no MAC address (it must be an Ethernet interface)".into()))?;
+    let mtu = u
+        .mtu
+        .or_else(|| {
+            std::fs::read_to_string(format!("/sys/class/net/{}/mtu", u.interface))
+                .ok()?
+                .trim()
+                .parse()
+                .ok()
+        })
+        .unwrap_or(1500);
+    let port = PacketPort::open(&u.interface).map_err(|e| err(e.to_string()))?;
+    links::set_up(&u.interface, None).map_err(|e| err(e.to_string()))?;
+    let counters = Arc::new(PortCounters::default());
+    worker.send(Command::SetUplink {
+        port: Box::new(port),
+        counters: counters.clone(),
+    });
+    tracing::info!(
+        "uplink {} ({mac}, MTU {mtu}): address {}, gateway {}",
+        u.interface,
+        u.address,
+        u.gateway
+    );
+    let info = UplinkInfo {
+        config: u.clone(),
+        mac,
+        mtu,
+    };
+    Ok((info, counters))
+}

@@ -1,0 +1,706 @@
+//! The router stage of the packet path: what happens to a frame addressed to the router
+//! (each network's gateway, the router MAC) or arriving on the uplink. It answers ARP for
+//! the gateways and the uplink's addresses and ICMP echo to them, routes between networks
+//! that `--route-to` joins, masquerades traffic for the outside through the NAT and
+//! resolves the next hop on the uplink by its own ARP, and brings replies and published
+//! ports back in. The host's kernel is never in the path.
+//!
+//! It decides and rewrites; the worker does the I/O: every result is an [`Out`] naming a
+//! pool buffer and where it goes. Neighbour caches (one per network, one for the uplink)
+//! are the worker's own: single-threaded, no locks. The NAT is shared, lock-free for
+//! existing flows. The sequence of checks follows `l3`'s module doc.
+
+use std::collections::{HashMap, HashSet};
+use std::net::Ipv4Addr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use fdb::{MacAddr, NetworkId, PortId};
+
+use super::counters::Counter;
+use super::offload::VnetHdr;
+use super::pipeline::ETH_HLEN;
+use super::pool::Pool;
+use super::topology::{Topology, UplinkParams};
+use crate::l3::{
+    self, Arp, ArpOp, LearnKind, Lookup, NeighCache, NeighConfig, QueuedFrame, Route, Waiting,
+};
+use crate::nat::{ChecksumState, Egress, Nat, NatDrop};
+
+const ETHERTYPE_IPV4: [u8; 2] = [0x08, 0x00];
+const ETHERTYPE_ARP: [u8; 2] = [0x08, 0x06];
+/// How often neighbour caches retry and age.
+pub const TICK_EVERY: Duration = Duration::from_millis(100);
+
+/// Where the router sends a pool buffer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Out {
+    /// Back out of a local port (answers to ARP and ICMP echo, ICMP errors).
+    Port(PortId, u32),
+    /// Into a network, addressed to a MAC there (or broadcast): to be switched.
+    Network(NetworkId, u32),
+    /// Out of the uplink.
+    Uplink(u32),
+}
+
+/// Why the router dropped a frame. Counted per reason; NAT reasons separately.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RouterDrop {
+    /// To another network that `--route-to` does not join to this one.
+    Denied,
+    /// Nowhere to go: no uplink, an internal network, a non-unicast destination.
+    NoRoute,
+    /// To the gateway itself, and not an echo request.
+    ToGateway,
+    /// TTL ran out (an ICMP time exceeded was sent when allowed).
+    TtlExpired,
+    /// Not well-formed ARP or IPv4.
+    Malformed,
+    /// Neither ARP nor IPv4 (IPv6 is not routed yet).
+    NotIpv4,
+    /// The neighbour did not answer ARP.
+    Unresolved,
+    /// Too big for the uplink and without DF (an ICMP frag-needed answers the others).
+    UplinkTooBig,
+    /// On the uplink, for an address or MAC that is not the switch's.
+    NotForUs,
+    /// The batch had no scratch buffer left for an answer.
+    NoBuffer,
+}
+
+impl RouterDrop {
+    pub const ALL: [RouterDrop; 10] = [
+        RouterDrop::Denied,
+        RouterDrop::NoRoute,
+        RouterDrop::ToGateway,
+        RouterDrop::TtlExpired,
+        RouterDrop::Malformed,
+        RouterDrop::NotIpv4,
+        RouterDrop::Unresolved,
+        RouterDrop::UplinkTooBig,
+        RouterDrop::NotForUs,
+        RouterDrop::NoBuffer,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            RouterDrop::Denied => "route_denied",
+            RouterDrop::NoRoute => "no_route",
+            RouterDrop::ToGateway => "to_gateway_not_echo",
+            RouterDrop::TtlExpired => "ttl_expired",
+            RouterDrop::Malformed => "malformed",
+            RouterDrop::NotIpv4 => "not_ipv4",
+            RouterDrop::Unresolved => "arp_unresolved",
+            RouterDrop::UplinkTooBig => "uplink_too_big",
+            RouterDrop::NotForUs => "uplink_not_for_us",
+            RouterDrop::NoBuffer => "no_buffer",
+        }
+    }
+}
+
+/// The router's counters (one writer: the worker).
+#[derive(Debug, Default)]
+pub struct RouterCounters {
+    drops: [Counter; RouterDrop::ALL.len()],
+    nat: [Counter; NatDrop::COUNT],
+    pub arp_replies: Counter,
+    pub echo_replies: Counter,
+    pub routed: Counter,
+    pub masqueraded: Counter,
+    pub inbound: Counter,
+}
+
+impl RouterCounters {
+    fn count(&self, r: RouterDrop) {
+        self.drops[r as usize].add(1);
+    }
+
+    fn nat_drop(&self, r: NatDrop) {
+        self.nat[r.index()].add(1);
+    }
+
+    pub fn snapshot(&self) -> serde_json::Value {
+        let named = |pairs: Vec<(&str, u64)>| -> serde_json::Map<String, serde_json::Value> {
+            pairs
+                .into_iter()
+                .filter(|(_, n)| *n > 0)
+                .map(|(k, n)| (k.to_string(), n.into()))
+                .collect()
+        };
+        serde_json::json!({
+            "arp_replies": self.arp_replies.get(),
+            "echo_replies": self.echo_replies.get(),
+            "routed": self.routed.get(),
+            "masqueraded": self.masqueraded.get(),
+            "inbound": self.inbound.get(),
+            "drops": named(RouterDrop::ALL.iter().map(|r| (r.name(), self.drops[*r as usize].get())).collect()),
+            "nat_drops": named(NatDrop::ALL.iter().map(|r| (r.name(), self.nat[r.index()].get())).collect()),
+        })
+    }
+}
+
+/// What stays the same while the router handles a batch.
+#[derive(Debug, Clone, Copy)]
+pub struct Ctx<'a> {
+    pub now: Duration,
+    pub topo: &'a Topology,
+}
+
+/// The router of one worker.
+#[derive(Debug)]
+pub struct Router {
+    nat: Option<Arc<Nat>>,
+    caches: HashMap<NetworkId, NeighCache>,
+    /// The permanent bindings installed per network, to take back when they go.
+    installed: HashMap<NetworkId, HashSet<Ipv4Addr>>,
+    uplink_cache: NeighCache,
+    generation: Option<u64>,
+    announced: bool,
+    last_tick: Duration,
+    counters: Arc<RouterCounters>,
+}
+
+impl Router {
+    pub fn new(nat: Option<Arc<Nat>>, counters: Arc<RouterCounters>) -> Router {
+        Router {
+            nat,
+            caches: HashMap::new(),
+            installed: HashMap::new(),
+            uplink_cache: NeighCache::new(NeighConfig::default()),
+            generation: None,
+            announced: false,
+            last_tick: Duration::ZERO,
+            counters,
+        }
+    }
+
+    /// Brings the caches in line with a new topology: one per network, with the
+    /// bindings the control plane made set for good.
+    fn sync(&mut self, cx: Ctx<'_>) {
+        if self.generation == Some(cx.topo.generation) {
+            return;
+        }
+        self.generation = Some(cx.topo.generation);
+        self.caches.retain(|n, _| cx.topo.networks.contains_key(n));
+        self.installed
+            .retain(|n, _| cx.topo.networks.contains_key(n));
+        for &n in cx.topo.networks.keys() {
+            let cache = self
+                .caches
+                .entry(n)
+                .or_insert_with(|| NeighCache::new(NeighConfig::default()));
+            let now_hosts: HashSet<Ipv4Addr> = cx
+                .topo
+                .hosts
+                .get(&n)
+                .into_iter()
+                .flatten()
+                .map(|(ip, _)| *ip)
+                .collect();
+            let installed = self.installed.entry(n).or_default();
+            for gone in installed.difference(&now_hosts) {
+                cache.remove(*gone);
+            }
+            for (ip, mac) in cx.topo.hosts.get(&n).into_iter().flatten() {
+                // Nothing can be waiting for an address the control plane knew all along.
+                let _ = cache.insert_permanent(cx.now, *ip, *mac);
+            }
+            *installed = now_hosts;
+        }
+    }
+
+    /// Retries ARP and ages caches; announces the uplink address once. Call often; it
+    /// acts every `TICK_EVERY`.
+    pub fn tick(&mut self, cx: Ctx<'_>, pool: &mut Pool, out: &mut Vec<Out>) {
+        self.sync(cx);
+        if let Some(up) = &cx.topo.uplink
+            && !self.announced
+        {
+            self.announced = true;
+            if let Some(s) = build(pool, &self.counters, |o| {
+                l3::build_gratuitous(up.mac, up.addresses[0], o)
+            }) {
+                out.push(Out::Uplink(s));
+            }
+        }
+        if cx.now.saturating_sub(self.last_tick) < TICK_EVERY {
+            return;
+        }
+        self.last_tick = cx.now;
+        let mut nets: Vec<NetworkId> = self.caches.keys().copied().collect();
+        nets.sort();
+        for n in nets {
+            let Some(info) = cx.topo.networks.get(&n) else {
+                continue;
+            };
+            let Some(cache) = self.caches.get_mut(&n) else {
+                continue;
+            };
+            let t = cache.tick(cx.now);
+            for _ in &t.unresolved {
+                self.counters.count(RouterDrop::Unresolved);
+            }
+            for r in t.requests {
+                if let Some(s) = build(pool, &self.counters, |o| {
+                    l3::build_request(cx.topo.router_mac, info.gateway, r.target, r.dst, o)
+                }) {
+                    out.push(Out::Network(n, s));
+                }
+            }
+        }
+        if let Some(up) = &cx.topo.uplink {
+            let t = self.uplink_cache.tick(cx.now);
+            for _ in &t.unresolved {
+                self.counters.count(RouterDrop::Unresolved);
+            }
+            for r in t.requests {
+                if let Some(s) = build(pool, &self.counters, |o| {
+                    l3::build_request(up.mac, up.addresses[0], r.target, r.dst, o)
+                }) {
+                    out.push(Out::Uplink(s));
+                }
+            }
+        }
+    }
+
+    /// A frame for the router from network `network` (from a local port when `in_port`
+    /// is set, else from a peer).
+    pub fn from_network(
+        &mut self,
+        cx: Ctx<'_>,
+        pool: &mut Pool,
+        i: u32,
+        network: NetworkId,
+        in_port: Option<PortId>,
+        out: &mut Vec<Out>,
+    ) {
+        self.sync(cx);
+        match ethertype(pool.get(i).frame()) {
+            ETHERTYPE_ARP => return self.arp_in_network(cx, pool, i, network, in_port, out),
+            ETHERTYPE_IPV4 => {}
+            _ => return self.counters.count(RouterDrop::NotIpv4),
+        }
+        let Some(dst) = ipv4_dst(pool.get(i).frame()) else {
+            return self.counters.count(RouterDrop::Malformed);
+        };
+        match cx.topo.routes.route(network, dst) {
+            Route::ToGateway => {
+                let Some(p) = in_port.filter(|_| l3::is_echo_request(pool.get(i).frame())) else {
+                    return self.counters.count(RouterDrop::ToGateway);
+                };
+                if let Some(s) = build_from(pool, i, &self.counters, l3::build_echo_reply) {
+                    self.counters.echo_replies.add(1);
+                    out.push(Out::Port(p, s));
+                }
+            }
+            Route::Local(to) => {
+                if self.ttl(cx, pool, i, network, in_port, out) {
+                    self.counters.routed.add(1);
+                    self.deliver(cx, pool, i, to, dst, out);
+                }
+            }
+            Route::External => self.masquerade(cx, pool, i, network, in_port, out),
+            Route::Denied(_) => self.counters.count(RouterDrop::Denied),
+            Route::NoRoute => self.counters.count(RouterDrop::NoRoute),
+        }
+    }
+
+    fn arp_in_network(
+        &mut self,
+        cx: Ctx<'_>,
+        pool: &mut Pool,
+        i: u32,
+        network: NetworkId,
+        in_port: Option<PortId>,
+        out: &mut Vec<Out>,
+    ) {
+        let Ok(arp) = Arp::parse(pool.get(i).frame()) else {
+            return self.counters.count(RouterDrop::Malformed);
+        };
+        let Some(info) = cx.topo.networks.get(&network) else {
+            return;
+        };
+        let router_mac = cx.topo.router_mac;
+        let kind = if arp.is_gratuitous() {
+            Some(LearnKind::Gratuitous)
+        } else if arp.op == ArpOp::Request && arp.target_ip == info.gateway {
+            if let Some(p) = in_port
+                && let Some(s) = build(pool, &self.counters, |o| {
+                    l3::build_reply(&arp, router_mac, o)
+                })
+            {
+                self.counters.arp_replies.add(1);
+                out.push(Out::Port(p, s));
+            }
+            (!arp.is_probe()).then_some(LearnKind::Request)
+        } else if arp.op == ArpOp::Reply && arp.eth_dst == router_mac {
+            Some(LearnKind::Reply)
+        } else {
+            None
+        };
+        if let (Some(kind), Some(cache)) = (kind, self.caches.get_mut(&network)) {
+            let released = cache.learn(cx.now, arp.sender_ip, arp.sender_mac, kind);
+            release(
+                pool,
+                &self.counters,
+                released,
+                router_mac,
+                arp.sender_mac,
+                |s| Out::Network(network, s),
+                out,
+            );
+        }
+    }
+
+    /// Decrements the TTL; when it runs out, answers with time exceeded from the source
+    /// network's gateway and says no.
+    fn ttl(
+        &mut self,
+        cx: Ctx<'_>,
+        pool: &mut Pool,
+        i: u32,
+        network: NetworkId,
+        in_port: Option<PortId>,
+        out: &mut Vec<Out>,
+    ) -> bool {
+        match l3::decrement_ttl(pool.get_mut(i).frame_mut()) {
+            Ok(()) => true,
+            Err(l3::ForwardError::TtlExpired) => {
+                self.counters.count(RouterDrop::TtlExpired);
+                let gw = cx.topo.networks.get(&network).map(|n| n.gateway);
+                if let (Some(p), Some(gw)) = (in_port, gw)
+                    && let Some(s) = build_from(pool, i, &self.counters, |f, o| {
+                        l3::build_time_exceeded(f, cx.topo.router_mac, gw, o)
+                    })
+                {
+                    out.push(Out::Port(p, s));
+                }
+                false
+            }
+            Err(_) => {
+                self.counters.count(RouterDrop::Malformed);
+                false
+            }
+        }
+    }
+
+    /// Sends buffer `i` to `dst` in network `to`: resolves its MAC (asking by ARP from the
+    /// gateway if needed, the frame waiting meanwhile) and rewrites the Ethernet header.
+    fn deliver(
+        &mut self,
+        cx: Ctx<'_>,
+        pool: &mut Pool,
+        i: u32,
+        to: NetworkId,
+        dst: Ipv4Addr,
+        out: &mut Vec<Out>,
+    ) {
+        let (Some(info), Some(cache)) = (cx.topo.networks.get(&to), self.caches.get_mut(&to))
+        else {
+            return self.counters.count(RouterDrop::NoRoute);
+        };
+        let buf = pool.get(i);
+        let waiting = Waiting {
+            vnet: buf.vnet,
+            frame: buf.frame(),
+        };
+        match cache.lookup(cx.now, dst, Some(waiting)) {
+            Lookup::Hit(mac) => {
+                let _ = l3::rewrite_l2(pool.get_mut(i).frame_mut(), cx.topo.router_mac, mac);
+                out.push(Out::Network(to, i));
+            }
+            Lookup::Miss { send_request, .. } => {
+                if send_request
+                    && let Some(s) = build(pool, &self.counters, |o| {
+                        l3::build_request(
+                            cx.topo.router_mac,
+                            info.gateway,
+                            dst,
+                            MacAddr::BROADCAST,
+                            o,
+                        )
+                    })
+                {
+                    out.push(Out::Network(to, s));
+                }
+            }
+            Lookup::Failed => self.counters.count(RouterDrop::Unresolved),
+        }
+    }
+
+    /// To the outside: uplink MTU, TTL, masquerade, next hop by ARP.
+    fn masquerade(
+        &mut self,
+        cx: Ctx<'_>,
+        pool: &mut Pool,
+        i: u32,
+        network: NetworkId,
+        in_port: Option<PortId>,
+        out: &mut Vec<Out>,
+    ) {
+        let (Some(nat), Some(up)) = (self.nat.clone(), cx.topo.uplink.as_ref()) else {
+            return self.counters.count(RouterDrop::NoRoute);
+        };
+        let mut hdr = VnetHdr::parse(&pool.get(i).vnet);
+        let max_frame = up.mtu as usize + ETH_HLEN;
+        if hdr.is_gso() {
+            // Segments must fit the uplink: lower the size the kernel cuts them at.
+            let fitted = super::egress::fit_gso(pool.get(i).frame(), &hdr, max_frame);
+            if fitted.gso_size != hdr.gso_size {
+                hdr = fitted;
+                pool.get_mut(i).vnet = hdr.to_bytes();
+            }
+        } else if pool.get(i).len() > max_frame {
+            let gw = cx.topo.networks.get(&network).map(|n| n.gateway);
+            match (vtep::needs_icmp(pool.get(i).frame(), up.mtu), in_port, gw) {
+                (vtep::Verdict::Ipv4Df, Some(p), Some(gw)) => {
+                    if let Some(s) = build_from(pool, i, &self.counters, |f, o| {
+                        vtep::build_frag_needed(f, up.mtu, cx.topo.router_mac.0, gw, o)
+                    }) {
+                        out.push(Out::Port(p, s));
+                    }
+                }
+                _ => self.counters.count(RouterDrop::UplinkTooBig),
+            }
+            return;
+        }
+        if !self.ttl(cx, pool, i, network, in_port, out) {
+            return;
+        }
+        let csum = if hdr.needs_csum() {
+            ChecksumState::Partial
+        } else {
+            ChecksumState::Complete
+        };
+        let t = match nat.outbound(cx.now, &mut pool.get_mut(i).frame_mut()[ETH_HLEN..], csum) {
+            Ok(t) => t,
+            Err(e) => return self.counters.nat_drop(e),
+        };
+        match t.egress {
+            Egress::Uplink => {
+                self.counters.masqueraded.add(1);
+                self.send_uplink(cx, pool, i, up, t.dst, out);
+            }
+            Egress::Internal => self.hairpin(cx, pool, i, t.dst, out),
+        }
+    }
+
+    fn hairpin(&mut self, cx: Ctx<'_>, pool: &mut Pool, i: u32, dst: Ipv4Addr, out: &mut Vec<Out>) {
+        match cx.topo.routes.network_of(dst).map(|n| n.id) {
+            Some(to) => {
+                self.counters.inbound.add(1);
+                self.deliver(cx, pool, i, to, dst, out);
+            }
+            None => self.counters.count(RouterDrop::NoRoute),
+        }
+    }
+
+    fn send_uplink(
+        &mut self,
+        cx: Ctx<'_>,
+        pool: &mut Pool,
+        i: u32,
+        up: &UplinkParams,
+        dst: Ipv4Addr,
+        out: &mut Vec<Out>,
+    ) {
+        let next = if up.subnet.contains(&dst) {
+            dst
+        } else {
+            up.gateway
+        };
+        let buf = pool.get(i);
+        let waiting = Waiting {
+            vnet: buf.vnet,
+            frame: buf.frame(),
+        };
+        match self.uplink_cache.lookup(cx.now, next, Some(waiting)) {
+            Lookup::Hit(mac) => {
+                let _ = l3::rewrite_l2(pool.get_mut(i).frame_mut(), up.mac, mac);
+                out.push(Out::Uplink(i));
+            }
+            Lookup::Miss { send_request, .. } => {
+                if send_request
+                    && let Some(s) = build(pool, &self.counters, |o| {
+                        l3::build_request(up.mac, up.addresses[0], next, MacAddr::BROADCAST, o)
+                    })
+                {
+                    out.push(Out::Uplink(s));
+                }
+            }
+            Lookup::Failed => self.counters.count(RouterDrop::Unresolved),
+        }
+    }
+
+    /// A frame that arrived on the uplink.
+    pub fn from_uplink(&mut self, cx: Ctx<'_>, pool: &mut Pool, i: u32, out: &mut Vec<Out>) {
+        self.sync(cx);
+        let (Some(up), Some(nat)) = (cx.topo.uplink.as_ref(), self.nat.clone()) else {
+            return;
+        };
+        let frame = pool.get(i).frame();
+        let Some(dst_mac) = MacAddr::from_slice(frame) else {
+            return self.counters.count(RouterDrop::Malformed);
+        };
+        if dst_mac != up.mac && !dst_mac.is_broadcast() {
+            return self.counters.count(RouterDrop::NotForUs);
+        }
+        match ethertype(frame) {
+            ETHERTYPE_ARP => return self.arp_on_uplink(cx, pool, i, up, out),
+            ETHERTYPE_IPV4 => {}
+            _ => return self.counters.count(RouterDrop::NotIpv4),
+        }
+        let Some(dst) = ipv4_dst(pool.get(i).frame()) else {
+            return self.counters.count(RouterDrop::Malformed);
+        };
+        if !up.owns(dst) {
+            return self.counters.count(RouterDrop::NotForUs);
+        }
+        if l3::is_echo_request(pool.get(i).frame()) {
+            if let Some(s) = build_from(pool, i, &self.counters, l3::build_echo_reply) {
+                self.counters.echo_replies.add(1);
+                out.push(Out::Uplink(s));
+            }
+            return;
+        }
+        let hdr = VnetHdr::parse(&pool.get(i).vnet);
+        let csum = if hdr.needs_csum() {
+            ChecksumState::Partial
+        } else {
+            ChecksumState::Complete
+        };
+        let t = match nat.inbound(cx.now, &mut pool.get_mut(i).frame_mut()[ETH_HLEN..], csum) {
+            Ok(t) => t,
+            Err(e) => return self.counters.nat_drop(e),
+        };
+        if l3::decrement_ttl(pool.get_mut(i).frame_mut()).is_err() {
+            return self.counters.count(RouterDrop::TtlExpired);
+        }
+        self.hairpin(cx, pool, i, t.dst, out);
+    }
+
+    fn arp_on_uplink(
+        &mut self,
+        cx: Ctx<'_>,
+        pool: &mut Pool,
+        i: u32,
+        up: &UplinkParams,
+        out: &mut Vec<Out>,
+    ) {
+        let Ok(arp) = Arp::parse(pool.get(i).frame()) else {
+            return self.counters.count(RouterDrop::Malformed);
+        };
+        let kind = if arp.is_gratuitous() {
+            Some(LearnKind::Gratuitous)
+        } else if arp.op == ArpOp::Request && up.owns(arp.target_ip) {
+            if let Some(s) = build(pool, &self.counters, |o| l3::build_reply(&arp, up.mac, o)) {
+                self.counters.arp_replies.add(1);
+                out.push(Out::Uplink(s));
+            }
+            (!arp.is_probe()).then_some(LearnKind::Request)
+        } else if arp.op == ArpOp::Reply && arp.eth_dst == up.mac {
+            Some(LearnKind::Reply)
+        } else {
+            None
+        };
+        if let Some(kind) = kind {
+            let released = self
+                .uplink_cache
+                .learn(cx.now, arp.sender_ip, arp.sender_mac, kind);
+            release(
+                pool,
+                &self.counters,
+                released,
+                up.mac,
+                arp.sender_mac,
+                Out::Uplink,
+                out,
+            );
+        }
+    }
+}
+
+/// The EtherType of an untagged Ethernet frame (zeros when too short).
+fn ethertype(frame: &[u8]) -> [u8; 2] {
+    match frame.get(12..14) {
+        Some(&[a, b]) => [a, b],
+        _ => [0, 0],
+    }
+}
+
+/// The destination address of an untagged Ethernet + IPv4 frame.
+fn ipv4_dst(frame: &[u8]) -> Option<Ipv4Addr> {
+    let b: [u8; 4] = frame.get(ETH_HLEN + 16..ETH_HLEN + 20)?.try_into().ok()?;
+    Some(Ipv4Addr::from(b))
+}
+
+/// Builds a frame into a fresh scratch buffer; `None` (counted) when there is none or
+/// the builder refuses.
+fn build<E>(
+    pool: &mut Pool,
+    counters: &RouterCounters,
+    f: impl FnOnce(&mut [u8]) -> Result<usize, E>,
+) -> Option<u32> {
+    let Some(s) = pool.scratch() else {
+        counters.count(RouterDrop::NoBuffer);
+        return None;
+    };
+    let buf = pool.get_mut(s);
+    match f(buf.rx_space()) {
+        Ok(n) => {
+            buf.set_len(n);
+            Some(s)
+        }
+        Err(_) => {
+            counters.count(RouterDrop::Malformed);
+            None
+        }
+    }
+}
+
+/// Like `build`, from the frame in buffer `i`.
+fn build_from<E>(
+    pool: &mut Pool,
+    i: u32,
+    counters: &RouterCounters,
+    f: impl FnOnce(&[u8], &mut [u8]) -> Result<usize, E>,
+) -> Option<u32> {
+    let Some(s) = pool.scratch() else {
+        counters.count(RouterDrop::NoBuffer);
+        return None;
+    };
+    let (src, dst) = pool.pair(i, s);
+    match f(src.frame(), dst.rx_space()) {
+        Ok(n) => {
+            dst.set_len(n);
+            Some(s)
+        }
+        Err(_) => {
+            counters.count(RouterDrop::Malformed);
+            None
+        }
+    }
+}
+
+/// Sends frames that waited for an ARP answer, now addressed to `mac`.
+fn release(
+    pool: &mut Pool,
+    counters: &RouterCounters,
+    frames: Vec<QueuedFrame>,
+    src_mac: MacAddr,
+    mac: MacAddr,
+    to: impl Fn(u32) -> Out,
+    out: &mut Vec<Out>,
+) {
+    for q in frames {
+        let Some(s) = pool.scratch() else {
+            counters.count(RouterDrop::NoBuffer);
+            continue;
+        };
+        let buf = pool.get_mut(s);
+        buf.set_frame(&q.frame);
+        buf.vnet = q.vnet;
+        let _ = l3::rewrite_l2(buf.frame_mut(), src_mac, mac);
+        out.push(to(s));
+    }
+}
