@@ -10,6 +10,8 @@
 #   l2       two containers on one host: Linux bridge + veth   vs  vswitch (veth endpoints)
 #   overlay  two hosts over an underlay veth (MTU 1500), a container on each (MTU 1450):
 #            kernel vxlan + bridge (the flannel-style setup)   vs  vswitch on each host
+#   nat      a container reaching an external namespace that has no route back to it:
+#            kernel routing + iptables MASQUERADE              vs  vswitch's NAT + uplink
 #
 # Usage:  sudo benches/lab-bench.sh            (builds vswitch in release mode first)
 # Knobs:  SCENARIOS="l2 overlay" REPS=3 TCP_T=10 UDP_T=3 PINGS=200 VSWITCH=path/to/vswitch
@@ -21,7 +23,7 @@ REPS=${REPS:-3}
 TCP_T=${TCP_T:-10}
 PINGS=${PINGS:-200}
 UDP_T=${UDP_T:-3}
-SCENARIOS=${SCENARIOS:-"l2 overlay"}
+SCENARIOS=${SCENARIOS:-"l2 overlay nat"}
 P="vsb$$"
 RUN=$(mktemp -d /tmp/vswitch-bench.XXXXXX)
 RAW="$RUN/raw.tsv"
@@ -174,10 +176,38 @@ overlay_vswitch() {
     cleanup
 }
 
+# container c1 (10.99.0.2) -- host h -- ext0 veth -- ext (10.66.0.2, no route back)
+nat_kernel() {
+    command -v iptables >/dev/null || { log "iptables missing: no kernel NAT reference (apt-get install iptables)"; return; }
+    mkns h c1 ext
+    veth c1 eth0 h ve0 1500
+    veth h ext0 ext eth0 1500
+    ip -n "$P-c1" addr add 10.99.0.2/24 dev eth0; ip -n "$P-c1" route add default via 10.99.0.1
+    ip -n "$P-h" addr add 10.99.0.1/24 dev ve0; ip -n "$P-h" addr add 10.66.0.1/24 dev ext0
+    ip -n "$P-ext" addr add 10.66.0.2/24 dev eth0
+    ip netns exec "$P-h" sysctl -qw net.ipv4.ip_forward=1
+    ip netns exec "$P-h" iptables -t nat -A POSTROUTING -s 10.99.0.0/24 -o ext0 -j MASQUERADE
+    measure nat kernel c1 ext 10.66.0.2
+    cleanup
+}
+nat_vswitch() {
+    mkns h c1 ext
+    veth h ext0 ext eth0 1500
+    ip -n "$P-ext" addr add 10.66.0.2/24 dev eth0
+    mkdir -p "$RUN/h"
+    printf '[uplink]\ninterface = "ext0"\naddress = "10.66.0.1/24"\ngateway = "10.66.0.2"\n' > "$RUN/h/vswitch.toml"
+    vs_start h "$RUN/h/vswitch.toml"
+    vs h network create blue --subnet 10.99.0.0/24
+    vs h network connect blue --netns "$P-c1" --ip 10.99.0.2
+    measure nat vswitch c1 ext 10.66.0.2
+    cleanup
+}
+
 for s in $SCENARIOS; do
     case $s in
         l2) l2_kernel; l2_vswitch ;;
         overlay) overlay_kernel; overlay_vswitch ;;
+        nat) nat_kernel; nat_vswitch ;;
         *) die "unknown scenario $s" ;;
     esac
 done
@@ -195,7 +225,7 @@ def med(k):
     return statistics.median(vals[k]) if vals.get(k) else None
 names = {"tcp1": "TCP x1 Gbit/s", "tcp4": "TCP x4 Gbit/s", "udp1400_kpps": "UDP 1400 B rx kpps",
          "udp1400_gbps": "UDP 1400 B rx Gbit/s", "rtt_us": "ping RTT us"}
-refs = {"l2": "Linux bridge", "overlay": "kernel vxlan + bridge"}
+refs = {"l2": "Linux bridge", "overlay": "kernel vxlan + bridge", "nat": "kernel MASQUERADE"}
 print(f"\nvswitch lab bench: kernel {platform.release()}, {os.cpu_count()} CPUs; median of {reps} runs, iperf3 -t {secs}\n")
 print("| scenario | workload | kernel | vswitch | vswitch / kernel |")
 print("|---|---|---|---|---|")

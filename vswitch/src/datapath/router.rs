@@ -314,42 +314,22 @@ impl Router {
         in_port: Option<PortId>,
         out: &mut Vec<Out>,
     ) {
-        let Ok(arp) = Arp::parse(pool.get(i).frame()) else {
-            return self.counters.count(RouterDrop::Malformed);
-        };
-        let Some(info) = cx.topo.networks.get(&network) else {
+        let (Some(info), Some(cache)) = (
+            cx.topo.networks.get(&network),
+            self.caches.get_mut(&network),
+        ) else {
             return;
         };
-        let router_mac = cx.topo.router_mac;
-        let kind = if arp.is_gratuitous() {
-            Some(LearnKind::Gratuitous)
-        } else if arp.op == ArpOp::Request && arp.target_ip == info.gateway {
-            if let Some(p) = in_port
-                && let Some(s) = build(pool, &self.counters, |o| {
-                    l3::build_reply(&arp, router_mac, o)
-                })
-            {
-                self.counters.arp_replies.add(1);
-                out.push(Out::Port(p, s));
-            }
-            (!arp.is_probe()).then_some(LearnKind::Request)
-        } else if arp.op == ArpOp::Reply && arp.eth_dst == router_mac {
-            Some(LearnKind::Reply)
-        } else {
-            None
+        let port = in_port.unwrap_or_default();
+        let reply = move |s| Out::Port(port, s);
+        let at = ArpAt {
+            mac: cx.topo.router_mac,
+            owns: &|ip| ip == info.gateway,
+            // Only local senders are answered: a peer's hosts have their own gateway.
+            reply: in_port.map(|_| &reply as &dyn Fn(u32) -> Out),
+            send: &|s| Out::Network(network, s),
         };
-        if let (Some(kind), Some(cache)) = (kind, self.caches.get_mut(&network)) {
-            let released = cache.learn(cx.now, arp.sender_ip, arp.sender_mac, kind);
-            release(
-                pool,
-                &self.counters,
-                released,
-                router_mac,
-                arp.sender_mac,
-                |s| Out::Network(network, s),
-                out,
-            );
-        }
+        arp_at(cx.now, pool, i, &self.counters, cache, &at, out);
     }
 
     /// Decrements the TTL; when it runs out, answers with time exceeded from the source
@@ -587,36 +567,77 @@ impl Router {
         up: &UplinkParams,
         out: &mut Vec<Out>,
     ) {
-        let Ok(arp) = Arp::parse(pool.get(i).frame()) else {
-            return self.counters.count(RouterDrop::Malformed);
+        let at = ArpAt {
+            mac: up.mac,
+            owns: &|ip| up.owns(ip),
+            reply: Some(&Out::Uplink),
+            send: &Out::Uplink,
         };
-        let kind = if arp.is_gratuitous() {
-            Some(LearnKind::Gratuitous)
-        } else if arp.op == ArpOp::Request && up.owns(arp.target_ip) {
-            if let Some(s) = build(pool, &self.counters, |o| l3::build_reply(&arp, up.mac, o)) {
-                self.counters.arp_replies.add(1);
-                out.push(Out::Uplink(s));
-            }
-            (!arp.is_probe()).then_some(LearnKind::Request)
-        } else if arp.op == ArpOp::Reply && arp.eth_dst == up.mac {
-            Some(LearnKind::Reply)
-        } else {
-            None
-        };
-        if let Some(kind) = kind {
-            let released = self
-                .uplink_cache
-                .learn(cx.now, arp.sender_ip, arp.sender_mac, kind);
-            release(
-                pool,
-                &self.counters,
-                released,
-                up.mac,
-                arp.sender_mac,
-                Out::Uplink,
-                out,
-            );
+        arp_at(
+            cx.now,
+            pool,
+            i,
+            &self.counters,
+            &mut self.uplink_cache,
+            &at,
+            out,
+        );
+    }
+}
+
+/// One of the router's interfaces, as ARP sees it.
+struct ArpAt<'a> {
+    /// The interface's MAC: what it answers with and sends from.
+    mac: MacAddr,
+    /// Whether an address is the interface's own.
+    owns: &'a dyn Fn(Ipv4Addr) -> bool,
+    /// Where answers go; `None`: requests are learned from, not answered.
+    reply: Option<&'a dyn Fn(u32) -> Out>,
+    /// Where frames that waited for an answer go.
+    send: &'a dyn Fn(u32) -> Out,
+}
+
+/// ARP at one interface, in the order `l3` gives: a gratuitous one is learned; a request
+/// for our address is answered and, unless a probe, teaches its sender; a reply to us is
+/// learned. Frames that waited for the address are sent on.
+fn arp_at(
+    now: Duration,
+    pool: &mut Pool,
+    i: u32,
+    counters: &RouterCounters,
+    cache: &mut NeighCache,
+    at: &ArpAt<'_>,
+    out: &mut Vec<Out>,
+) {
+    let Ok(arp) = Arp::parse(pool.get(i).frame()) else {
+        return counters.count(RouterDrop::Malformed);
+    };
+    let kind = if arp.is_gratuitous() {
+        Some(LearnKind::Gratuitous)
+    } else if arp.op == ArpOp::Request && (at.owns)(arp.target_ip) {
+        if let Some(reply) = at.reply
+            && let Some(s) = build(pool, counters, |o| l3::build_reply(&arp, at.mac, o))
+        {
+            counters.arp_replies.add(1);
+            out.push(reply(s));
         }
+        (!arp.is_probe()).then_some(LearnKind::Request)
+    } else if arp.op == ArpOp::Reply && arp.eth_dst == at.mac {
+        Some(LearnKind::Reply)
+    } else {
+        None
+    };
+    if let Some(kind) = kind {
+        let released = cache.learn(now, arp.sender_ip, arp.sender_mac, kind);
+        release(
+            pool,
+            counters,
+            released,
+            at.mac,
+            arp.sender_mac,
+            at.send,
+            out,
+        );
     }
 }
 
@@ -689,7 +710,7 @@ fn release(
     frames: Vec<QueuedFrame>,
     src_mac: MacAddr,
     mac: MacAddr,
-    to: impl Fn(u32) -> Out,
+    to: &dyn Fn(u32) -> Out,
     out: &mut Vec<Out>,
 ) {
     for q in frames {

@@ -333,33 +333,42 @@ impl Worker {
         }
     }
 
-    /// Reads one batch from a local port, decides, and flushes.
-    fn service_port(&mut self, in_port: PortId) {
-        let Some(slot) = self.ports.get_mut(&in_port) else {
-            return;
-        };
+    /// Reads a batch from port `id` into the receive buffers and counts it; `None` when
+    /// nothing came (or the port failed, which is handled here).
+    fn receive(&mut self, id: PortId) -> Option<(usize, Arc<PortCounters>)> {
+        let slot = self.ports.get_mut(&id)?;
         let received = slot.port.recv_batch(self.pool.rx());
         let counters = slot.counters.clone();
         counters.add_port_drops(&slot.port.take_drops());
         let n = match received {
             Ok(n) => n,
-            Err(PortError::Gone(_)) => return self.port_gone(in_port),
+            Err(PortError::Gone(_)) => {
+                self.port_gone(id);
+                return None;
+            }
             Err(e) => {
                 counters.count_drop(DropReason::RxError);
                 tracing::debug!("{e}");
-                return;
+                return None;
             }
         };
-        if n == 0 {
-            return;
+        for buf in &self.pool.rx()[..n] {
+            counters.rx_packets.add(1);
+            counters.rx_bytes.add(buf.len() as u64);
         }
+        (n > 0).then_some((n, counters))
+    }
+
+    /// Reads one batch from a local port, decides, and flushes.
+    fn service_port(&mut self, in_port: PortId) {
+        let Some((n, counters)) = self.receive(in_port) else {
+            return;
+        };
         let topo = self.cfg.topology.load_full();
         let pipeline = self.cfg.pipeline.clone();
         let batch = pipeline.begin(self.now(), &topo);
         for i in 0..n as u32 {
             let buf = self.pool.get(i);
-            counters.rx_packets.add(1);
-            counters.rx_bytes.add(buf.len() as u64);
             let meta = FrameMeta {
                 gso: buf.vnet[1] != 0,
             };
@@ -491,28 +500,14 @@ impl Worker {
 
     /// Reads one batch from the uplink and hands every frame to the router.
     fn service_uplink(&mut self) {
-        let Some(slot) = self.ports.get_mut(&UPLINK_PORT) else {
+        let Some((n, counters)) = self.receive(UPLINK_PORT) else {
             return;
-        };
-        let received = slot.port.recv_batch(self.pool.rx());
-        let counters = slot.counters.clone();
-        counters.add_port_drops(&slot.port.take_drops());
-        let n = match received {
-            Ok(n) => n,
-            Err(PortError::Gone(_)) => return self.port_gone(UPLINK_PORT),
-            Err(e) => {
-                counters.count_drop(DropReason::RxError);
-                tracing::debug!("{e}");
-                return;
-            }
         };
         let topo = self.cfg.topology.load_full();
         let pipeline = self.cfg.pipeline.clone();
         let batch = pipeline.begin(self.now(), &topo);
         let mut out = std::mem::take(&mut self.router_out);
         for i in 0..n as u32 {
-            counters.rx_packets.add(1);
-            counters.rx_bytes.add(self.pool.get(i).len() as u64);
             if self.pool.scratch_left() < SCRATCH_PER_FRAME {
                 self.flush();
             }
