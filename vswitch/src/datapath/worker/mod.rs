@@ -20,11 +20,10 @@ use fdb::{Location, NetworkId, PortId};
 use vtep::PeerLookup;
 
 use super::counters::{DropReason, PortCounters};
-use super::egress::{self, Outcome, Target};
-use super::offload::{Coalescer, Fate, VnetHdr};
+use super::offload::Coalescer;
 use super::pipeline::{Batch, FrameMeta, Ingress, Pipeline, Verdict};
 use super::pool::{Pool, SCRATCH_EXTRA};
-use super::router::{Ctx as RouterCtx, Out, Router, RouterCounters};
+use super::router::{Out, Router, RouterCounters};
 use super::topology::Topology;
 use super::tunnel::{RxMeta, Transmit, Tunnel, TunnelCounters};
 use crate::packet::MAX_FRAME;
@@ -39,7 +38,10 @@ const SCRATCH: usize = 256;
 /// Fewer free scratch buffers than this before a frame from a local port, and what is
 /// queued is sent first: one frame may need this many (an IPv4 packet of 64 KiB
 /// fragmented to a 1450-byte overlay).
-const SCRATCH_PER_FRAME: usize = 48;
+pub(super) const SCRATCH_PER_FRAME: usize = 48;
+
+mod routing;
+mod tunnel;
 /// Super-frames the coalescer builds per batch of VXLAN reads, and flows it keeps open.
 const GRO_SLOTS: usize = 64;
 const GRO_FLOWS: usize = 16;
@@ -424,332 +426,11 @@ impl Worker {
         }
     }
 
-    /// Hands buffer `i` to the router and carries out what it decides.
-    fn route(
-        &mut self,
-        b: &Batch<'_>,
-        i: u32,
-        network: NetworkId,
-        in_port: Option<PortId>,
-        counters: &PortCounters,
-    ) {
-        let mut out = std::mem::take(&mut self.router_out);
-        let cx = RouterCtx {
-            now: b.now,
-            topo: b.topo,
-        };
-        self.router
-            .from_network(cx, &mut self.pool, i, network, in_port, &mut out);
-        self.dispatch(b, &mut out, in_port, counters);
-        self.router_out = out;
-    }
-
-    /// Sends what the router produced: answers to ports, frames into networks (switched
-    /// like any other, without learning), frames to the uplink.
-    fn dispatch(
-        &mut self,
-        b: &Batch<'_>,
-        out: &mut Vec<Out>,
-        in_port: Option<PortId>,
-        counters: &PortCounters,
-    ) {
-        for o in out.drain(..) {
-            match o {
-                Out::Port(p, s) => {
-                    enqueue(&mut self.ports, &mut self.dirty, p, s);
-                }
-                Out::Uplink(s) => {
-                    if !enqueue(&mut self.ports, &mut self.dirty, UPLINK_PORT, s) {
-                        counters.count_drop(DropReason::NoSuchPort);
-                    }
-                }
-                Out::Network(n, s) => {
-                    let pipeline = self.cfg.pipeline.clone();
-                    match pipeline.routed(b, n, self.pool.get(s).frame()) {
-                        Verdict::Forward(p) => {
-                            enqueue(&mut self.ports, &mut self.dirty, p, s);
-                        }
-                        Verdict::Flood { network, vni } => {
-                            self.flood_local(b.topo, network, None, s);
-                            if let Some(vni) = vni {
-                                let peers = b.topo.peers.flood_list(vni);
-                                self.send_to_tunnel(
-                                    b.topo, network, in_port, s, vni, peers, false, counters,
-                                );
-                            }
-                        }
-                        Verdict::Encap { vni, vtep } => {
-                            self.send_to_tunnel(
-                                b.topo,
-                                n,
-                                in_port,
-                                s,
-                                vni,
-                                &[vtep],
-                                true,
-                                counters,
-                            );
-                        }
-                        Verdict::ToRouter { .. } => {}
-                        Verdict::Drop(r) => counters.count_drop(r),
-                    }
-                }
-            }
-        }
-    }
-
-    /// Reads one batch from the uplink and hands every frame to the router.
-    fn service_uplink(&mut self) {
-        let Some((n, counters)) = self.receive(UPLINK_PORT) else {
-            return;
-        };
-        let topo = self.cfg.topology.load_full();
-        let pipeline = self.cfg.pipeline.clone();
-        let batch = pipeline.begin(self.now(), &topo);
-        let mut out = std::mem::take(&mut self.router_out);
-        for i in 0..n as u32 {
-            if self.pool.scratch_left() < SCRATCH_PER_FRAME {
-                self.flush();
-            }
-            let cx = RouterCtx {
-                now: batch.now,
-                topo: &topo,
-            };
-            self.router.from_uplink(cx, &mut self.pool, i, &mut out);
-            self.dispatch(&batch, &mut out, None, &counters);
-        }
-        self.router_out = out;
-        drop(batch);
-        self.flush();
-    }
-
-    /// The router's timers: ARP retries, cache ageing, the uplink's announcement.
-    fn tick_router(&mut self) {
-        let topo = self.cfg.topology.load_full();
-        let pipeline = self.cfg.pipeline.clone();
-        let batch = pipeline.begin(self.now(), &topo);
-        let mut out = std::mem::take(&mut self.router_out);
-        let cx = RouterCtx {
-            now: batch.now,
-            topo: &topo,
-        };
-        self.router.tick(cx, &mut self.pool, &mut out);
-        if !out.is_empty() {
-            let counters = self.spare_counters.clone();
-            self.dispatch(&batch, &mut out, None, &counters);
-        }
-        self.router_out = out;
-        drop(batch);
-        self.flush();
-    }
-
     fn flood_local(&mut self, topo: &Topology, network: NetworkId, except: Option<PortId>, i: u32) {
         if let Some(info) = topo.networks.get(&network) {
             for &out in info.ports.iter().filter(|p| Some(**p) != except) {
                 enqueue(&mut self.ports, &mut self.dirty, out, i);
             }
-        }
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    fn send_to_tunnel(
-        &mut self,
-        topo: &Topology,
-        network: NetworkId,
-        in_port: Option<PortId>,
-        i: u32,
-        vni: vtep::Vni,
-        peers: &[std::net::IpAddr],
-        exclusive: bool,
-        counters: &PortCounters,
-    ) {
-        let (Some(ov), Some(info), true) = (
-            topo.overlay.as_ref(),
-            topo.networks.get(&network),
-            self.tunnel.is_some(),
-        ) else {
-            return counters.count_drop(DropReason::NoUnderlay);
-        };
-        let target = Target {
-            vni,
-            peers,
-            exclusive,
-            mtu: info.mtu,
-            gateway: info.gateway,
-        };
-        match egress::to_peers(
-            &mut self.pool,
-            i,
-            &target,
-            ov,
-            topo.router_mac,
-            &mut self.txs,
-        ) {
-            Outcome::Queued => {}
-            Outcome::Fragmented => {
-                if let Some(t) = &self.tunnel {
-                    t.counters.fragmented.add(1);
-                }
-            }
-            Outcome::Reply(s) => {
-                counters.count_drop(DropReason::TooBigIcmpSent);
-                if let Some(t) = &self.tunnel {
-                    t.counters.icmp_too_big_sent.add(1);
-                }
-                if let Some(p) = in_port {
-                    enqueue(&mut self.ports, &mut self.dirty, p, s);
-                }
-            }
-            Outcome::Drop(reason) => counters.count_drop(reason),
-        }
-    }
-
-    /// Reads one batch of VXLAN datagrams, decapsulates, decides, and flushes.
-    fn service_tunnel(&mut self) {
-        let Some(t) = self.tunnel.as_mut() else {
-            return;
-        };
-        let counters = t.counters.clone();
-        let n = match t.tunnel.recv_batch(self.pool.rx(), &mut self.rx_meta) {
-            Ok(n) => n,
-            Err(e) => {
-                tracing::debug!("{e}");
-                return;
-            }
-        };
-        if n == 0 {
-            return;
-        }
-        let topo = self.cfg.topology.load_full();
-        let pipeline = self.cfg.pipeline.clone();
-        let batch = pipeline.begin(self.now(), &topo);
-        for i in 0..n {
-            let meta = self.rx_meta[i];
-            let len = self.pool.get(i as u32).len();
-            let seg = meta.segment_size.map_or(len, usize::from).max(1);
-            let single = seg >= len;
-            let mut off = 0;
-            while off < len {
-                // A GRO read holds many datagrams, each needing a buffer of its own once
-                // decapsulated: send what is queued when the scratch runs low.
-                if !single && self.pool.scratch_left() == 0 {
-                    self.flush();
-                }
-                let end = (off + seg).min(len);
-                counters.rx_datagrams.add(1);
-                counters.rx_bytes.add((end - off) as u64);
-                self.decap_one(
-                    &pipeline,
-                    &batch,
-                    &counters,
-                    i as u32,
-                    off..end,
-                    meta.src.ip(),
-                    single,
-                );
-                off = end;
-            }
-        }
-        drop(batch);
-        while let Some(slot) = self.gro.flush() {
-            self.send_coalesced(slot);
-        }
-        self.flush();
-    }
-
-    /// Queues a finished super-frame of the coalescer on its port: its buffer is swapped
-    /// with a scratch buffer of the pool (same size), so nothing is copied.
-    fn send_coalesced(&mut self, slot: usize) {
-        let Some(port) = self.gro_port.get_mut(slot).and_then(Option::take) else {
-            return;
-        };
-        if self.pool.scratch_left() == 0 {
-            self.flush();
-        }
-        let Some(s) = self.pool.scratch() else {
-            return;
-        };
-        std::mem::swap(&mut self.gro.slots_mut()[slot], self.pool.get_mut(s));
-        enqueue(&mut self.ports, &mut self.dirty, port, s);
-    }
-
-    /// One VXLAN datagram at `range` of buffer `i`: check, decapsulate, switch.
-    #[allow(clippy::too_many_arguments)]
-    fn decap_one(
-        &mut self,
-        pipeline: &Pipeline,
-        b: &Batch<'_>,
-        counters: &TunnelCounters,
-        i: u32,
-        range: std::ops::Range<usize>,
-        src: std::net::IpAddr,
-        single: bool,
-    ) {
-        let topo = b.topo;
-        let datagram = &self.pool.get(i).frame()[range.clone()];
-        let knows = |v: vtep::Vni| topo.vnis.contains_key(&v);
-        let d = match vtep::decapsulate(datagram, src.to_canonical(), &knows, &topo.peers) {
-            Ok(d) => d,
-            Err(e) => return counters.decap_drop(e),
-        };
-        let Some(&network) = topo.vnis.get(&d.vni) else {
-            return counters.decap_drop(vtep::DecapError::UnknownVni);
-        };
-        let inner = &datagram[d.inner.clone()];
-        let ingress = Ingress::Vtep {
-            ip: src.to_canonical(),
-            network,
-        };
-        let verdict = pipeline.process(b, ingress, inner, FrameMeta { gso: false });
-        if let Verdict::Forward(port) = verdict {
-            // Segments of one flow to one port become one super-frame.
-            let push = self.gro.push(inner);
-            if let Some(slot) = push.ready {
-                self.send_coalesced(slot);
-            }
-            match push.frame {
-                Fate::Held(slot) => {
-                    if let Some(p) = self.gro_port.get_mut(slot) {
-                        *p = Some(port);
-                    }
-                    return;
-                }
-                Fate::Pass(_) => {}
-            }
-        }
-        let out = match verdict {
-            Verdict::Forward(_) | Verdict::Flood { .. } | Verdict::ToRouter { .. } => {
-                // The inner frame must stand alone in a buffer: in place when the datagram
-                // had the buffer to itself, else a copy.
-                if single {
-                    let buf = self.pool.get_mut(i);
-                    buf.pull_front(range.start + d.inner.start);
-                    buf.truncate(d.inner.len());
-                    buf.vnet = inner_vnet(buf.frame());
-                    i
-                } else {
-                    let Some(s) = self.pool.scratch() else {
-                        return counters.rx_no_buffer.add(1);
-                    };
-                    let (src_buf, dst) = self.pool.pair(i, s);
-                    let at = range.start + d.inner.start;
-                    dst.set_frame(&src_buf.frame()[at..at + d.inner.len()]);
-                    dst.vnet = inner_vnet(dst.frame());
-                    s
-                }
-            }
-            Verdict::Encap { .. } | Verdict::Drop(_) => return,
-        };
-        match verdict {
-            Verdict::Forward(p) => {
-                enqueue(&mut self.ports, &mut self.dirty, p, out);
-            }
-            Verdict::Flood { network, .. } => self.flood_local(topo, network, None, out),
-            Verdict::ToRouter { network } => {
-                let spare = self.spare_counters.clone();
-                self.route(b, out, network, None, &spare);
-            }
-            _ => {}
         }
     }
 
@@ -828,14 +509,6 @@ impl Worker {
             let _ = self.cfg.events.send(Event::PortGone(id));
         }
     }
-}
-
-/// The virtio_net_hdr for a decapsulated frame: none, unless its sender left the inner
-/// checksum for a device to finish and no device did (see `offload::partial_checksum`).
-fn inner_vnet(frame: &[u8]) -> [u8; crate::packet::VNET_HDR_LEN] {
-    super::offload::partial_checksum(frame)
-        .unwrap_or(VnetHdr::NONE)
-        .to_bytes()
 }
 
 /// Queues pool index `i` on port `out`; false when there is no such port.
