@@ -37,6 +37,10 @@
 //! extra_addresses = ["203.0.113.3"]  # optional: more addresses the switch owns there
 //! mtu = 1500                # optional [default: the interface's]
 //!
+//! [control]
+//! group = "vswitch"         # may use the CLI besides root (socket root:vswitch 0660)
+//! drop_capabilities = true  # keep only what networking needs once ports are open
+//!
 //! [nat]                     # masquerade and published ports (see nat/config.rs)
 //! port_range = "32768-60999"
 //! max_entries = 65536
@@ -72,6 +76,28 @@ pub struct Config {
     pub uplink: Option<UplinkSection>,
     #[serde(default)]
     pub nat: crate::nat::NatConfig,
+    #[serde(default)]
+    pub control: ControlSection,
+}
+
+/// The `[control] table`: who may use the API socket besides root.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ControlSection {
+    /// Members of this group may use the CLI (the socket is root:group, mode 0660).
+    pub group: Option<String>,
+    /// Drop the capabilities the daemon does not need once its ports are open.
+    #[serde(default = "yes")]
+    pub drop_capabilities: bool,
+}
+
+impl Default for ControlSection {
+    fn default() -> Self {
+        ControlSection {
+            group: None,
+            drop_capabilities: true,
+        }
+    }
 }
 
 /// The `[uplink]` table: where masqueraded traffic leaves.

@@ -1,6 +1,11 @@
 //! The API socket: a Unix stream socket, one JSON request per line, one JSON response
 //! per line. A thread per connection; requests are applied one at a time by the manager.
 //! A malformed request gets an error response; the daemon keeps serving.
+//!
+//! Who may talk to it: the socket file is mode 0660, owned by root and (when configured)
+//! the `[control] group`; and every connection's peer credentials (SO_PEERCRED) are
+//! checked: root, the daemon's own user, or a member of that group. Anyone else gets one
+//! error line and the connection is closed.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::fs::PermissionsExt;
@@ -10,6 +15,7 @@ use std::sync::{Arc, Mutex};
 
 use super::api::{MAX_REQUEST_LEN, Request, Response};
 use super::manager::Manager;
+use crate::port::sys::creds;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServerError {
@@ -45,11 +51,61 @@ pub fn bind(path: &Path) -> Result<UnixListener, ServerError> {
     Ok(listener)
 }
 
+/// Who may use the API.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Access {
+    /// Members of this group may, besides root and the daemon's own user.
+    pub gid: Option<u32>,
+    /// The daemon's effective uid.
+    pub own_uid: u32,
+}
+
+impl Access {
+    /// Whether the peer may talk to the daemon; the refusal says why.
+    pub fn check(&self, stream: &UnixStream) -> Result<(), String> {
+        let cred = creds::peer_cred(stream)
+            .map_err(|e| format!("permission denied: cannot read your credentials ({e})"))?;
+        if cred.uid == 0 || cred.uid == self.own_uid {
+            return Ok(());
+        }
+        if let Some(gid) = self.gid
+            && (cred.gid == gid || creds::groups_of(cred.pid).contains(&gid))
+        {
+            return Ok(());
+        }
+        Err(match self.gid {
+            Some(gid) => format!(
+                "permission denied: uid {} is neither root nor in the daemon's group (gid {gid})",
+                cred.uid
+            ),
+            None => format!(
+                "permission denied: uid {} is not root (set [control] group to let a group in)",
+                cred.uid
+            ),
+        })
+    }
+}
+
+/// Gives the socket file to root and `gid`, mode 0660.
+pub fn share_with_group(path: &Path, gid: u32) -> Result<(), ServerError> {
+    creds::chown(path, 0, gid).map_err(|source| ServerError::Bind {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
 /// Serves connections until the listener fails; runs on its own thread.
-pub fn serve(listener: UnixListener, manager: Arc<Mutex<Manager>>) {
+pub fn serve(listener: UnixListener, manager: Arc<Mutex<Manager>>, access: Access) {
     for conn in listener.incoming() {
         match conn {
-            Ok(stream) => {
+            Ok(mut stream) => {
+                if let Err(why) = access.check(&stream) {
+                    tracing::warn!("API: refused a connection: {why}");
+                    let body = serde_json::to_vec(&Response::Error(why)).unwrap_or_default();
+                    let _ = stream.write_all(&body);
+                    let _ = stream.write_all(b"\n");
+                    continue;
+                }
                 let m = manager.clone();
                 let spawned = std::thread::Builder::new()
                     .name("vswitch-api".into())

@@ -16,12 +16,13 @@ use crate::config::UnderlaySection;
 use crate::config::{Config, ConfigError, DEFAULT_SOCKET, DEFAULT_STATE_DIR};
 use crate::control::manager::{Manager, ManagerParts};
 use crate::control::overlay::UnderlayInfo;
-use crate::control::server::{self, ServerError};
+use crate::control::server::{self, Access, ServerError};
 use crate::control::state::{StateError, StateStore};
 use crate::datapath::pipeline::Pipeline;
 use crate::datapath::router::RouterCounters;
 use crate::datapath::topology::Topology;
 use crate::datapath::worker::{self, Event, WorkerConfig};
+use crate::port::sys::creds;
 use crate::port::underlay::UnderlayError;
 
 mod open;
@@ -53,6 +54,8 @@ pub enum DaemonError {
     Underlay(#[from] UnderlayError),
     #[error("{0}")]
     Uplink(String),
+    #[error("{0}")]
+    Control(String),
     #[error("cannot install signal handlers: {0}")]
     Signals(std::io::Error),
     #[error(
@@ -82,34 +85,46 @@ pub fn run(opts: RunOptions) -> Result<(), DaemonError> {
     let store = StateStore::new(&state_dir);
     let state = store.load()?;
     let listener = server::bind(&socket)?;
+    let access = Access {
+        gid: match &cfg.control.group {
+            Some(g) => {
+                let gid = creds::group_gid(g)
+                    .map_err(|e| DaemonError::Control(format!("[control] group {g}: {e}")))?;
+                server::share_with_group(&socket, gid)?;
+                Some(gid)
+            }
+            None => None,
+        },
+        own_uid: own_uid(),
+    };
+
+    // Everything that needs privileges beyond networking is done now: open the ports,
+    // then drop the rest, before any other thread exists (threads inherit the sets).
+    let underlay = cfg.underlay.as_ref().map(open::underlay).transpose()?;
+    let uplink_port = cfg.uplink.as_ref().map(open::uplink).transpose()?;
+    if cfg.control.drop_capabilities {
+        open::drop_capabilities();
+    }
 
     let epoch = Instant::now();
     let fdb = Arc::new(Fdb::new(cfg.fdb.to_fdb_config()));
+    let nat = open::nat(&cfg)?;
     {
-        let fdb = fdb.clone();
+        let (fdb, nat) = (fdb.clone(), nat.clone());
         std::thread::Builder::new()
             .name("vswitch-expire".into())
             .spawn(move || {
                 loop {
                     std::thread::sleep(EXPIRE_EVERY);
                     fdb.expire(epoch.elapsed());
+                    if let Some(nat) = &nat {
+                        nat.expire(epoch.elapsed());
+                    }
                 }
             })
             .map_err(DaemonError::Worker)?;
     }
-    let nat = open::nat(&cfg)?;
     let router_counters = Arc::new(RouterCounters::default());
-    if let Some(nat) = nat.clone() {
-        std::thread::Builder::new()
-            .name("vswitch-conntrack".into())
-            .spawn(move || {
-                loop {
-                    std::thread::sleep(EXPIRE_EVERY);
-                    nat.expire(epoch.elapsed());
-                }
-            })
-            .map_err(DaemonError::Worker)?;
-    }
     let topology = Arc::new(ArcSwap::from_pointee(Topology::default()));
     let (events_tx, events_rx) = crossbeam_channel::unbounded();
     let worker = worker::spawn(WorkerConfig {
@@ -122,16 +137,9 @@ pub fn run(opts: RunOptions) -> Result<(), DaemonError> {
         router_counters: router_counters.clone(),
     })
     .map_err(DaemonError::Worker)?;
-
-    let tunnel_counters = match &cfg.underlay {
-        Some(u) => Some(open::underlay(u, &worker)?),
-        None => None,
-    };
-    let (uplink, uplink_counters) = match &cfg.uplink {
-        Some(u) => {
-            let (info, counters) = open::uplink(u, &worker)?;
-            (Some(info), Some(counters))
-        }
+    let tunnel_counters = underlay.map(|u| open::give_underlay(u, &worker));
+    let (uplink, uplink_counters) = match uplink_port {
+        Some((info, port)) => (Some(info), Some(open::give_uplink(port, &worker))),
         None => (None, None),
     };
     let mut manager = Manager::new(ManagerParts {
@@ -166,7 +174,7 @@ pub fn run(opts: RunOptions) -> Result<(), DaemonError> {
         let m = manager.clone();
         std::thread::Builder::new()
             .name("vswitch-api-accept".into())
-            .spawn(move || server::serve(listener, m))
+            .spawn(move || server::serve(listener, m, access))
             .map_err(DaemonError::Worker)?;
     }
     {
@@ -220,6 +228,18 @@ fn underlay_mtu(u: &UnderlaySection) -> u32 {
 
 fn lock(m: &Mutex<Manager>) -> std::sync::MutexGuard<'_, Manager> {
     m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// The effective uid, from /proc (keeps this file free of `unsafe`).
+fn own_uid() -> u32 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("Uid:"))
+                .and_then(|l| l.split_whitespace().nth(2).and_then(|u| u.parse().ok()))
+        })
+        .unwrap_or(0)
 }
 
 fn is_root() -> bool {

@@ -13,13 +13,11 @@ use crate::datapath::tunnel::TunnelCounters;
 use crate::datapath::worker::{Command, WorkerHandle};
 use crate::nat::{Nat, NatConfig};
 use crate::port::af_packet::PacketPort;
+use crate::port::sys::caps;
 use crate::port::underlay::{Underlay, UnderlayConfig};
 
-/// Opens the underlay and gives it to the worker; its counters are for `stats`.
-pub fn underlay(
-    u: &UnderlaySection,
-    worker: &WorkerHandle,
-) -> Result<Arc<TunnelCounters>, DaemonError> {
+/// Opens the underlay's sockets.
+pub fn underlay(u: &UnderlaySection) -> Result<Underlay, DaemonError> {
     let underlay = Underlay::open(&UnderlayConfig {
         local: u.local,
         port: u.port,
@@ -37,12 +35,17 @@ pub fn underlay(
         if caps.gso { "on" } else { "off" },
         if caps.gro { "on" } else { "off" }
     );
+    Ok(underlay)
+}
+
+/// Gives the underlay to the worker; its counters are for `stats`.
+pub fn give_underlay(underlay: Underlay, worker: &WorkerHandle) -> Arc<TunnelCounters> {
     let counters = Arc::new(TunnelCounters::default());
     worker.send(Command::SetTunnel {
         tunnel: Box::new(underlay),
         counters: counters.clone(),
     });
-    Ok(counters)
+    counters
 }
 
 /// The NAT for an uplink: `[nat]` with the uplink's address as the external one.
@@ -58,11 +61,8 @@ pub fn nat(cfg: &Config) -> Result<Option<Arc<Nat>>, DaemonError> {
     Ok(Some(Arc::new(nat)))
 }
 
-/// Opens the uplink interface (AF_PACKET), brings it up and gives it to the worker.
-pub fn uplink(
-    u: &UplinkSection,
-    worker: &WorkerHandle,
-) -> Result<(UplinkInfo, Arc<PortCounters>), DaemonError> {
+/// Opens the uplink interface (AF_PACKET) and brings it up.
+pub fn uplink(u: &UplinkSection) -> Result<(UplinkInfo, PacketPort), DaemonError> {
     let err =
         |msg: String| DaemonError::Uplink(format!("[uplink] interface {}: {msg}", u.interface));
     let mac = links::mac_of(&u.interface)
@@ -80,11 +80,6 @@ pub fn uplink(
         .unwrap_or(1500);
     let port = PacketPort::open(&u.interface).map_err(|e| err(e.to_string()))?;
     links::set_up(&u.interface, None).map_err(|e| err(e.to_string()))?;
-    let counters = Arc::new(PortCounters::default());
-    worker.send(Command::SetUplink {
-        port: Box::new(port),
-        counters: counters.clone(),
-    });
     tracing::info!(
         "uplink {} ({mac}, MTU {mtu}): address {}, gateway {}",
         u.interface,
@@ -96,5 +91,24 @@ pub fn uplink(
         mac,
         mtu,
     };
-    Ok((info, counters))
+    Ok((info, port))
+}
+
+/// Gives the uplink port to the worker; its counters are for `stats`.
+pub fn give_uplink(port: PacketPort, worker: &WorkerHandle) -> Arc<PortCounters> {
+    let counters = Arc::new(PortCounters::default());
+    worker.send(Command::SetUplink {
+        port: Box::new(port),
+        counters: counters.clone(),
+    });
+    counters
+}
+
+/// Drops the capabilities the daemon no longer needs (see `port::sys::caps`). Call from
+/// the main thread before any other thread starts: threads inherit the reduced sets.
+pub fn drop_capabilities() {
+    match caps::drop_all_but(&caps::KEEP) {
+        Ok(left) => tracing::info!("capabilities dropped; effective set now {left:#x}"),
+        Err(e) => tracing::warn!("could not drop capabilities ({e}); running with all of root's"),
+    }
 }

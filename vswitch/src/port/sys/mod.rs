@@ -9,7 +9,9 @@
 //! Every `unsafe` block says why it is sound in a `// SAFETY:` comment.
 #![allow(unsafe_code)]
 
+pub mod caps;
 pub mod cmsg;
+pub mod creds;
 pub mod epoll;
 pub mod eventfd;
 pub mod ifname;
