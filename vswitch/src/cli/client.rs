@@ -39,10 +39,14 @@ pub fn call(socket: &Path, req: &Request) -> Result<Value, ClientError> {
     stream.set_read_timeout(Some(TIMEOUT))?;
     let mut body = serde_json::to_vec(req).map_err(|e| ClientError::Protocol(e.to_string()))?;
     body.push(b'\n');
-    (&stream).write_all(&body)?;
+    // A daemon that refuses the connection answers and closes before reading the
+    // request; the write then fails, but its answer is already queued for us.
+    let sent = (&stream).write_all(&body);
     let mut line = String::new();
-    BufReader::new(&stream).read_line(&mut line)?;
+    let read = BufReader::new(&stream).read_line(&mut line);
     if line.is_empty() {
+        sent?;
+        read?;
         return Err(ClientError::Protocol("no answer".into()));
     }
     match serde_json::from_str::<Response>(&line) {
