@@ -37,6 +37,9 @@
 //! extra_addresses = ["203.0.113.3"]  # optional: more addresses the switch owns there
 //! mtu = 1500                # optional [default: the interface's]
 //!
+//! [metrics]                 # Prometheus text format at http://LISTEN/metrics (off if absent)
+//! listen = "127.0.0.1:9477"
+//!
 //! [control]
 //! group = "vswitch"         # may use the CLI besides root (socket root:vswitch 0660)
 //! drop_capabilities = true  # keep only what networking needs once ports are open
@@ -78,6 +81,16 @@ pub struct Config {
     pub nat: crate::nat::NatConfig,
     #[serde(default)]
     pub control: ControlSection,
+    /// Prometheus metrics; off when absent.
+    pub metrics: Option<MetricsSection>,
+}
+
+/// The `[metrics]` table.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricsSection {
+    /// Address and port to serve `GET /metrics` on, e.g. "127.0.0.1:9477".
+    pub listen: std::net::SocketAddr,
 }
 
 /// The `[control] table`: who may use the API socket besides root.

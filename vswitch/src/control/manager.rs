@@ -22,6 +22,7 @@ use crate::datapath::counters::PortCounters;
 use crate::datapath::router::RouterCounters;
 use crate::datapath::topology::{NetworkInfo, OverlayParams, PortInfo, Topology, UplinkParams};
 use crate::datapath::tunnel::TunnelCounters;
+use crate::datapath::worker::WorkerCounters;
 use crate::datapath::worker::{Command, WorkerHandle};
 use crate::nat::Nat;
 use crate::port::Port;
@@ -63,8 +64,9 @@ pub struct Manager {
     pub(super) nat: Option<Arc<Nat>>,
     /// Numbers topology snapshots.
     generation: std::sync::atomic::AtomicU64,
-    router_counters: Arc<RouterCounters>,
+    pub(super) router_counters: Arc<RouterCounters>,
     uplink_counters: Option<Arc<PortCounters>>,
+    pub(super) worker_counters: Option<Arc<WorkerCounters>>,
 }
 
 /// What the manager is built from.
@@ -83,6 +85,7 @@ pub struct ManagerParts {
     pub nat: Option<Arc<Nat>>,
     pub router_counters: Arc<RouterCounters>,
     pub uplink_counters: Option<Arc<PortCounters>>,
+    pub worker_counters: Option<Arc<WorkerCounters>>,
 }
 
 impl Manager {
@@ -107,6 +110,7 @@ impl Manager {
             generation: Default::default(),
             router_counters: p.router_counters,
             uplink_counters: p.uplink_counters,
+            worker_counters: p.worker_counters,
         };
         if let Some(nat) = &m.nat {
             nat.set_published(published_ports(&m.state));

@@ -9,6 +9,8 @@ pub mod ids;
 pub mod ipam;
 pub mod links;
 pub mod manager;
+pub mod metrics;
+mod metrics_page;
 pub mod overlay;
 pub mod router;
 pub mod server;

@@ -15,13 +15,14 @@ use signal_hook::iterator::Signals;
 use crate::config::UnderlaySection;
 use crate::config::{Config, ConfigError, DEFAULT_SOCKET, DEFAULT_STATE_DIR};
 use crate::control::manager::{Manager, ManagerParts};
+use crate::control::metrics;
 use crate::control::overlay::UnderlayInfo;
 use crate::control::server::{self, Access, ServerError};
 use crate::control::state::{StateError, StateStore};
 use crate::datapath::pipeline::Pipeline;
 use crate::datapath::router::RouterCounters;
 use crate::datapath::topology::Topology;
-use crate::datapath::worker::{self, Event, WorkerConfig};
+use crate::datapath::worker::{self, Event, WorkerConfig, WorkerCounters};
 use crate::port::sys::creds;
 use crate::port::underlay::UnderlayError;
 
@@ -125,6 +126,7 @@ pub fn run(opts: RunOptions) -> Result<(), DaemonError> {
             .map_err(DaemonError::Worker)?;
     }
     let router_counters = Arc::new(RouterCounters::default());
+    let worker_counters = Arc::new(WorkerCounters::default());
     let topology = Arc::new(ArcSwap::from_pointee(Topology::default()));
     let (events_tx, events_rx) = crossbeam_channel::unbounded();
     let worker = worker::spawn(WorkerConfig {
@@ -135,6 +137,7 @@ pub fn run(opts: RunOptions) -> Result<(), DaemonError> {
         epoch,
         nat: nat.clone(),
         router_counters: router_counters.clone(),
+        counters: worker_counters.clone(),
     })
     .map_err(DaemonError::Worker)?;
     let tunnel_counters = underlay.map(|u| open::give_underlay(u, &worker));
@@ -159,6 +162,7 @@ pub fn run(opts: RunOptions) -> Result<(), DaemonError> {
         nat: nat.clone(),
         router_counters: router_counters.clone(),
         uplink_counters,
+        worker_counters: Some(worker_counters),
     });
     manager.publish_topology();
     manager.reattach();
@@ -169,6 +173,10 @@ pub fn run(opts: RunOptions) -> Result<(), DaemonError> {
         state_dir.display()
     );
 
+    if let Some(m) = &cfg.metrics {
+        metrics::serve(m.listen, manager.clone())
+            .map_err(|e| DaemonError::Control(e.to_string()))?;
+    }
     let mut signals = Signals::new([SIGINT, SIGTERM]).map_err(DaemonError::Signals)?;
     {
         let m = manager.clone();

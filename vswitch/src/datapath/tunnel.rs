@@ -100,11 +100,44 @@ pub struct TunnelCounters {
     /// IPv4 packets without DF too big for the tunnel, fragmented on their way in.
     pub fragmented: Counter,
     decap: [Counter; DecapError::COUNT],
+    /// Per-peer counters, by underlay address. The worker keeps its own map of these
+    /// and comes here (a lock) only for a peer it has not met yet.
+    peers: std::sync::Mutex<std::collections::BTreeMap<IpAddr, std::sync::Arc<PeerCounters>>>,
+}
+
+/// Datagrams and bytes exchanged with one peer.
+#[derive(Debug, Default)]
+pub struct PeerCounters {
+    pub rx_datagrams: Counter,
+    pub rx_bytes: Counter,
+    pub tx_datagrams: Counter,
+    pub tx_bytes: Counter,
 }
 
 impl TunnelCounters {
     pub fn decap_drop(&self, e: DecapError) {
         self.decap[e.index()].add(1);
+    }
+
+    /// The counters of one peer, made on first use.
+    pub fn peer(&self, ip: IpAddr) -> std::sync::Arc<PeerCounters> {
+        let mut peers = self.peers.lock().unwrap_or_else(|p| p.into_inner());
+        peers.entry(ip).or_default().clone()
+    }
+
+    /// Every peer's counters, for stats and metrics.
+    pub fn peers(&self) -> Vec<(IpAddr, std::sync::Arc<PeerCounters>)> {
+        let peers = self.peers.lock().unwrap_or_else(|p| p.into_inner());
+        peers.iter().map(|(ip, c)| (*ip, c.clone())).collect()
+    }
+
+    /// Drops per decapsulation reason, zeros left out.
+    pub fn decap_drops(&self) -> Vec<(&'static str, u64)> {
+        DecapError::ALL
+            .iter()
+            .map(|e| (e.name(), self.decap[e.index()].get()))
+            .filter(|(_, n)| *n > 0)
+            .collect()
     }
 
     pub fn snapshot(&self) -> serde_json::Value {
@@ -113,7 +146,21 @@ impl TunnelCounters {
             .filter(|e| self.decap[e.index()].get() > 0)
             .map(|e| (e.name().to_string(), self.decap[e.index()].get().into()))
             .collect();
+        let peers: serde_json::Map<String, serde_json::Value> = self
+            .peers()
+            .into_iter()
+            .map(|(ip, c)| {
+                let v = serde_json::json!({
+                    "rx_datagrams": c.rx_datagrams.get(),
+                    "rx_bytes": c.rx_bytes.get(),
+                    "tx_datagrams": c.tx_datagrams.get(),
+                    "tx_bytes": c.tx_bytes.get(),
+                });
+                (ip.to_string(), v)
+            })
+            .collect();
         serde_json::json!({
+            "peers": peers,
             "rx_datagrams": self.rx_datagrams.get(),
             "rx_bytes": self.rx_bytes.get(),
             "tx_datagrams": self.tx_datagrams.get(),

@@ -25,7 +25,7 @@ use super::pipeline::{Batch, FrameMeta, Ingress, Pipeline, Verdict};
 use super::pool::{Pool, SCRATCH_EXTRA};
 use super::router::{Out, Router, RouterCounters};
 use super::topology::Topology;
-use super::tunnel::{RxMeta, Transmit, Tunnel, TunnelCounters};
+use super::tunnel::{PeerCounters, RxMeta, Transmit, Tunnel, TunnelCounters};
 use crate::packet::MAX_FRAME;
 use crate::port::sys::epoll::{Epoll, Events};
 use crate::port::sys::eventfd::EventFd;
@@ -145,7 +145,17 @@ pub struct WorkerConfig {
     pub epoch: Instant,
     /// The NAT the router masquerades with (when there is an uplink).
     pub nat: Option<Arc<crate::nat::Nat>>,
+    /// This worker's own counters (busy time).
+    pub counters: Arc<WorkerCounters>,
     pub router_counters: Arc<RouterCounters>,
+}
+
+/// A worker's own counters, for metrics: how much of its time it spends working.
+#[derive(Debug, Default)]
+pub struct WorkerCounters {
+    /// Time spent between waking up and waiting again.
+    pub busy_ns: super::counters::Counter,
+    pub wakeups: super::counters::Counter,
 }
 
 /// Starts a worker thread.
@@ -170,6 +180,7 @@ pub fn spawn(cfg: WorkerConfig) -> std::io::Result<WorkerHandle> {
         router: Router::new(cfg.nat.clone(), cfg.router_counters.clone()),
         router_out: Vec::with_capacity(16),
         spare_counters: Arc::new(PortCounters::default()),
+        peers: HashMap::new(),
         cfg,
     };
     let thread = std::thread::Builder::new()
@@ -214,6 +225,8 @@ struct Worker {
     router_out: Vec<Out>,
     /// Drops of frames the switch made itself (not from a port).
     spare_counters: Arc<PortCounters>,
+    /// This worker's handles on the per-peer counters.
+    peers: HashMap<std::net::IpAddr, Arc<PeerCounters>>,
     cfg: WorkerConfig,
 }
 
@@ -228,6 +241,7 @@ impl Worker {
                 tracing::error!("worker: epoll_wait failed: {e}");
                 std::thread::sleep(Duration::from_millis(100));
             }
+            let busy_since = Instant::now();
             ready.clear();
             ready.extend(events.iter().map(|e| e.token));
             for &token in &ready {
@@ -251,6 +265,11 @@ impl Worker {
                 self.tick_router();
                 last_tick = Instant::now();
             }
+            self.cfg
+                .counters
+                .busy_ns
+                .add(busy_since.elapsed().as_nanos() as u64);
+            self.cfg.counters.wakeups.add(1);
         }
     }
 
@@ -321,6 +340,19 @@ impl Worker {
         let slot = self.ports.remove(&id)?;
         let _ = self.epoll.delete(slot.port.as_fd());
         Some(slot.port)
+    }
+
+    /// The counters of peer `ip`, from this worker's map (the shared registry only for a
+    /// peer seen for the first time).
+    fn peer_counters(
+        &mut self,
+        tunnel: &TunnelCounters,
+        ip: std::net::IpAddr,
+    ) -> Arc<PeerCounters> {
+        self.peers
+            .entry(ip)
+            .or_insert_with(|| tunnel.peer(ip))
+            .clone()
     }
 
     /// Finds ports whose interface vanished without the receive path hearing of it.
@@ -489,6 +521,16 @@ impl Worker {
                     .map_or(1, |s| len.div_ceil(usize::from(s).max(1)));
                 t.counters.tx_datagrams.add(n as u64);
                 t.counters.tx_bytes.add(len as u64);
+                let peer = match self.peers.get(&tx.dst) {
+                    Some(p) => p.clone(),
+                    None => {
+                        let p = t.counters.peer(tx.dst);
+                        self.peers.insert(tx.dst, p.clone());
+                        p
+                    }
+                };
+                peer.tx_datagrams.add(n as u64);
+                peer.tx_bytes.add(len as u64);
             }
             t.counters.tx_dropped.add((queued - done) as u64 + refused);
         }

@@ -89,6 +89,9 @@ impl Worker {
             let len = self.pool.get(i as u32).len();
             let seg = meta.segment_size.map_or(len, usize::from).max(1);
             let single = seg >= len;
+            let peer = self.peer_counters(&counters, meta.src.ip().to_canonical());
+            peer.rx_datagrams.add(len.div_ceil(seg) as u64);
+            peer.rx_bytes.add(len as u64);
             let mut off = 0;
             while off < len {
                 // A GRO read holds many datagrams, each needing a buffer of its own once
