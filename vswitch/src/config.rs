@@ -17,6 +17,7 @@
 //!
 //! [datapath]
 //! batch = 64                # frames read from a port per turn
+//! workers = 1               # packet threads; each port gets one queue per worker
 //!
 //! [underlay]                # VXLAN between hosts (needed by overlay networks)
 //! local = "192.0.2.1"       # this host's VTEP address (IPv4 or IPv6), on an interface here
@@ -217,12 +218,15 @@ impl FdbSection {
 #[serde(deny_unknown_fields, default)]
 pub struct DatapathSection {
     pub batch: usize,
+    /// Worker threads (`vswitch run --workers` overrides it).
+    pub workers: Option<usize>,
 }
 
 impl Default for DatapathSection {
     fn default() -> Self {
         DatapathSection {
             batch: crate::datapath::worker::DEFAULT_BATCH,
+            workers: None,
         }
     }
 }

@@ -89,6 +89,7 @@ fn dispatch(cli: Cli) -> Result<(), String> {
                 config: a.config,
                 state_dir: a.state_dir,
                 socket: socket_given.then_some(cli.socket),
+                workers: a.workers.map(usize::from),
             })
             .map_err(|e| e.to_string())
         }

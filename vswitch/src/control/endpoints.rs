@@ -18,6 +18,7 @@ use super::links::{self, LinkError, VethSpec};
 use super::manager::{Manager, validate_name};
 use super::router::published_ports;
 use super::state::{Endpoint, Network};
+use crate::datapath::worker::Queues;
 use crate::port::af_packet::PacketPort;
 use crate::port::tap::TapPort;
 use crate::port::{Port, PortKind};
@@ -73,7 +74,7 @@ impl Manager {
         c: &NetworkConnect,
         ns: &str,
         name: &str,
-    ) -> Result<(Endpoint, Box<dyn Port>), ControlError> {
+    ) -> Result<(Endpoint, Queues), ControlError> {
         links::open_netns(ns)?;
         let ifname = c
             .ifname
@@ -95,7 +96,7 @@ impl Manager {
             address: Some(address),
             gateway: Some(net.ipam.gateway),
         })?;
-        let port = match open_port(PortKind::Veth, &host) {
+        let port = match open_port(PortKind::Veth, &host, self.workers.len()) {
             Ok(p) => p,
             Err(e) => {
                 let _ = links::delete(&host);
@@ -121,7 +122,7 @@ impl Manager {
         c: &NetworkConnect,
         ifname: &str,
         name: &str,
-    ) -> Result<(Endpoint, Box<dyn Port>), ControlError> {
+    ) -> Result<(Endpoint, Queues), ControlError> {
         if c.ifname.is_some() {
             return Err(ControlError::Invalid(
                 "--ifname applies to --netns endpoints only".into(),
@@ -138,7 +139,7 @@ impl Manager {
         if let Some(mac) = c.mac {
             check_mac(net, mac)?;
         }
-        let port = open_port(PortKind::Tap, ifname)?;
+        let port = open_port(PortKind::Tap, ifname, self.workers.len())?;
         if let Err(e) = links::set_up(ifname, Some(net.mtu)) {
             drop(port);
             remove_interface(PortKind::Tap, ifname);
@@ -162,7 +163,7 @@ impl Manager {
         c: &NetworkConnect,
         ifname: &str,
         name: &str,
-    ) -> Result<(Endpoint, Box<dyn Port>), ControlError> {
+    ) -> Result<(Endpoint, Queues), ControlError> {
         if c.ip.is_some() || c.mac.is_some() || c.ifname.is_some() {
             return Err(ControlError::Invalid(
                 "--ip, --mac and --ifname do not apply to --iface: the interface keeps its own configuration".into(),
@@ -173,7 +174,7 @@ impl Manager {
         if !links::exists(ifname) {
             return Err(LinkError::NotFound(ifname.to_string()).into());
         }
-        let port = open_port(PortKind::Iface, ifname)?;
+        let port = open_port(PortKind::Iface, ifname, self.workers.len())?;
         links::set_up(ifname, None)?;
         let ep = Endpoint {
             name: name.to_string(),
@@ -234,7 +235,7 @@ impl Manager {
             if ep.kind != PortKind::Tap && !links::exists(&ep.port) {
                 continue;
             }
-            match open_port(ep.kind, &ep.port) {
+            match open_port(ep.kind, &ep.port, self.workers.len()) {
                 Ok(port) => {
                     if ep.kind == PortKind::Tap {
                         let mtu = self.state.networks.get(&network).map(|n| n.mtu);
@@ -271,16 +272,23 @@ impl Manager {
     }
 }
 
-fn open_port(kind: PortKind, ifname: &str) -> Result<Box<dyn Port>, ControlError> {
+/// Opens `queues` queues of a port, one per worker.
+fn open_port(kind: PortKind, ifname: &str, queues: usize) -> Result<Queues, ControlError> {
     let err = |msg: String| ControlError::Port {
         port: ifname.to_string(),
         msg,
     };
     Ok(match kind {
-        PortKind::Tap => Box::new(TapPort::open(ifname, true).map_err(|e| err(e.to_string()))?),
-        PortKind::Veth | PortKind::Iface => {
-            Box::new(PacketPort::open(ifname).map_err(|e| err(e.to_string()))?)
-        }
+        PortKind::Tap => TapPort::open_queues(ifname, true, queues)
+            .map_err(|e| err(e.to_string()))?
+            .into_iter()
+            .map(|p| Box::new(p) as Box<dyn Port>)
+            .collect(),
+        PortKind::Veth | PortKind::Iface => PacketPort::open_queues(ifname, queues)
+            .map_err(|e| err(e.to_string()))?
+            .into_iter()
+            .map(|p| Box::new(p) as Box<dyn Port>)
+            .collect(),
     })
 }
 

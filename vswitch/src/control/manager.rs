@@ -22,10 +22,8 @@ use crate::datapath::counters::PortCounters;
 use crate::datapath::router::RouterCounters;
 use crate::datapath::topology::{NetworkInfo, OverlayParams, PortInfo, Topology, UplinkParams};
 use crate::datapath::tunnel::TunnelCounters;
-use crate::datapath::worker::WorkerCounters;
-use crate::datapath::worker::{Command, WorkerHandle};
+use crate::datapath::worker::{Queues, Workers};
 use crate::nat::Nat;
-use crate::port::Port;
 
 /// Largest MTU a network may have (a veth's own maximum).
 pub const MAX_MTU: u32 = 65_535;
@@ -48,7 +46,7 @@ pub struct Manager {
     pub(super) pool: PoolConfig,
     pub(super) fdb: Arc<Fdb>,
     pub(super) topology: Arc<ArcSwap<Topology>>,
-    pub(super) worker: WorkerHandle,
+    pub(super) workers: Workers,
     pub(super) epoch: Instant,
     pub(super) net_ids: HashMap<String, NetworkId>,
     next_net_id: u16,
@@ -66,7 +64,6 @@ pub struct Manager {
     generation: std::sync::atomic::AtomicU64,
     pub(super) router_counters: Arc<RouterCounters>,
     uplink_counters: Option<Arc<PortCounters>>,
-    pub(super) worker_counters: Option<Arc<WorkerCounters>>,
 }
 
 /// What the manager is built from.
@@ -77,7 +74,7 @@ pub struct ManagerParts {
     pub pool: PoolConfig,
     pub fdb: Arc<Fdb>,
     pub topology: Arc<ArcSwap<Topology>>,
-    pub worker: WorkerHandle,
+    pub workers: Workers,
     pub epoch: Instant,
     pub underlay: Option<UnderlayInfo>,
     pub tunnel_counters: Option<Arc<TunnelCounters>>,
@@ -85,7 +82,6 @@ pub struct ManagerParts {
     pub nat: Option<Arc<Nat>>,
     pub router_counters: Arc<RouterCounters>,
     pub uplink_counters: Option<Arc<PortCounters>>,
-    pub worker_counters: Option<Arc<WorkerCounters>>,
 }
 
 impl Manager {
@@ -96,7 +92,7 @@ impl Manager {
             pool: p.pool,
             fdb: p.fdb,
             topology: p.topology,
-            worker: p.worker,
+            workers: p.workers,
             epoch: p.epoch,
             net_ids: HashMap::new(),
             next_net_id: 1,
@@ -110,7 +106,6 @@ impl Manager {
             generation: Default::default(),
             router_counters: p.router_counters,
             uplink_counters: p.uplink_counters,
-            worker_counters: p.worker_counters,
         };
         if let Some(nat) = &m.nat {
             nat.set_published(published_ports(&m.state));
@@ -363,6 +358,16 @@ impl Manager {
                     serde_json::to_value(c.snapshot()).unwrap_or_default(),
                 );
             }
+            let workers = self.workers.counters().iter().enumerate();
+            let workers = workers.map(|(k, w)| {
+                serde_json::json!({
+                    "worker": k,
+                    "busy_secs": w.busy_ns.get() as f64 / 1e9,
+                    "wakeups": w.wakeups.get(),
+                    "received": w.received.get(),
+                })
+            });
+            m.insert("workers".into(), Value::Array(workers.collect()));
         }
         v
     }
@@ -383,8 +388,8 @@ impl Manager {
             .map(|(id, _)| *id)
     }
 
-    /// Hands an opened port to the worker and makes it part of its network.
-    pub(super) fn attach(&mut self, network: &str, endpoint: &str, port: Box<dyn Port>) -> PortId {
+    /// Hands an opened port's queues to the workers and makes it part of its network.
+    pub(super) fn attach(&mut self, network: &str, endpoint: &str, queues: Queues) -> PortId {
         let id = PortId(self.next_port);
         self.next_port += 1;
         let counters = Arc::new(PortCounters::default());
@@ -396,25 +401,24 @@ impl Manager {
                 counters: counters.clone(),
             },
         );
-        // The worker must know the port before the topology routes frames to it.
-        self.worker.send(Command::AddPort { id, port, counters });
+        // The workers must know the port before the topology routes frames to it.
+        self.workers.add_port(id, queues, &counters);
         self.publish();
         self.install_statics(network);
         id
     }
 
-    /// Takes a port out of its network and back from the worker.
-    pub(super) fn detach(&mut self, id: PortId) -> Result<Option<Box<dyn Port>>, ControlError> {
+    /// Takes a port out of its network and back from the workers.
+    pub(super) fn detach(&mut self, id: PortId) -> Result<Queues, ControlError> {
         if self.ports.remove(&id).is_none() {
-            return Ok(None);
+            return Ok(Vec::new());
         }
-        // Stop routing frames to it before the worker lets go of it.
+        // Stop routing frames to it before the workers let go of it.
         self.publish();
-        let (tx, rx) = crossbeam_channel::bounded(1);
-        self.worker.send(Command::RemovePort { id, reply: tx });
-        let port = rx
-            .recv_timeout(std::time::Duration::from_secs(5))
-            .map_err(|e| ControlError::Datapath(e.to_string()))?;
+        let port = self
+            .workers
+            .remove_port(id)
+            .map_err(ControlError::Datapath)?;
         // Port ids are never reused: static entries for it go too (they come back with the
         // endpoint's next port).
         self.fdb.flush_location(fdb::Location::Port(id), true);
@@ -446,7 +450,7 @@ impl Manager {
     /// Stops the datapath: the worker lets go of every port and they are closed. The
     /// interfaces themselves stay, for the next start to attach again.
     pub fn stop(&mut self) {
-        let ports = self.worker.shutdown();
+        let ports = self.workers.shutdown();
         tracing::info!("closed {} ports", ports.len());
         self.ports.clear();
     }

@@ -62,26 +62,42 @@ impl Manager {
         );
         self.vxlan_metrics(&mut p);
         self.nat_metrics(&mut p);
-        if let Some(w) = &self.worker_counters {
-            p.family(
-                "vswitch_worker_busy_seconds_total",
-                "counter",
-                "Time the worker spent working (not waiting).",
-            );
+        let workers = self.workers.counters();
+        p.family(
+            "vswitch_worker_busy_seconds_total",
+            "counter",
+            "Time the worker spent working (not waiting).",
+        );
+        for (k, w) in workers.iter().enumerate() {
+            let k = k.to_string();
+            let busy = w.busy_ns.get() as f64 / 1e9;
+            p.sample("vswitch_worker_busy_seconds_total", &[("worker", &k)], busy);
+        }
+        p.family(
+            "vswitch_worker_wakeups_total",
+            "counter",
+            "Times the worker woke up.",
+        );
+        for (k, w) in workers.iter().enumerate() {
+            let k = k.to_string();
             p.sample(
-                "vswitch_worker_busy_seconds_total",
-                &[("worker", "0")],
-                w.busy_ns.get() as f64 / 1e9,
-            );
-            p.family(
                 "vswitch_worker_wakeups_total",
-                "counter",
-                "Times the worker woke up.",
-            );
-            p.sample(
-                "vswitch_worker_wakeups_total",
-                &[("worker", "0")],
+                &[("worker", &k)],
                 w.wakeups.get(),
+            );
+        }
+        p.family(
+            "vswitch_worker_received_packets_total",
+            "counter",
+            "Frames and datagrams the worker read from its queues.",
+        );
+        for (k, w) in workers.iter().enumerate() {
+            let k = k.to_string();
+            let n = w.received.get();
+            p.sample(
+                "vswitch_worker_received_packets_total",
+                &[("worker", &k)],
+                n,
             );
         }
         p.finish()

@@ -19,14 +19,14 @@ use crate::control::metrics;
 use crate::control::overlay::UnderlayInfo;
 use crate::control::server::{self, Access, ServerError};
 use crate::control::state::{StateError, StateStore};
-use crate::datapath::pipeline::Pipeline;
 use crate::datapath::router::RouterCounters;
 use crate::datapath::topology::Topology;
-use crate::datapath::worker::{self, Event, WorkerConfig, WorkerCounters};
+use crate::datapath::worker::Event;
 use crate::port::sys::creds;
 use crate::port::underlay::UnderlayError;
 
 mod open;
+mod workers;
 
 /// How often endpoints whose interface is missing are looked for again.
 const REATTACH_EVERY: Duration = Duration::from_secs(2);
@@ -39,6 +39,8 @@ pub struct RunOptions {
     pub config: Option<PathBuf>,
     pub state_dir: Option<PathBuf>,
     pub socket: Option<PathBuf>,
+    /// Datapath workers; overrides `[datapath] workers`.
+    pub workers: Option<usize>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -57,6 +59,8 @@ pub enum DaemonError {
     Uplink(String),
     #[error("{0}")]
     Control(String),
+    #[error("[datapath] workers must be 1 to {max}, not {0}", max = workers::MAX_WORKERS)]
+    Workers(usize),
     #[error("cannot install signal handlers: {0}")]
     Signals(std::io::Error),
     #[error(
@@ -101,8 +105,23 @@ pub fn run(opts: RunOptions) -> Result<(), DaemonError> {
 
     // Everything that needs privileges beyond networking is done now: open the ports,
     // then drop the rest, before any other thread exists (threads inherit the sets).
-    let underlay = cfg.underlay.as_ref().map(open::underlay).transpose()?;
-    let uplink_port = cfg.uplink.as_ref().map(open::uplink).transpose()?;
+    let n_workers = opts
+        .workers
+        .or(cfg.datapath.workers)
+        .unwrap_or(workers::DEFAULT_WORKERS);
+    if !(1..=workers::MAX_WORKERS).contains(&n_workers) {
+        return Err(DaemonError::Workers(n_workers));
+    }
+    let underlay = cfg
+        .underlay
+        .as_ref()
+        .map(|u| open::underlay(u, n_workers))
+        .transpose()?;
+    let uplink_port = cfg
+        .uplink
+        .as_ref()
+        .map(|u| open::uplink(u, n_workers))
+        .transpose()?;
     if cfg.control.drop_capabilities {
         open::drop_capabilities();
     }
@@ -126,23 +145,23 @@ pub fn run(opts: RunOptions) -> Result<(), DaemonError> {
             .map_err(DaemonError::Worker)?;
     }
     let router_counters = Arc::new(RouterCounters::default());
-    let worker_counters = Arc::new(WorkerCounters::default());
     let topology = Arc::new(ArcSwap::from_pointee(Topology::default()));
     let (events_tx, events_rx) = crossbeam_channel::unbounded();
-    let worker = worker::spawn(WorkerConfig {
-        pipeline: Pipeline::new(fdb.clone()),
-        topology: topology.clone(),
-        events: events_tx,
-        batch: cfg.datapath.batch,
-        epoch,
-        nat: nat.clone(),
-        router_counters: router_counters.clone(),
-        counters: worker_counters.clone(),
-    })
-    .map_err(DaemonError::Worker)?;
-    let tunnel_counters = underlay.map(|u| open::give_underlay(u, &worker));
+    let workers = workers::spawn(
+        n_workers,
+        workers::Shared {
+            fdb: fdb.clone(),
+            topology: topology.clone(),
+            events: events_tx,
+            batch: cfg.datapath.batch,
+            epoch,
+            nat: nat.clone(),
+            router_counters: router_counters.clone(),
+        },
+    )?;
+    let tunnel_counters = underlay.map(|u| open::give_underlay(u, &workers));
     let (uplink, uplink_counters) = match uplink_port {
-        Some((info, port)) => (Some(info), Some(open::give_uplink(port, &worker))),
+        Some((info, queues)) => (Some(info), Some(open::give_uplink(queues, &workers))),
         None => (None, None),
     };
     let mut manager = Manager::new(ManagerParts {
@@ -151,7 +170,7 @@ pub fn run(opts: RunOptions) -> Result<(), DaemonError> {
         pool: cfg.ipam,
         fdb,
         topology,
-        worker,
+        workers,
         epoch,
         underlay: cfg.underlay.clone().map(|config| UnderlayInfo {
             mtu: underlay_mtu(&config),
@@ -162,7 +181,6 @@ pub fn run(opts: RunOptions) -> Result<(), DaemonError> {
         nat: nat.clone(),
         router_counters: router_counters.clone(),
         uplink_counters,
-        worker_counters: Some(worker_counters),
     });
     manager.publish_topology();
     manager.reattach();

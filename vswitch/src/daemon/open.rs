@@ -10,24 +10,27 @@ use crate::control::links;
 use crate::control::router::UplinkInfo;
 use crate::datapath::counters::PortCounters;
 use crate::datapath::tunnel::TunnelCounters;
-use crate::datapath::worker::{Command, WorkerHandle};
+use crate::datapath::worker::{Queues, Workers};
 use crate::nat::{Nat, NatConfig};
 use crate::port::af_packet::PacketPort;
 use crate::port::sys::caps;
 use crate::port::underlay::{Underlay, UnderlayConfig};
 
-/// Opens the underlay's sockets.
-pub fn underlay(u: &UnderlaySection) -> Result<Underlay, DaemonError> {
-    let underlay = Underlay::open(&UnderlayConfig {
-        local: u.local,
-        port: u.port,
-        src_ports: u.src_port_range,
-        udp_checksum: u.udp_checksum,
-        interface: u.interface.clone(),
-        gso: u.gso,
-        gro: u.gro,
-    })?;
-    let caps = underlay.caps();
+/// Opens the underlay's sockets: one receive socket per worker.
+pub fn underlay(u: &UnderlaySection, workers: usize) -> Result<Vec<Underlay>, DaemonError> {
+    let queues = Underlay::open_queues(
+        &UnderlayConfig {
+            local: u.local,
+            port: u.port,
+            src_ports: u.src_port_range,
+            udp_checksum: u.udp_checksum,
+            interface: u.interface.clone(),
+            gso: u.gso,
+            gro: u.gro,
+        },
+        workers,
+    )?;
+    let caps = queues[0].caps();
     tracing::info!(
         "underlay {}:{} (UDP GSO {}, GRO {})",
         u.local,
@@ -35,16 +38,17 @@ pub fn underlay(u: &UnderlaySection) -> Result<Underlay, DaemonError> {
         if caps.gso { "on" } else { "off" },
         if caps.gro { "on" } else { "off" }
     );
-    Ok(underlay)
+    Ok(queues)
 }
 
-/// Gives the underlay to the worker; its counters are for `stats`.
-pub fn give_underlay(underlay: Underlay, worker: &WorkerHandle) -> Arc<TunnelCounters> {
+/// Gives the underlay's queues to the workers; its counters are for `stats`.
+pub fn give_underlay(queues: Vec<Underlay>, workers: &Workers) -> Arc<TunnelCounters> {
     let counters = Arc::new(TunnelCounters::default());
-    worker.send(Command::SetTunnel {
-        tunnel: Box::new(underlay),
-        counters: counters.clone(),
-    });
+    let tunnels = queues
+        .into_iter()
+        .map(|u| Box::new(u) as Box<dyn crate::datapath::tunnel::Tunnel>)
+        .collect();
+    workers.set_tunnel(tunnels, &counters);
     counters
 }
 
@@ -61,8 +65,8 @@ pub fn nat(cfg: &Config) -> Result<Option<Arc<Nat>>, DaemonError> {
     Ok(Some(Arc::new(nat)))
 }
 
-/// Opens the uplink interface (AF_PACKET) and brings it up.
-pub fn uplink(u: &UplinkSection) -> Result<(UplinkInfo, PacketPort), DaemonError> {
+/// Opens the uplink interface (AF_PACKET, one queue per worker) and brings it up.
+pub fn uplink(u: &UplinkSection, workers: usize) -> Result<(UplinkInfo, Queues), DaemonError> {
     let err =
         |msg: String| DaemonError::Uplink(format!("[uplink] interface {}: {msg}", u.interface));
     let mac = links::mac_of(&u.interface)
@@ -78,7 +82,11 @@ pub fn uplink(u: &UplinkSection) -> Result<(UplinkInfo, PacketPort), DaemonError
                 .ok()
         })
         .unwrap_or(1500);
-    let port = PacketPort::open(&u.interface).map_err(|e| err(e.to_string()))?;
+    let queues = PacketPort::open_queues(&u.interface, workers)
+        .map_err(|e| err(e.to_string()))?
+        .into_iter()
+        .map(|p| Box::new(p) as Box<dyn crate::port::Port>)
+        .collect();
     links::set_up(&u.interface, None).map_err(|e| err(e.to_string()))?;
     tracing::info!(
         "uplink {} ({mac}, MTU {mtu}): address {}, gateway {}",
@@ -91,16 +99,13 @@ pub fn uplink(u: &UplinkSection) -> Result<(UplinkInfo, PacketPort), DaemonError
         mac,
         mtu,
     };
-    Ok((info, port))
+    Ok((info, queues))
 }
 
-/// Gives the uplink port to the worker; its counters are for `stats`.
-pub fn give_uplink(port: PacketPort, worker: &WorkerHandle) -> Arc<PortCounters> {
+/// Gives the uplink's queues to the workers; its counters are for `stats`.
+pub fn give_uplink(queues: Queues, workers: &Workers) -> Arc<PortCounters> {
     let counters = Arc::new(PortCounters::default());
-    worker.send(Command::SetUplink {
-        port: Box::new(port),
-        counters: counters.clone(),
-    });
+    workers.set_uplink(queues, &counters);
     counters
 }
 

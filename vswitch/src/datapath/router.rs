@@ -7,7 +7,8 @@
 //!
 //! It decides and rewrites; the worker does the I/O: every result is an [`Out`] naming a
 //! pool buffer and where it goes. Neighbour caches (one per network, one for the uplink)
-//! are the worker's own: single-threaded, no locks. The NAT is shared, lock-free for
+//! are the worker's own: single-threaded, no locks; what one worker hears by ARP it tells
+//! the others ([`NeighShare`]), since the answer may reach another worker than the asker. The NAT is shared, lock-free for
 //! existing flows. The sequence of checks follows `l3`'s module doc.
 
 use std::collections::{HashMap, HashSet};
@@ -18,6 +19,7 @@ use std::time::Duration;
 use fdb::{MacAddr, NetworkId, PortId};
 
 use super::counters::Counter;
+use super::neigh_share::{Heard, HeardAt, NeighShare};
 use super::offload::VnetHdr;
 use super::pipeline::ETH_HLEN;
 use super::pool::Pool;
@@ -158,10 +160,11 @@ pub struct Router {
     announced: bool,
     last_tick: Duration,
     counters: Arc<RouterCounters>,
+    share: NeighShare,
 }
 
 impl Router {
-    pub fn new(nat: Option<Arc<Nat>>, counters: Arc<RouterCounters>) -> Router {
+    pub fn new(nat: Option<Arc<Nat>>, counters: Arc<RouterCounters>, share: NeighShare) -> Router {
         Router {
             nat,
             caches: HashMap::new(),
@@ -171,6 +174,31 @@ impl Router {
             announced: false,
             last_tick: Duration::ZERO,
             counters,
+            share,
+        }
+    }
+
+    /// Whether another worker heard an ARP binding this one has not applied yet.
+    pub fn has_news(&self) -> bool {
+        self.share.has_news()
+    }
+
+    /// Applies what the other workers heard by ARP, sending on frames that waited here.
+    pub fn hear_others(&mut self, cx: Ctx<'_>, pool: &mut Pool, out: &mut Vec<Out>) {
+        self.sync(cx);
+        while let Some(h) = self.share.next() {
+            let (cache, mac, send): (_, _, &dyn Fn(u32) -> Out) = match h.at {
+                HeardAt::Uplink => match &cx.topo.uplink {
+                    Some(up) => (&mut self.uplink_cache, up.mac, &Out::Uplink),
+                    None => continue,
+                },
+                HeardAt::Network(n) => match self.caches.get_mut(&n) {
+                    Some(c) => (c, cx.topo.router_mac, &move |s| Out::Network(n, s)),
+                    None => continue,
+                },
+            };
+            let released = cache.learn(cx.now, h.ip, h.mac, h.kind);
+            release(pool, &self.counters, released, mac, h.mac, send, out);
         }
     }
 
@@ -329,7 +357,14 @@ impl Router {
             reply: in_port.map(|_| &reply as &dyn Fn(u32) -> Out),
             send: &|s| Out::Network(network, s),
         };
-        arp_at(cx.now, pool, i, &self.counters, cache, &at, out);
+        if let Some((ip, mac, kind)) = arp_at(cx.now, pool, i, &self.counters, cache, &at, out) {
+            self.share.tell(Heard {
+                at: HeardAt::Network(network),
+                ip,
+                mac,
+                kind,
+            });
+        }
     }
 
     /// Decrements the TTL; when it runs out, answers with time exceeded from the source
@@ -573,7 +608,7 @@ impl Router {
             reply: Some(&Out::Uplink),
             send: &Out::Uplink,
         };
-        arp_at(
+        let heard = arp_at(
             cx.now,
             pool,
             i,
@@ -582,6 +617,14 @@ impl Router {
             &at,
             out,
         );
+        if let Some((ip, mac, kind)) = heard {
+            self.share.tell(Heard {
+                at: HeardAt::Uplink,
+                ip,
+                mac,
+                kind,
+            });
+        }
     }
 }
 
@@ -599,7 +642,8 @@ struct ArpAt<'a> {
 
 /// ARP at one interface, in the order `l3` gives: a gratuitous one is learned; a request
 /// for our address is answered and, unless a probe, teaches its sender; a reply to us is
-/// learned. Frames that waited for the address are sent on.
+/// learned. Frames that waited for the address are sent on. Returns what was learned
+/// from, for the other workers.
 fn arp_at(
     now: Duration,
     pool: &mut Pool,
@@ -608,9 +652,10 @@ fn arp_at(
     cache: &mut NeighCache,
     at: &ArpAt<'_>,
     out: &mut Vec<Out>,
-) {
+) -> Option<(Ipv4Addr, MacAddr, LearnKind)> {
     let Ok(arp) = Arp::parse(pool.get(i).frame()) else {
-        return counters.count(RouterDrop::Malformed);
+        counters.count(RouterDrop::Malformed);
+        return None;
     };
     let kind = if arp.is_gratuitous() {
         Some(LearnKind::Gratuitous)
@@ -627,18 +672,18 @@ fn arp_at(
     } else {
         None
     };
-    if let Some(kind) = kind {
-        let released = cache.learn(now, arp.sender_ip, arp.sender_mac, kind);
-        release(
-            pool,
-            counters,
-            released,
-            at.mac,
-            arp.sender_mac,
-            at.send,
-            out,
-        );
-    }
+    let kind = kind?;
+    let released = cache.learn(now, arp.sender_ip, arp.sender_mac, kind);
+    release(
+        pool,
+        counters,
+        released,
+        at.mac,
+        arp.sender_mac,
+        at.send,
+        out,
+    );
+    Some((arp.sender_ip, arp.sender_mac, kind))
 }
 
 /// The EtherType of an untagged Ethernet frame (zeros when too short).

@@ -103,6 +103,12 @@ pub enum PacketPortError {
         #[source]
         source: io::Error,
     },
+    #[error("cannot join the PACKET_FANOUT group of interface {name}: {source}")]
+    Fanout {
+        name: String,
+        #[source]
+        source: io::Error,
+    },
     #[error("cannot bind to interface {name}: {source} (was it deleted meanwhile?)")]
     Bind {
         name: String,
@@ -124,6 +130,28 @@ pub struct PacketPort {
 }
 
 impl PacketPort {
+    /// `queues` ports on interface `ifname`, one per worker. With more than one, they
+    /// form a `PACKET_FANOUT` group (hash mode, named after the interface's index): the
+    /// kernel gives each received flow to one of them; any of them can send.
+    pub fn open_queues(ifname: &str, queues: usize) -> Result<Vec<PacketPort>, PacketPortError> {
+        let ports = (0..queues.max(1))
+            .map(|_| PacketPort::open(ifname))
+            .collect::<Result<Vec<_>, _>>()?;
+        if ports.len() > 1 {
+            for p in &ports {
+                // Fanout ids are 16 bits; two interfaces whose indices agree in the low 16
+                // bits in one namespace would have to be 65536 apart.
+                p.sock
+                    .join_fanout((p.ifindex & 0xffff) as u16)
+                    .map_err(|source| PacketPortError::Fanout {
+                        name: p.name.clone(),
+                        source,
+                    })?;
+            }
+        }
+        Ok(ports)
+    }
+
     /// Attaches to interface `ifname` in the calling thread's network namespace (the
     /// port stays in that namespace whichever thread uses it later). Bring the link up
     /// before or after: a port on a down link receives nothing and drops what it sends

@@ -150,15 +150,32 @@ impl TapPort {
 
     /// [`open`](Self::open), choosing how frames move.
     pub fn open_with(name: &str, persist: bool, io: TapIo) -> Result<TapPort, TapError> {
+        TapPort::open_queue(name, persist, io, false)
+    }
+
+    /// `queues` ports on one TAP device, one per worker: with more than one, the device
+    /// is multi-queue (`IFF_MULTI_QUEUE`) and the kernel spreads the frames it sends us
+    /// over the queues by flow. A device left by a run with another queue kind cannot be
+    /// re-attached (`SetIff`, `EINVAL`); delete it and connect again.
+    pub fn open_queues(name: &str, persist: bool, queues: usize) -> Result<Vec<TapPort>, TapError> {
+        let multi = queues > 1;
+        (0..queues.max(1))
+            .map(|_| TapPort::open_queue(name, persist, TapIo::Auto, multi))
+            .collect()
+    }
+
+    fn open_queue(name: &str, persist: bool, io: TapIo, multi: bool) -> Result<TapPort, TapError> {
         validate_ifname(name).map_err(|source| TapError::InvalidName {
             name: name.to_owned(),
             source,
         })?;
         let tun = TunFile::open().map_err(|source| TapError::OpenDevice { source })?;
-        let name = tun.set_iff_tap(name).map_err(|source| TapError::SetIff {
-            name: name.to_owned(),
-            source,
-        })?;
+        let name = tun
+            .set_iff_tap(name, multi)
+            .map_err(|source| TapError::SetIff {
+                name: name.to_owned(),
+                source,
+            })?;
         // From here on, an error drops `tun`: a TAP we just created is deleted with it.
         tun.set_vnet_hdr_size(VNET_HDR_LEN)
             .map_err(|source| TapError::SetVnetHdrSize {

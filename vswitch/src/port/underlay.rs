@@ -249,6 +249,62 @@ impl Underlay {
         })
     }
 
+    /// `queues` underlays on one address, one per worker: the first opened as by
+    /// [`open`](Self::open); each further one receives on a socket that joins the first
+    /// one's address (`SO_REUSEPORT`: the kernel spreads datagrams over them by flow), and
+    /// sends on the first one's transmit sockets (a second descriptor of each).
+    pub fn open_queues(
+        cfg: &UnderlayConfig,
+        queues: usize,
+    ) -> Result<Vec<Underlay>, UnderlayError> {
+        let first = Underlay::open(cfg)?;
+        let mut all = Vec::with_capacity(queues.max(1));
+        for _ in 1..queues.max(1) {
+            all.push(first.join(cfg)?);
+        }
+        all.insert(0, first);
+        Ok(all)
+    }
+
+    /// Another queue on this underlay's address (see [`open_queues`](Self::open_queues)).
+    fn join(&self, cfg: &UnderlayConfig) -> Result<Underlay, UnderlayError> {
+        let rx = setup::new_socket(cfg)?;
+        if self.caps.gro {
+            rx.set_udp_gro(true)
+                .map_err(|e| UnderlayError::option("UDP_GRO", e))?;
+        }
+        rx.set_rcvbuf(SOCKET_BUFFER_BYTES)
+            .map_err(|e| UnderlayError::option("SO_RCVBUF", e))?;
+        setup::bind_joining(&rx, cfg, self.local, false)?;
+        let clone_all = |socks: &[UdpSocket]| -> Result<Box<[UdpSocket]>, UnderlayError> {
+            socks
+                .iter()
+                .map(|s| {
+                    s.try_clone()
+                        .map_err(|source| UnderlayError::Socket { source })
+                })
+                .collect()
+        };
+        let gso = match &self.tx.gso {
+            Some(twins) => Some(clone_all(twins)?),
+            None => None,
+        };
+        Ok(Underlay {
+            rx,
+            rx_batch: UdpRecvBatch::new(MAX_BATCH),
+            tx: TxPools {
+                plain: clone_all(&self.tx.plain)?,
+                gso,
+            },
+            tx_batch: UdpSendBatch::new(MAX_BATCH),
+            local: self.local,
+            src_ports: self.src_ports,
+            mtu_ifindex: self.mtu_ifindex,
+            caps: self.caps,
+            drops: UnderlayDrops::default(),
+        })
+    }
+
     /// The receive socket, to wait on for readability.
     pub fn as_fd(&self) -> BorrowedFd<'_> {
         self.rx.as_fd()

@@ -41,7 +41,10 @@ const SCRATCH: usize = 256;
 pub(super) const SCRATCH_PER_FRAME: usize = 48;
 
 mod routing;
+mod set;
 mod tunnel;
+
+pub use set::{Queues, Workers};
 /// Super-frames the coalescer builds per batch of VXLAN reads, and flows it keeps open.
 const GRO_SLOTS: usize = 64;
 const GRO_FLOWS: usize = 16;
@@ -147,6 +150,12 @@ pub struct WorkerConfig {
     pub nat: Option<Arc<crate::nat::Nat>>,
     /// This worker's own counters (busy time).
     pub counters: Arc<WorkerCounters>,
+    /// The worker's number, from 0: its thread is `vswitch-worker-<index>`.
+    pub index: usize,
+    /// The CPU to pin the worker's thread to, if any.
+    pub pin_cpu: Option<usize>,
+    /// This worker's end of the ARP news shared between workers.
+    pub neigh: super::neigh_share::NeighShare,
     pub router_counters: Arc<RouterCounters>,
 }
 
@@ -156,10 +165,14 @@ pub struct WorkerCounters {
     /// Time spent between waking up and waiting again.
     pub busy_ns: super::counters::Counter,
     pub wakeups: super::counters::Counter,
+    /// Frames and datagrams read (local ports, uplink, underlay): how the kernel spreads
+    /// the load over the workers.
+    pub received: super::counters::Counter,
 }
 
 /// Starts a worker thread.
-pub fn spawn(cfg: WorkerConfig) -> std::io::Result<WorkerHandle> {
+pub fn spawn(mut cfg: WorkerConfig) -> std::io::Result<WorkerHandle> {
+    let share = std::mem::replace(&mut cfg.neigh, super::neigh_share::NeighShare::alone());
     let (tx, rx) = crossbeam_channel::unbounded();
     let wake = Arc::new(EventFd::new()?);
     let epoll = Epoll::new()?;
@@ -177,15 +190,25 @@ pub fn spawn(cfg: WorkerConfig) -> std::io::Result<WorkerHandle> {
         rx_meta: vec![RxMeta::default(); batch],
         gro: Coalescer::with_capacity(GRO_FLOWS, GRO_SLOTS, MAX_FRAME + SCRATCH_EXTRA),
         gro_port: vec![None; GRO_SLOTS],
-        router: Router::new(cfg.nat.clone(), cfg.router_counters.clone()),
+        router: Router::new(cfg.nat.clone(), cfg.router_counters.clone(), share),
         router_out: Vec::with_capacity(16),
         spare_counters: Arc::new(PortCounters::default()),
         peers: HashMap::new(),
         cfg,
     };
     let thread = std::thread::Builder::new()
-        .name("vswitch-worker".into())
-        .spawn(move || worker.run())?;
+        .name(format!("vswitch-worker-{}", worker.cfg.index))
+        .spawn(move || {
+            if let Some(cpu) = worker.cfg.pin_cpu {
+                match crate::port::sys::affinity::pin_current_thread(cpu) {
+                    Ok(()) => tracing::debug!("worker {} pinned to CPU {cpu}", worker.cfg.index),
+                    Err(e) => {
+                        tracing::warn!("worker {}: cannot pin to CPU {cpu}: {e}", worker.cfg.index)
+                    }
+                }
+            }
+            worker.run()
+        })?;
     Ok(WorkerHandle {
         commands: tx,
         wake,
@@ -256,6 +279,9 @@ impl Worker {
                     t if t == u64::from(UPLINK_PORT.0) => self.service_uplink(),
                     t => self.service_port(PortId(t as u32)),
                 }
+            }
+            if self.router.has_news() {
+                self.hear_neighbours();
             }
             if last_check.elapsed() >= IDLE_WAIT {
                 self.check_ports();
@@ -386,6 +412,7 @@ impl Worker {
                 return None;
             }
         };
+        self.cfg.counters.received.add(n as u64);
         for buf in &self.pool.rx()[..n] {
             counters.rx_packets.add(1);
             counters.rx_bytes.add(buf.len() as u64);

@@ -109,6 +109,26 @@ impl Worker {
         self.flush();
     }
 
+    /// Applies ARP bindings other workers heard, sending on what waited for them here.
+    pub(super) fn hear_neighbours(&mut self) {
+        let topo = self.cfg.topology.load_full();
+        let pipeline = self.cfg.pipeline.clone();
+        let batch = pipeline.begin(self.now(), &topo);
+        let mut out = std::mem::take(&mut self.router_out);
+        let cx = RouterCtx {
+            now: batch.now,
+            topo: &topo,
+        };
+        self.router.hear_others(cx, &mut self.pool, &mut out);
+        if !out.is_empty() {
+            let counters = self.spare_counters.clone();
+            self.dispatch(&batch, &mut out, None, &counters);
+        }
+        self.router_out = out;
+        drop(batch);
+        self.flush();
+    }
+
     /// The router's timers: ARP retries, cache ageing, the uplink's announcement.
     pub(super) fn tick_router(&mut self) {
         let topo = self.cfg.topology.load_full();

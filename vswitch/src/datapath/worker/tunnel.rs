@@ -72,7 +72,10 @@ impl Worker {
         };
         let counters = t.counters.clone();
         let n = match t.tunnel.recv_batch(self.pool.rx(), &mut self.rx_meta) {
-            Ok(n) => n,
+            Ok(n) => {
+                self.cfg.counters.received.add(n as u64);
+                n
+            }
             Err(e) => {
                 tracing::debug!("{e}");
                 return;

@@ -9,6 +9,7 @@
 //! Every `unsafe` block says why it is sound in a `// SAFETY:` comment.
 #![allow(unsafe_code)]
 
+pub mod affinity;
 pub mod caps;
 pub mod cmsg;
 pub mod creds;

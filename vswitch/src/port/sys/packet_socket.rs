@@ -43,6 +43,18 @@ impl PacketSocket {
         self.set_int(libc::SOL_PACKET, libc::PACKET_IGNORE_OUTGOING, on.into())
     }
 
+    /// `PACKET_FANOUT` in hash mode with defragmentation: joins fanout group `group` of
+    /// this namespace, so the kernel spreads the interface's received frames over the
+    /// group's sockets by flow hash (the fragments of one datagram to one socket). Call
+    /// after `bind`; every socket of a group must use the same mode.
+    pub fn join_fanout(&self, group: u16) -> io::Result<()> {
+        const PACKET_FANOUT: libc::c_int = 18;
+        const PACKET_FANOUT_HASH: u32 = 0;
+        const PACKET_FANOUT_FLAG_DEFRAG: u32 = 0x8000;
+        let arg = u32::from(group) | ((PACKET_FANOUT_HASH | PACKET_FANOUT_FLAG_DEFRAG) << 16);
+        setsockopt(self.fd.as_fd(), libc::SOL_PACKET, PACKET_FANOUT, &arg)
+    }
+
     /// `PACKET_QDISC_BYPASS`: hand frames straight to the driver, skipping the qdisc
     /// (and the taps that `tcpdump` on the interface would see).
     pub fn set_qdisc_bypass(&self, on: bool) -> io::Result<()> {

@@ -36,14 +36,21 @@ impl TunFile {
     /// `TUNSETIFF` with `IFF_TAP | IFF_NO_PI | IFF_VNET_HDR`: creates TAP `name`, or
     /// attaches to the existing one (a persistent TAP nobody holds). Returns the name the
     /// kernel used. `EBUSY`: someone else holds it; `EINVAL`: `name` exists and is not a
-    /// single-queue TAP.
-    pub fn set_iff_tap(&self, name: &str) -> io::Result<String> {
+    /// TAP of the same queue kind. With `multi_queue` (`IFF_MULTI_QUEUE`) each file
+    /// attached to the same name is one more queue of the device.
+    pub fn set_iff_tap(&self, name: &str, multi_queue: bool) -> io::Result<String> {
         // SAFETY: an all-zero ifreq is a valid value (plain integers, arrays and unions of
         // them).
         let mut ifr: libc::ifreq = unsafe { std::mem::zeroed() };
         ifr.ifr_name = to_ifr_name(name)?;
         // IFF_* flags all fit in the 16-bit ifr_flags.
-        ifr.ifr_ifru.ifru_flags = (libc::IFF_TAP | libc::IFF_NO_PI | libc::IFF_VNET_HDR) as i16;
+        let mq = if multi_queue {
+            libc::IFF_MULTI_QUEUE
+        } else {
+            0
+        };
+        ifr.ifr_ifru.ifru_flags =
+            (libc::IFF_TAP | libc::IFF_NO_PI | libc::IFF_VNET_HDR | mq) as i16;
         // SAFETY: the fd is an open /dev/net/tun; TUNSETIFF reads and writes one ifreq,
         // which `ifr` is, alive and exclusively borrowed for the call.
         cvt(unsafe { libc::ioctl(self.file.as_raw_fd(), libc::TUNSETIFF, &raw mut ifr) })?;

@@ -35,6 +35,13 @@ impl UdpSocket {
         Ok(UdpSocket { fd })
     }
 
+    /// A second descriptor for the same socket (`dup`), for another thread to send on.
+    pub fn try_clone(&self) -> io::Result<UdpSocket> {
+        Ok(UdpSocket {
+            fd: self.fd.try_clone()?,
+        })
+    }
+
     /// `SO_REUSEPORT`: lets other sockets that set it too (and only those) bind the same
     /// address and port; the kernel spreads received datagrams over them by flow hash.
     pub fn set_reuseport(&self, on: bool) -> io::Result<()> {

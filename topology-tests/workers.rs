@@ -1,0 +1,118 @@
+//! Several workers: every port gets one queue per worker (PACKET_FANOUT on veth ends and
+//! the uplink, SO_REUSEPORT on the underlay), flows spread over them, and what one worker
+//! learns (FDB entries, ARP answers, NAT connections) serves the others.
+
+// Test code: a failed unwrap is a failed test, with its message.
+#![allow(clippy::unwrap_used)]
+
+#[path = "common/mod.rs"]
+mod common;
+
+use std::time::Duration;
+
+use common::nat::{EXTERNAL, NatLab, OUTSIDE, tcp_client, tcp_echo_server};
+use common::overlay::{Underlay, VsHost};
+use common::{Daemon, iperf3_tcp, require_root};
+
+const TWO_WORKERS: &str = "[datapath]\nworkers = 2\n";
+/// Streams per iperf3 run: with 16 flows hashed over 2 queues, all of them landing on
+/// one queue has a chance of 2 in 65536.
+const STREAMS: u32 = 16;
+
+/// Frames each worker read, from `stats --format json`.
+fn received_per_worker(d: &Daemon) -> Vec<u64> {
+    let v = d.json(&["stats", "--format", "json"]);
+    v["workers"]
+        .as_array()
+        .expect("workers in stats")
+        .iter()
+        .map(|w| w["received"].as_u64().unwrap())
+        .collect()
+}
+
+/// ```text
+///   c1 --+                                       +-- c3
+///   c2 --+-- [a: vswitch, 2 workers] ==VXLAN== [b: vswitch, 2 workers]
+/// ```
+/// Same-host and cross-host traffic work with two workers, and both workers of each
+/// host carry part of 16 TCP streams.
+#[test]
+fn two_workers_switch_and_tunnel_and_share_the_load() {
+    require_root();
+    let mut ul = Underlay::new(1500);
+    let a = VsHost::new(&mut ul, TWO_WORKERS);
+    let b = VsHost::new(&mut ul, TWO_WORKERS);
+    a.peer(&b.addr);
+    b.peer(&a.addr);
+    a.network("blue", 42, "10.91.0.0/24", "10.91.0.16/28");
+    b.network("blue", 42, "10.91.0.0/24", "10.91.0.32/28");
+    let c1 = a.container("blue", "10.91.0.17");
+    let c2 = a.container("blue", "10.91.0.18");
+    let c3 = b.container("blue", "10.91.0.33");
+    assert!(
+        c1.ping_until("10.91.0.18", Duration::from_secs(5)),
+        "same host"
+    );
+    assert!(
+        c1.ping_until("10.91.0.33", Duration::from_secs(5)),
+        "across"
+    );
+    assert_eq!(received_per_worker(&a.d).len(), 2);
+
+    assert!(iperf3_tcp(&c1, &c2, "10.91.0.18", 2, STREAMS) > 0.0);
+    assert!(iperf3_tcp(&c1, &c3, "10.91.0.33", 2, STREAMS) > 0.0);
+    for (host, d) in [("a", &a.d), ("b", &b.d)] {
+        let per = received_per_worker(d);
+        assert!(
+            per.iter().all(|&n| n > 100),
+            "host {host}: a worker carried (almost) nothing: {per:?}"
+        );
+    }
+    assert!(
+        c3.ping("10.91.0.17", 3, 56),
+        "still switching after the load"
+    );
+}
+
+/// ```text
+///   c1 -- [h: vswitch, 2 workers] --uplink-- ext (203.0.113.1)
+/// ```
+/// With two workers, the answer to the switch's ARP for the uplink gateway may reach the
+/// worker that did not ask: it is passed on, and masquerade works from every worker.
+#[test]
+fn two_workers_resolve_the_uplink_and_masquerade() {
+    require_root();
+    let lab = NatLab::new(TWO_WORKERS);
+    lab.d
+        .must(&["network", "create", "blue", "--subnet", "10.92.0.0/24"]);
+    let c1 = lab.container("blue");
+    let c2 = lab.container("blue");
+    for c in [&c1, &c2] {
+        assert!(
+            c.ping_until(OUTSIDE, Duration::from_secs(5)),
+            "no ping out\n{}",
+            lab.d.log()
+        );
+    }
+    let peers = tcp_echo_server(&lab.ext.name, 7000);
+    for c in [&c1, &c2] {
+        let client = tcp_client(&c.name, OUTSIDE, 7000).expect("TCP out");
+        assert!(client.echo(b"through either worker"));
+        let seen = peers.recv_timeout(Duration::from_secs(3)).unwrap();
+        assert_eq!(seen.ip().to_string(), EXTERNAL);
+    }
+    assert!(iperf3_tcp(&c1, &lab.ext, OUTSIDE, 2, STREAMS) > 0.0);
+    let per = received_per_worker(&lab.d);
+    assert!(per.iter().all(|&n| n > 100), "{per:?}");
+}
+
+/// `--workers` out of range is refused before anything is opened.
+#[test]
+fn a_worker_count_of_zero_is_refused() {
+    let out = std::process::Command::new(common::vswitch_bin())
+        .args(["run", "--workers", "0"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("workers"), "{err}");
+}

@@ -1,0 +1,74 @@
+//! Starting the datapath's workers: how many, on which CPUs, and what each is given.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use arc_swap::ArcSwap;
+use crossbeam_channel::Sender;
+use fdb::Fdb;
+
+use super::DaemonError;
+use crate::datapath::neigh_share::NeighShare;
+use crate::datapath::pipeline::Pipeline;
+use crate::datapath::router::RouterCounters;
+use crate::datapath::topology::Topology;
+use crate::datapath::worker::{self, Event, WorkerConfig, WorkerCounters, Workers};
+use crate::nat::Nat;
+use crate::port::sys::affinity;
+
+/// Workers when neither `--workers` nor `[datapath] workers` says: measured on a 2-vCPU
+/// machine with iperf3 sharing it, one worker carried 4 TCP streams better than two
+/// (see the README's benchmark section); more cores would change that.
+pub const DEFAULT_WORKERS: usize = 1;
+/// More workers than this is a mistake, not a configuration.
+pub const MAX_WORKERS: usize = 64;
+
+/// What every worker shares.
+pub struct Shared {
+    pub fdb: Arc<Fdb>,
+    pub topology: Arc<ArcSwap<Topology>>,
+    pub events: Sender<Event>,
+    pub batch: usize,
+    pub epoch: Instant,
+    pub nat: Option<Arc<Nat>>,
+    pub router_counters: Arc<RouterCounters>,
+}
+
+/// Starts `n` workers. With more than one, worker `k` is pinned to the `k`-th CPU the
+/// daemon may use (round robin); a single worker is left to the scheduler, which on a
+/// small machine places it better next to the traffic's own processes.
+pub fn spawn(n: usize, s: Shared) -> Result<Workers, DaemonError> {
+    let cpus = if n > 1 {
+        affinity::allowed_cpus().unwrap_or_default()
+    } else {
+        Vec::new()
+    };
+    let mut handles = Vec::with_capacity(n);
+    let mut counters = Vec::with_capacity(n);
+    for (index, neigh) in NeighShare::mesh(n).into_iter().enumerate() {
+        let c = Arc::new(WorkerCounters::default());
+        handles.push(
+            worker::spawn(WorkerConfig {
+                pipeline: Pipeline::new(s.fdb.clone()),
+                topology: s.topology.clone(),
+                events: s.events.clone(),
+                batch: s.batch,
+                epoch: s.epoch,
+                nat: s.nat.clone(),
+                router_counters: s.router_counters.clone(),
+                counters: c.clone(),
+                index,
+                pin_cpu: (!cpus.is_empty()).then(|| cpus[index % cpus.len()]),
+                neigh,
+            })
+            .map_err(DaemonError::Worker)?,
+        );
+        counters.push(c);
+    }
+    tracing::info!(
+        "{n} worker{}{}",
+        if n == 1 { "" } else { "s" },
+        if cpus.is_empty() { "" } else { ", pinned" }
+    );
+    Ok(Workers::new(handles, counters))
+}

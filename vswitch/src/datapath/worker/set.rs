@@ -1,0 +1,111 @@
+//! The datapath's workers as one: every port has one queue per worker, and the control
+//! plane's commands go to all of them. Each worker reads only its own queues (the kernel
+//! spreads flows over them: `PACKET_FANOUT`, multi-queue TAP, `SO_REUSEPORT`) and sends
+//! on its own queue of whichever port a frame leaves by, so workers share no port state,
+//! only the lock-free tables (FDB, topology, NAT).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use fdb::PortId;
+
+use super::{Command, WorkerCounters, WorkerHandle};
+use crate::datapath::counters::PortCounters;
+use crate::datapath::tunnel::{Tunnel, TunnelCounters};
+use crate::port::Port;
+
+/// How long the control plane waits for a worker to let go of a port.
+const REMOVE_WAIT: Duration = Duration::from_secs(5);
+
+/// A port's queues, one per worker, in worker order.
+pub type Queues = Vec<Box<dyn Port>>;
+
+/// The running workers.
+#[derive(Debug)]
+pub struct Workers {
+    handles: Vec<WorkerHandle>,
+    counters: Vec<Arc<WorkerCounters>>,
+}
+
+impl Workers {
+    pub fn new(handles: Vec<WorkerHandle>, counters: Vec<Arc<WorkerCounters>>) -> Workers {
+        Workers { handles, counters }
+    }
+
+    /// How many workers there are: how many queues each port must bring.
+    pub fn len(&self) -> usize {
+        self.handles.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.handles.is_empty()
+    }
+
+    /// Each worker's own counters, in worker order.
+    pub fn counters(&self) -> &[Arc<WorkerCounters>] {
+        &self.counters
+    }
+
+    /// Gives queue `k` of a port to worker `k`. Extra queues are closed; a worker left
+    /// without one cannot send to the port, so callers open exactly [`len`](Self::len).
+    pub fn add_port(&self, id: PortId, queues: Queues, counters: &Arc<PortCounters>) {
+        for (w, port) in self.handles.iter().zip(queues) {
+            w.send(Command::AddPort {
+                id,
+                port,
+                counters: counters.clone(),
+            });
+        }
+    }
+
+    /// Takes port `id` back from every worker; the queues come back in worker order.
+    pub fn remove_port(&self, id: PortId) -> Result<Queues, String> {
+        let mut replies = Vec::with_capacity(self.handles.len());
+        for w in &self.handles {
+            let (tx, rx) = crossbeam_channel::bounded(1);
+            w.send(Command::RemovePort { id, reply: tx });
+            replies.push(rx);
+        }
+        let mut queues = Vec::new();
+        for rx in replies {
+            if let Some(q) = rx.recv_timeout(REMOVE_WAIT).map_err(|e| e.to_string())? {
+                queues.push(q);
+            }
+        }
+        Ok(queues)
+    }
+
+    /// Routes to the outside through these queues of the uplink.
+    pub fn set_uplink(&self, queues: Queues, counters: &Arc<PortCounters>) {
+        for (w, port) in self.handles.iter().zip(queues) {
+            w.send(Command::SetUplink {
+                port,
+                counters: counters.clone(),
+            });
+        }
+    }
+
+    /// Carries overlay networks over these queues of the underlay.
+    pub fn set_tunnel(&self, tunnels: Vec<Box<dyn Tunnel>>, counters: &Arc<TunnelCounters>) {
+        for (w, tunnel) in self.handles.iter().zip(tunnels) {
+            w.send(Command::SetTunnel {
+                tunnel,
+                counters: counters.clone(),
+            });
+        }
+    }
+
+    /// Stops every worker and returns the ports' queues, grouped by port.
+    pub fn shutdown(&mut self) -> Vec<(PortId, Queues)> {
+        let mut by_port: Vec<(PortId, Queues)> = Vec::new();
+        for w in &mut self.handles {
+            for (id, q) in w.shutdown() {
+                match by_port.iter_mut().find(|(p, _)| *p == id) {
+                    Some((_, qs)) => qs.push(q),
+                    None => by_port.push((id, vec![q])),
+                }
+            }
+        }
+        by_port
+    }
+}
