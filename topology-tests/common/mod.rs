@@ -6,6 +6,7 @@
 
 #![allow(dead_code)]
 
+pub mod docker;
 pub mod nat;
 pub mod overlay;
 
