@@ -18,195 +18,47 @@
 //!   dockerd at it.
 //! - **Flags.** `--iptables=false --ip6tables=false --ip-forward=false --bridge=none`:
 //!   dockerd leaves the namespace's firewall, sysctls and bridges alone (the switch is
-//!   the only thing forwarding); `--config-file` points at an empty file so the host's
-//!   `/etc/docker/daemon.json` is not read; `--shutdown-timeout 2` keeps a stop short.
-//!   The storage driver is dockerd's own choice (overlay2 on this machine's ext4 `/tmp`;
-//!   dockerd falls back by itself where overlay is unavailable).
+//!   the only thing forwarding); `--config-file` points at a file of ours, so the host's
+//!   `/etc/docker/daemon.json` is not read, and it moves the trust key (otherwise
+//!   `/etc/docker/key.json`) under our directory; `--cgroup-parent` with the cgroupfs
+//!   driver puts the containers' cgroups under a parent named after the run, removed
+//!   on drop; `--shutdown-timeout 2` keeps a stop short. The storage driver is dockerd's
+//!   own choice (overlay2 on this machine's ext4 `/tmp`; dockerd falls back by itself
+//!   where overlay is unavailable).
+//! - **What still lands outside our directory**: dockerd 20.10 creates
+//!   `/run/docker/plugins` and containerd 1.6's shims put their sockets in
+//!   `/run/containerd/s/` (both paths are compiled in); the directories stay, empty.
 //! - **The CLI** is the one from the same package (`/usr/bin/docker`), with
 //!   `DOCKER_CONFIG` under our directory and `-H unix://<our socket>`: it never talks to
 //!   any other daemon.
 
 #![allow(dead_code)]
 
-use std::io::{Read, Write as _};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+use super::docker_tools::{BUSYBOX, PATH, docker_cli, run_timeout, which};
 use super::{Netns, unique, wait_until};
-
-/// Where Debian puts what `docker.io` installs: searched first, so that a different
-/// Docker CLI earlier on the caller's PATH (e.g. in /usr/local/bin) is not picked up.
-const PATH: &str = "/usr/sbin:/usr/bin:/sbin:/bin:/usr/local/sbin:/usr/local/bin";
-
-/// The busybox that `busybox-static` installs.
-const BUSYBOX: &str = "/bin/busybox";
 
 /// The applets linked in the test image.
 const APPLETS: &[&str] = &[
     "sh", "ping", "ip", "nc", "wget", "sleep", "cat", "echo", "ls", "timeout",
 ];
 
-/// Finds `name` on [`PATH`].
-pub fn which(name: &str) -> Option<PathBuf> {
-    PATH.split(':')
-        .map(|d| Path::new(d).join(name))
-        .find(|p| p.is_file())
-}
-
-/// The Docker CLI to use: the one `docker.io` ships.
-pub fn docker_cli() -> PathBuf {
-    which("docker").unwrap_or_else(|| PathBuf::from("docker"))
-}
-
-/// What is missing for a Docker test, or `None` when nothing is.
-fn missing() -> Option<String> {
-    let mut miss = Vec::new();
-    for tool in ["dockerd", "containerd", "runc", "docker"] {
-        if which(tool).is_none() {
-            miss.push(format!("{tool} not found"));
-        }
-    }
-    if !Path::new(BUSYBOX).is_file() {
-        miss.push(format!("{BUSYBOX} not found"));
-    } else if !busybox_is_static() {
-        miss.push(format!("{BUSYBOX} is not statically linked"));
-    }
-    (!miss.is_empty()).then(|| miss.join(", "))
-}
-
-/// A scratch image has no libc: the busybox copied into it must be static.
-fn busybox_is_static() -> bool {
-    // An ELF executable is dynamically linked exactly when it has a PT_INTERP header.
-    let Ok(b) = std::fs::read(BUSYBOX) else {
-        return false;
-    };
-    let u16_at = |o: usize| b.get(o..o + 2).map(|s| u16::from_le_bytes([s[0], s[1]]));
-    let u64_at = |o: usize| {
-        b.get(o..o + 8)
-            .and_then(|s| <[u8; 8]>::try_from(s).ok())
-            .map(u64::from_le_bytes)
-    };
-    if b.get(..5) != Some(b"\x7fELF\x02") {
-        return false;
-    }
-    let (Some(phoff), Some(phentsize), Some(phnum)) = (u64_at(0x20), u16_at(0x36), u16_at(0x38))
-    else {
-        return false;
-    };
-    !(0..usize::from(phnum)).any(|i| {
-        let o = usize::try_from(phoff).unwrap_or(usize::MAX) + i * usize::from(phentsize);
-        b.get(o..o + 4) == Some(&3u32.to_le_bytes()[..])
-    })
-}
-
-/// Makes sure `docker.io` and `busybox-static` are installed, installing them with
-/// apt-get when they are not. `Err` says why they cannot be had here: the one reason a
-/// Docker test may skip.
-pub fn ensure_installed() -> Result<(), String> {
-    let Some(first) = missing() else {
-        return Ok(());
-    };
-    let Some(apt) = which("apt-get") else {
-        return Err(format!(
-            "{first}, and there is no apt-get to install docker.io"
-        ));
-    };
-    let install = || {
-        run_timeout(
-            Command::new(&apt)
-                .args(["install", "-y", "-q", "docker.io", "busybox-static"])
-                .env("DEBIAN_FRONTEND", "noninteractive")
-                .stdin(Stdio::null()),
-            Duration::from_secs(600),
-        )
-    };
-    let mut out = install();
-    if !out.status.success() {
-        // The package lists may be missing or stale: refresh them once and try again.
-        let _ = run_timeout(
-            Command::new(&apt)
-                .args(["update", "-q"])
-                .stdin(Stdio::null()),
-            Duration::from_secs(300),
-        );
-        out = install();
-    }
-    if !out.status.success() {
-        let err = String::from_utf8_lossy(&out.stderr);
-        let why: Vec<&str> = err.lines().filter(|l| !l.trim().is_empty()).collect();
-        let tail = why[why.len().saturating_sub(3)..].join(" / ");
-        return Err(format!(
-            "{first}; `apt-get install docker.io busybox-static` failed ({}): {tail}",
-            out.status
-        ));
-    }
-    match missing() {
-        None => Ok(()),
-        Some(still) => Err(format!("installed docker.io, yet {still}")),
-    }
-}
-
-/// Runs a command with a time limit: killed when it is exceeded (then the status is a
-/// failure and stderr says so). Stdin is the caller's to set (inherited otherwise).
-pub fn run_timeout(cmd: &mut Command, timeout: Duration) -> Output {
-    let mut child = match cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn() {
-        Ok(c) => c,
-        Err(e) => {
-            // Report "cannot start" like a failed run, through a command that fails.
-            let mut out = Command::new("false").output().expect("run false");
-            out.stderr = format!("cannot start {:?}: {e}", cmd.get_program()).into_bytes();
-            return out;
-        }
-    };
-    let reader = |mut r: Box<dyn Read + Send>| {
-        std::thread::spawn(move || {
-            let mut v = Vec::new();
-            let _ = r.read_to_end(&mut v);
-            v
-        })
-    };
-    let so = reader(Box::new(child.stdout.take().expect("stdout")));
-    let se = reader(Box::new(child.stderr.take().expect("stderr")));
-    let deadline = Instant::now() + timeout;
-    let mut timed_out = false;
-    let status = loop {
-        match child.try_wait() {
-            Ok(Some(s)) => break s,
-            Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(20)),
-            _ => {
-                timed_out = true;
-                let _ = child.kill();
-                break child.wait().expect("wait for killed child");
-            }
-        }
-    };
-    let stdout = so.join().unwrap_or_default();
-    let mut stderr = se.join().unwrap_or_default();
-    if timed_out {
-        let _ = write!(
-            stderr,
-            "\n(killed after {timeout:?}: {:?} did not finish)",
-            cmd.get_program()
-        );
-    }
-    Output {
-        status,
-        stdout,
-        stderr,
-    }
-}
-
 /// A Docker engine (containerd + dockerd) running in a host's network namespace, with
-/// its own data root, exec root, socket and pid file under `dir`. Dropping it removes
-/// every container, stops both daemons, kills whatever they left, unmounts what they
-/// mounted and deletes `dir`.
+/// its own data root, exec root, socket, pid file and trust key under `dir` and its
+/// containers' cgroups under a parent of its own. Dropping it removes every container,
+/// stops both daemons, kills whatever they left, unmounts what they mounted, removes
+/// its cgroups and deletes `dir`.
 #[derive(Debug)]
 pub struct DockerEngine {
     pub netns: String,
     pub dir: PathBuf,
     pub socket: PathBuf,
     pub pidfile: PathBuf,
+    /// `--cgroup-parent`: the containers' cgroups are `/<this>/<id>` in every hierarchy.
+    cgroup_parent: String,
     containerd: Option<Child>,
     dockerd: Option<Child>,
 }
@@ -215,7 +67,8 @@ impl DockerEngine {
     /// Starts containerd and dockerd in `host`'s namespace and waits until dockerd
     /// answers (30 s at most; panics with both logs otherwise).
     pub fn start(host: &Netns) -> DockerEngine {
-        let dir = std::env::temp_dir().join(format!("vswitch-docker-{}", unique("k")));
+        let name = format!("vswitch-docker-{}", unique("k"));
+        let dir = std::env::temp_dir().join(&name);
         std::fs::create_dir_all(dir.join("cli")).expect("create the engine's directory");
         let d = dir.display();
         let ctd_sock = dir.join("containerd").join("containerd.sock");
@@ -229,12 +82,19 @@ impl DockerEngine {
             ),
         )
         .expect("write containerd.toml");
-        std::fs::write(dir.join("daemon.json"), "{}\n").expect("write daemon.json");
+        // dockerd 20.10 keeps a trust key at /etc/docker/key.json unless told otherwise,
+        // and only its config file can tell it.
+        std::fs::write(
+            dir.join("daemon.json"),
+            format!("{{\"deprecated-key-path\": \"{d}/key.json\"}}\n"),
+        )
+        .expect("write daemon.json");
         let mut e = DockerEngine {
             netns: host.name.clone(),
             socket: dir.join("docker.sock"),
             pidfile: dir.join("dockerd.pid"),
             dir,
+            cgroup_parent: name,
             containerd: None,
             dockerd: None,
         };
@@ -260,6 +120,12 @@ impl DockerEngine {
             "--ip6tables=false".into(),
             "--ip-forward=false".into(),
             "--bridge=none".into(),
+            // Named explicitly: the parent below is a cgroupfs path, and dockerd would
+            // pick the systemd driver by itself on some cgroup v2 hosts.
+            "--exec-opt".into(),
+            "native.cgroupdriver=cgroupfs".into(),
+            "--cgroup-parent".into(),
+            format!("/{}", e.cgroup_parent),
             "--shutdown-timeout".into(),
             "2".into(),
         ];
@@ -420,6 +286,7 @@ impl DockerEngine {
         for m in mounts {
             let _ = Command::new("umount").args(["-l", &m]).status();
         }
+        remove_cgroups(&self.cgroup_parent);
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
@@ -427,6 +294,26 @@ impl DockerEngine {
 impl Drop for DockerEngine {
     fn drop(&mut self) {
         self.shutdown();
+    }
+}
+
+/// Removes the cgroup `/<parent>` and the containers' cgroups under it, in every
+/// hierarchy: `/sys/fs/cgroup/<parent>` (v2) and `/sys/fs/cgroup/<controller>/<parent>`
+/// (v1). A cgroup is removed by `rmdir` of its directory once it has no processes and no
+/// children; its files go with it.
+fn remove_cgroups(parent: &str) {
+    let root = std::path::Path::new("/sys/fs/cgroup");
+    let mut tops = vec![root.join(parent)];
+    for entry in std::fs::read_dir(root).into_iter().flatten().flatten() {
+        tops.push(entry.path().join(parent));
+    }
+    for top in tops.iter().filter(|t| t.is_dir()) {
+        for child in std::fs::read_dir(top).into_iter().flatten().flatten() {
+            if child.path().is_dir() {
+                let _ = std::fs::remove_dir(child.path());
+            }
+        }
+        let _ = std::fs::remove_dir(top);
     }
 }
 
