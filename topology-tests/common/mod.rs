@@ -6,6 +6,8 @@
 
 #![allow(dead_code)]
 
+pub mod docker;
+pub mod docker_tools;
 pub mod nat;
 pub mod overlay;
 
