@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use common::nat::{EXTERNAL, NatLab, OUTSIDE, tcp_client, tcp_echo_server};
 use common::overlay::{Underlay, VsHost};
-use common::{Daemon, iperf3_tcp, require_root};
+use common::{Daemon, Netns, iperf3_tcp, require_root};
 
 const TWO_WORKERS: &str = "[datapath]\nworkers = 2\n";
 /// Streams per iperf3 run: with 16 flows hashed over 2 queues, all of them landing on
@@ -104,6 +104,59 @@ fn two_workers_resolve_the_uplink_and_masquerade() {
     assert!(iperf3_tcp(&c1, &lab.ext, OUTSIDE, 2, STREAMS) > 0.0);
     let per = received_per_worker(&lab.d);
     assert!(per.iter().all(|&n| n > 100), "{per:?}");
+}
+
+/// ```text
+///   m1 (macvlan child of the TAP) -- tap (2 queues) -- [h: vswitch, 2 workers] -- c1
+/// ```
+/// A TAP the switch creates with two workers is multi-queue: the kernel spreads the
+/// flows it sends us over both queues, and a restarted daemon attaches both again.
+#[test]
+fn two_workers_read_both_queues_of_a_multi_queue_tap() {
+    require_root();
+    let host = Netns::new("h");
+    let (m1, c1) = (Netns::new("m"), Netns::new("c"));
+    let mut d = Daemon::start_with_config(&host, Some(TWO_WORKERS));
+    let tap = common::unique("tp");
+    d.must(&[
+        "network",
+        "create",
+        "blue",
+        "--subnet",
+        "10.93.0.0/24",
+        "--aux-address",
+        "mv=10.93.0.200",
+    ]);
+    d.must(&["network", "connect", "blue", "--tap", &tap]);
+    d.must(&["network", "connect", "blue", "--netns", &c1.name]);
+    let flags = host.must("cat", &[&format!("/sys/class/net/{tap}/tun_flags")]);
+    let flags = u32::from_str_radix(flags.trim().trim_start_matches("0x"), 16).unwrap();
+    assert_ne!(
+        flags & 0x0100,
+        0,
+        "TAP is not multi-queue: tun_flags {flags:#x}"
+    );
+    host.ip(&[
+        "link", "add", "mv0", "link", &tap, "type", "macvlan", "mode", "bridge",
+    ]);
+    host.ip(&["link", "set", "mv0", "netns", &m1.name]);
+    m1.ip(&["addr", "add", "10.93.0.200/24", "dev", "mv0"]);
+    m1.ip(&["link", "set", "mv0", "up"]);
+    assert!(
+        m1.ping_until("10.93.0.2", Duration::from_secs(5)),
+        "{}",
+        d.log()
+    );
+    assert!(iperf3_tcp(&m1, &c1, "10.93.0.2", 2, STREAMS) > 0.0);
+    let per = received_per_worker(&d);
+    assert!(per.iter().all(|&n| n > 100), "{per:?}");
+    d.kill9();
+    d.spawn();
+    assert!(
+        m1.ping_until("10.93.0.2", Duration::from_secs(10)),
+        "{}",
+        d.log()
+    );
 }
 
 /// `--workers` out of range is refused before anything is opened.
