@@ -170,3 +170,22 @@ fn metrics_show_the_nat() {
     assert!(s["vswitch_nat_ports_used{proto=\"icmp\"}"] >= 1.0);
     assert!(s["vswitch_router_masqueraded_packets_total"] >= 1.0);
 }
+
+/// `vswitch ... | true`: the CLI ends quietly when its reader is gone, as `ls` does,
+/// instead of panicking on the broken pipe. (`true` exits before the CLI has its
+/// answer from the daemon, so every write meets a closed pipe.)
+#[test]
+fn cli_output_into_a_closed_pipe_ends_quietly() {
+    require_root();
+    let host = common::Netns::new("h");
+    let d = common::Daemon::start(&host);
+    d.must(&["network", "create", "blue", "--internal"]);
+    let cmd = format!(
+        "{} --socket {} network ls | true",
+        common::vswitch_bin().display(),
+        d.socket.display()
+    );
+    let out = common::run("sh", &["-c", &cmd]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.is_empty(), "{err}");
+}

@@ -80,6 +80,10 @@ fn usage_error(e: clap::Error) -> ExitCode {
 fn dispatch(cli: Cli) -> Result<(), String> {
     let socket = cli.socket.clone();
     let req = |r: Request| call(&socket, &r).map_err(|e| e.to_string());
+    if !matches!(cli.command, Command::Run(_) | Command::Lab(_)) {
+        // Output piped into `head` ends the CLI quietly instead of a panic.
+        let _ = crate::port::sys::sigpipe::restore_default();
+    }
     match cli.command {
         Command::Run(a) => {
             init_logging();
