@@ -242,9 +242,22 @@ impl Daemon {
 
     /// (Re)starts the daemon process with the same state dir and socket.
     pub fn spawn(&mut self) {
+        self.spawn_logging_to(false)
+    }
+
+    /// Like `spawn`, with `JOURNAL_STREAM` naming the log file as systemd names the
+    /// journal's stream: the daemon logs as it would under systemd.
+    pub fn spawn_as_if_under_journald(&mut self) {
+        self.spawn_logging_to(true)
+    }
+
+    fn spawn_logging_to(&mut self, journal: bool) {
+        use std::os::unix::fs::MetadataExt;
         let bin = vswitch_bin();
         let state = self.dir.join("state");
         let log = std::fs::File::create(self.dir.join("daemon.log")).expect("log file");
+        let meta = log.metadata().expect("log file metadata");
+        let journal_stream = format!("{}:{}", meta.dev(), meta.ino());
         let mut args: Vec<String> = vec![
             "netns".into(),
             "exec".into(),
@@ -260,9 +273,12 @@ impl Daemon {
             args.push("--config".into());
             args.push(c.display().to_string());
         }
-        let child = Command::new("ip")
-            .args(&args)
-            .env("RUST_LOG", "info")
+        let mut cmd = Command::new("ip");
+        cmd.args(&args).env("RUST_LOG", "info");
+        if journal {
+            cmd.env("JOURNAL_STREAM", journal_stream);
+        }
+        let child = cmd
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()

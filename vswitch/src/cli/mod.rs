@@ -82,14 +82,17 @@ fn dispatch(cli: Cli) -> Result<(), String> {
     let req = |r: Request| call(&socket, &r).map_err(|e| e.to_string());
     match cli.command {
         Command::Run(a) => {
-            init_logging();
+            let log = daemon::logging::init();
             let socket_given = std::env::var_os("VSWITCH_SOCKET").is_some()
                 || std::env::args().any(|a| a == "--socket" || a.starts_with("--socket="));
-            daemon::run(RunOptions {
-                config: a.config,
-                state_dir: a.state_dir,
-                socket: socket_given.then_some(cli.socket),
-            })
+            daemon::run(
+                RunOptions {
+                    config: a.config,
+                    state_dir: a.state_dir,
+                    socket: socket_given.then_some(cli.socket),
+                },
+                log,
+            )
             .map_err(|e| e.to_string())
         }
         Command::Network(n) => network(n, &req),
@@ -518,10 +521,11 @@ fn print_stats(v: &Value) {
     );
     let f = &v["fdb"];
     println!(
-        "\nFDB: {} entries ({} static, limit {}); learned {}, moved {}, expired {}, refused {}",
+        "\nFDB: {} entries ({} static, limit {}, aging {}s); learned {}, moved {}, expired {}, refused {}",
         n(f, "entries"),
         n(f, "static_entries"),
         n(f, "max_entries"),
+        n(f, "aging_secs"),
         n(f, "learned"),
         n(f, "moved"),
         n(f, "expired"),
@@ -531,14 +535,4 @@ fn print_stats(v: &Value) {
         "Ports lost (interface deleted under the switch): {}",
         n(v, "ports_lost")
     );
-}
-
-fn init_logging() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .try_init();
 }

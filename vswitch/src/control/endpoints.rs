@@ -224,6 +224,9 @@ impl Manager {
     /// Attaches every endpoint of the state whose interface is there (after a restart),
     /// and those whose interface came back (called periodically). TAPs are recreated.
     pub fn reattach(&mut self) {
+        if self.stopped {
+            return;
+        }
         let detached: Vec<(String, Endpoint)> = self
             .state
             .endpoints()
@@ -286,7 +289,7 @@ fn open_port(kind: PortKind, ifname: &str) -> Result<Box<dyn Port>, ControlError
 
 /// Removes what `connect` created: the veth pair, or the TAP. An attached `--iface`
 /// belongs to someone else and stays.
-fn remove_interface(kind: PortKind, ifname: &str) {
+pub(super) fn remove_interface(kind: PortKind, ifname: &str) {
     if kind == PortKind::Iface || !links::exists(ifname) {
         return;
     }

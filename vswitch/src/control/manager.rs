@@ -67,6 +67,8 @@ pub struct Manager {
     pub(super) router_counters: Arc<RouterCounters>,
     uplink_counters: Option<Arc<PortCounters>>,
     pub(super) worker_counters: Option<Arc<WorkerCounters>>,
+    /// Set by [`Manager::stop`]: requests are refused and nothing is attached again.
+    pub(super) stopped: bool,
 }
 
 /// What the manager is built from.
@@ -111,6 +113,7 @@ impl Manager {
             router_counters: p.router_counters,
             uplink_counters: p.uplink_counters,
             worker_counters: p.worker_counters,
+            stopped: false,
         };
         if let Some(nat) = &m.nat {
             nat.set_published(published_ports(&m.state));
@@ -133,6 +136,9 @@ impl Manager {
 
     /// Applies one request; the value is what the client prints (or formats).
     pub fn handle(&mut self, req: Request) -> Result<Value, ControlError> {
+        if self.stopped {
+            return Err(ControlError::Stopping);
+        }
         match req {
             Request::NetworkCreate(c) => self.network_create(c),
             Request::NetworkLs => Ok(json!(views::summaries(&self.state))),
@@ -346,6 +352,13 @@ impl Manager {
 
     fn stats(&self) -> Value {
         let mut v = views::stats(&self.ports, &self.fdb.counters(), self.ports_lost);
+        if let Some(f) = v.get_mut("fdb").and_then(Value::as_object_mut) {
+            // The aging time in force (SIGHUP may have changed it).
+            f.insert(
+                "aging_secs".into(),
+                json!(self.fdb.config().aging.as_secs()),
+            );
+        }
         if let (Some(t), Value::Object(m)) = (&self.tunnel_counters, &mut v) {
             m.insert("underlay".into(), t.snapshot());
         }
@@ -441,14 +454,6 @@ impl Manager {
         for name in self.state.networks.keys() {
             self.install_statics(name);
         }
-    }
-
-    /// Stops the datapath: the worker lets go of every port and they are closed. The
-    /// interfaces themselves stay, for the next start to attach again.
-    pub fn stop(&mut self) {
-        let ports = self.worker.shutdown();
-        tracing::info!("closed {} ports", ports.len());
-        self.ports.clear();
     }
 
     /// Builds the topology from the state and the attached ports, and publishes it.

@@ -1,0 +1,200 @@
+//! Running as a service: SIGHUP reloads what can change at run time and nothing when the
+//! file is broken; SIGTERM leaves nothing of the switch in the kernel and a restart brings
+//! every endpoint back; the log has the shape journald keeps.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{Daemon, Netns, require_root, wait_until};
+
+fn signal(d: &Daemon, sig: &str) {
+    common::must("kill", &[&format!("-{sig}"), &d.pid().to_string()]);
+}
+
+fn write_config(d: &Daemon, text: &str) {
+    let path = d.config.as_ref().expect("daemon has a config file");
+    std::fs::write(path, text).expect("write config");
+}
+
+fn aging(d: &Daemon) -> Option<u64> {
+    d.json(&["stats", "--format", "json"])["fdb"]["aging_secs"].as_u64()
+}
+
+fn learned(d: &Daemon) -> usize {
+    d.json(&["fdb", "show", "--format", "json"])
+        .as_array()
+        .map(|a| a.iter().filter(|e| e["static"] != true).count())
+        .unwrap_or(0)
+}
+
+/// ```text
+///   c1 ---- host: vswitch (config: aging 300 s, log info) ---- c2
+///             SIGHUP: aging 2 s, log debug, [datapath] batch 32   -> applied / restart
+///             SIGHUP: a broken file                               -> nothing changes
+/// ```
+#[test]
+fn sighup_applies_run_time_settings_and_a_broken_file_changes_nothing() {
+    require_root();
+    let host = Netns::new("h");
+    let (c1, c2) = (Netns::new("c"), Netns::new("c"));
+    let mut d = Daemon::start_with_config(
+        &host,
+        Some("[fdb]\naging_secs = 300\n[log]\nlevel = \"info\"\n"),
+    );
+    // Run it the way systemd does, to see the journal's line format too.
+    d.kill9();
+    d.spawn_as_if_under_journald();
+    d.must(&["network", "create", "blue", "--subnet", "10.61.0.0/24"]);
+    d.must(&["network", "connect", "blue", "--netns", &c1.name]);
+    d.must(&["network", "connect", "blue", "--netns", &c2.name]);
+    assert!(c1.ping("10.61.0.3", 2, 56));
+    assert_eq!(aging(&d), Some(300));
+    assert_eq!(learned(&d), 2);
+    assert!(
+        !d.log().contains("request: NetworkLs"),
+        "debug lines at level info:\n{}",
+        d.log()
+    );
+
+    write_config(
+        &d,
+        "[fdb]\naging_secs = 2\n[log]\nlevel = \"debug\"\n[datapath]\nbatch = 32\n",
+    );
+    signal(&d, "HUP");
+    assert!(
+        wait_until(Duration::from_secs(5), || aging(&d) == Some(2)),
+        "aging time not applied\n{}",
+        d.log()
+    );
+    // The learned MACs of the now idle containers age out within a few seconds.
+    assert!(
+        wait_until(Duration::from_secs(8), || learned(&d) == 0),
+        "learned MACs did not age out with the new aging time\n{}",
+        d.log()
+    );
+    d.must(&["network", "ls"]);
+    assert!(
+        wait_until(Duration::from_secs(3), || d
+            .log()
+            .contains("request: NetworkLs")),
+        "log level debug not applied\n{}",
+        d.log()
+    );
+    let log = d.log();
+    assert!(log.contains("reload: [fdb] aging_secs 300 -> 2"), "{log}");
+    assert!(
+        log.contains("<4>WARN vswitch::daemon::reload: reload: [datapath] changed; it takes effect at the next start"),
+        "restart-only change not logged as a warning\n{log}"
+    );
+
+    // A broken file: logged as an error, nothing changes.
+    write_config(&d, "[fdb]\naging_secs = 0\n[log]\nlevel = \"warn\"\n");
+    signal(&d, "HUP");
+    assert!(
+        wait_until(Duration::from_secs(5), || d
+            .log()
+            .contains("reload refused, nothing changed")),
+        "broken config not reported\n{}",
+        d.log()
+    );
+    assert_eq!(aging(&d), Some(2));
+    let before = d.log().matches("request: Stats").count();
+    d.must(&["stats"]);
+    assert!(
+        wait_until(Duration::from_secs(3), || d
+            .log()
+            .matches("request: Stats")
+            .count()
+            > before),
+        "the broken file changed the log level\n{}",
+        d.log()
+    );
+    assert!(c1.ping("10.61.0.3", 2, 56), "traffic stopped after reloads");
+
+    // Journal form: a priority prefix on every line, no timestamps, no colours.
+    let log = d.log();
+    assert!(
+        log.contains("<3>ERROR vswitch::daemon::reload: reload refused"),
+        "{log}"
+    );
+    for line in log.lines() {
+        assert!(
+            line.starts_with('<') && line.as_bytes().get(2) == Some(&b'>'),
+            "not a journal line: {line}"
+        );
+        assert!(!line.contains('\u{1b}'), "colour codes in: {line}");
+        assert!(
+            !line[3..].starts_with(|c: char| c.is_ascii_digit()),
+            "timestamp in: {line}"
+        );
+    }
+}
+
+/// ```text
+///   c1 (veth) ---- host: vswitch ---- c2 (veth)
+///                    |
+///                   tap0 (TAP)
+///   SIGTERM: no veth, no TAP left in host, no eth0 left in c1/c2;
+///   start again: all back, ping works, inspect as before.
+/// ```
+#[test]
+fn sigterm_leaves_no_interfaces_and_a_restart_brings_them_back() {
+    require_root();
+    let host = Netns::new("h");
+    let (c1, c2) = (Netns::new("c"), Netns::new("c"));
+    let mut d = Daemon::start(&host);
+    let tap = common::unique("tp");
+    d.must(&["network", "create", "blue", "--subnet", "10.62.0.0/24"]);
+    d.must(&["network", "connect", "blue", "--netns", &c1.name]);
+    d.must(&[
+        "network",
+        "connect",
+        "blue",
+        "--netns",
+        &c2.name,
+        "--ip",
+        "10.62.0.20",
+    ]);
+    d.must(&["network", "connect", "blue", "--tap", &tap]);
+    assert!(c1.ping("10.62.0.20", 2, 56));
+    let before = d.json(&["network", "inspect", "blue"]);
+    let links = |ns: &Netns| -> Vec<String> {
+        ns.ip(&["-o", "link", "show"])
+            .lines()
+            .filter_map(|l| l.split(':').nth(1))
+            .map(|n| n.trim().split('@').next().unwrap_or("").to_string())
+            .collect()
+    };
+    assert_eq!(links(&host).len(), 4, "lo, two veth ends, the TAP");
+
+    d.stop();
+    assert_eq!(links(&host), vec!["lo"], "switch interfaces left behind");
+    for c in [&c1, &c2] {
+        assert_eq!(links(c), vec!["lo"], "container end left in {}", c.name);
+    }
+    assert!(d.log().contains("stopped; state kept in"), "{}", d.log());
+    let state = common::read(&d.state_file());
+    assert!(state.contains(&c1.name) && state.contains(&tap), "{state}");
+
+    d.spawn();
+    assert!(
+        c1.ping_until("10.62.0.20", Duration::from_secs(10)),
+        "traffic did not come back\n{}",
+        d.log()
+    );
+    assert!(c2.ping("10.62.0.2", 2, 56));
+    assert!(links(&host).contains(&tap), "TAP not made again");
+    assert!(
+        c2.ip(&["-4", "-o", "addr", "show", "eth0"])
+            .contains("10.62.0.20/24"),
+        "address not restored"
+    );
+    assert!(
+        c1.ip(&["route", "show", "default"])
+            .contains("via 10.62.0.1"),
+        "default route not restored"
+    );
+    assert_eq!(d.json(&["network", "inspect", "blue"]), before);
+    d.must(&["network", "disconnect", "blue", &tap]);
+}
