@@ -6,6 +6,7 @@ mod common;
 
 use std::time::Duration;
 
+use common::nat::NatLab;
 use common::{Daemon, Netns, require_root, wait_until};
 
 fn signal(d: &Daemon, sig: &str) {
@@ -197,4 +198,49 @@ fn sigterm_leaves_no_interfaces_and_a_restart_brings_them_back() {
     );
     assert_eq!(d.json(&["network", "inspect", "blue"]), before);
     d.must(&["network", "disconnect", "blue", &tap]);
+}
+
+/// ```text
+///   host: vswitch (uplink, [nat] max_entries 100, udp 30 s) ---- external
+///     SIGHUP: max_entries 7, udp 5 s -> the NAT's limit and timeouts change at once
+/// ```
+#[test]
+fn sighup_changes_the_nat_limit_and_timeouts() {
+    require_root();
+    let lab = NatLab::new("[nat]\nmax_entries = 100\n[nat.timeouts]\nudp = 30\n");
+    let d = &lab.d;
+    d.must(&["network", "create", "blue", "--subnet", "10.63.0.0/24"]);
+    let c = lab.container("blue");
+    assert_eq!(lab.stats()["nat"]["limit"], 100);
+    let path = d.config.clone().expect("config");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let text = text
+        .replace("max_entries = 100", "max_entries = 7")
+        .replace("udp = 30", "udp = 5");
+    std::fs::write(&path, text).unwrap();
+    signal(d, "HUP");
+    assert!(
+        wait_until(Duration::from_secs(5), || lab.stats()["nat"]["limit"] == 7),
+        "NAT limit not applied\n{}",
+        d.log()
+    );
+    // A UDP flow now expires after 5 s idle instead of 30.
+    c.must("bash", &["-c", "echo x > /dev/udp/203.0.113.1/9"]);
+    assert!(
+        d.json(&["nat", "ls", "--format", "json"])
+            .as_array()
+            .is_some_and(|a| a.len() == 1)
+    );
+    assert!(
+        wait_until(Duration::from_secs(9), || d
+            .json(&["nat", "ls", "--format", "json"])
+            .as_array()
+            .is_some_and(|a| a.is_empty())),
+        "UDP flow not expired with the new timeout\n{}",
+        d.log()
+    );
+    assert!(
+        !d.log().contains("next start"),
+        "NAT tunables wrongly need a restart"
+    );
 }

@@ -20,6 +20,7 @@ pub mod netns;
 pub mod packet_socket;
 #[cfg(test)]
 pub mod seccomp;
+pub mod sigpipe;
 pub mod tun;
 pub mod tun_ring;
 pub mod udp;
