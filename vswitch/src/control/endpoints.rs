@@ -1,8 +1,8 @@
 //! Endpoints: `network connect` / `disconnect`, and bringing endpoints back after a
 //! restart. A veth endpoint's container end is created straight inside its namespace;
 //! a TAP endpoint is a persistent TAP (so a Docker macvlan network using it as parent
-//! survives a daemon restart); an `--iface` endpoint is an existing interface that the
-//! switch only attaches to.
+//! survives a daemon crash; a clean stop deletes it, see `lifecycle.rs`); an `--iface`
+//! endpoint is an existing interface that the switch only attaches to.
 
 use std::net::Ipv4Addr;
 
