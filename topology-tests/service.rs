@@ -147,6 +147,22 @@ fn sigterm_leaves_no_interfaces_and_a_restart_brings_them_back() {
     let host = Netns::new("h");
     let (c1, c2) = (Netns::new("c"), Netns::new("c"));
     let mut d = Daemon::start(&host);
+    // Restart it the way systemd would run it (Type=notify), to hear READY=1 and
+    // STOPPING=1.
+    let notify_path = d.dir.join("notify");
+    let notify = std::os::unix::net::UnixDatagram::bind(&notify_path).expect("bind");
+    notify
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    d.kill9();
+    d.spawn_with(false, &[("NOTIFY_SOCKET", notify_path.to_str().unwrap())]);
+    let mut buf = [0u8; 256];
+    let n = notify.recv(&mut buf).expect("no READY=1 from the daemon");
+    assert!(
+        String::from_utf8_lossy(&buf[..n]).starts_with("READY=1\n"),
+        "{}",
+        String::from_utf8_lossy(&buf[..n])
+    );
     let tap = common::unique("tp");
     d.must(&["network", "create", "blue", "--subnet", "10.62.0.0/24"]);
     d.must(&["network", "connect", "blue", "--netns", &c1.name]);
@@ -172,6 +188,10 @@ fn sigterm_leaves_no_interfaces_and_a_restart_brings_them_back() {
     assert_eq!(links(&host).len(), 4, "lo, two veth ends, the TAP");
 
     d.stop();
+    let n = notify
+        .recv(&mut buf)
+        .expect("no STOPPING=1 from the daemon");
+    assert!(String::from_utf8_lossy(&buf[..n]).starts_with("STOPPING=1\n"));
     assert_eq!(links(&host), vec!["lo"], "switch interfaces left behind");
     for c in [&c1, &c2] {
         assert_eq!(links(c), vec!["lo"], "container end left in {}", c.name);

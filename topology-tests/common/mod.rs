@@ -242,16 +242,18 @@ impl Daemon {
 
     /// (Re)starts the daemon process with the same state dir and socket.
     pub fn spawn(&mut self) {
-        self.spawn_logging_to(false)
+        self.spawn_with(false, &[])
     }
 
     /// Like `spawn`, with `JOURNAL_STREAM` naming the log file as systemd names the
     /// journal's stream: the daemon logs as it would under systemd.
     pub fn spawn_as_if_under_journald(&mut self) {
-        self.spawn_logging_to(true)
+        self.spawn_with(true, &[])
     }
 
-    fn spawn_logging_to(&mut self, journal: bool) {
+    /// Like `spawn`, with more environment variables, and `JOURNAL_STREAM` naming the log
+    /// file when `journal`.
+    pub fn spawn_with(&mut self, journal: bool, env: &[(&str, &str)]) {
         use std::os::unix::fs::MetadataExt;
         let bin = vswitch_bin();
         let state = self.dir.join("state");
@@ -278,6 +280,7 @@ impl Daemon {
         if journal {
             cmd.env("JOURNAL_STREAM", journal_stream);
         }
+        cmd.envs(env.iter().copied());
         let child = cmd
             .stdout(Stdio::null())
             .stderr(log)

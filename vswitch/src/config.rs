@@ -459,6 +459,11 @@ mod tests {
         assert!(unit.contains("install -D -m 0644 dist/vswitch.toml /etc/vswitch/vswitch.toml"));
         assert_eq!(line("ExecReload"), "/bin/kill -HUP $MAINPID");
         assert_eq!(line("KillSignal"), "SIGTERM");
+        assert_eq!(
+            line("Type"),
+            "notify",
+            "the daemon sends READY=1 (daemon/notify.rs)"
+        );
         let sample =
             Config::parse(include_str!("../../dist/vswitch.toml"), Path::new("s")).unwrap();
         let run_dir = Path::new("/run").join(line("RuntimeDirectory"));

@@ -3,7 +3,8 @@
 //! change at run time changes, the rest is logged as needing a restart) and stops cleanly
 //! on SIGINT / SIGTERM: the socket goes, the ports close and the interfaces the switch
 //! made are deleted (`control/lifecycle.rs`); the state stays on disk and the next start
-//! makes them again. The log goes to stderr in a shape journald keeps (`logging.rs`).
+//! makes them again. The log goes to stderr in a shape journald keeps (`logging.rs`);
+//! systemd hears READY=1 / STOPPING=1 (`notify.rs`).
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -29,6 +30,7 @@ use crate::port::sys::creds;
 use crate::port::underlay::UnderlayError;
 
 pub mod logging;
+mod notify;
 mod open;
 pub mod reload;
 
@@ -232,6 +234,7 @@ pub fn run(opts: RunOptions, log: Option<logging::LogControl>) -> Result<(), Dae
             .map_err(DaemonError::Worker)?;
     }
 
+    notify::notify(&format!("READY=1\nSTATUS=serving on {}", socket.display()));
     let mut in_force = cfg;
     for sig in signals.forever() {
         if sig != SIGHUP {
@@ -250,7 +253,12 @@ pub fn run(opts: RunOptions, log: Option<logging::LogControl>) -> Result<(), Dae
             manager: &manager,
         };
         in_force = reload::reload(path, &in_force, overrides, &live);
+        notify::notify(&format!(
+            "STATUS=serving on {}; config reloaded",
+            socket.display()
+        ));
     }
+    notify::notify("STOPPING=1\nSTATUS=removing the switch's interfaces");
     // No new clients, then no ports, then no interfaces of ours.
     let _ = std::fs::remove_file(&socket);
     let mut m = lock(&manager);
