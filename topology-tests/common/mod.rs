@@ -244,9 +244,24 @@ impl Daemon {
 
     /// (Re)starts the daemon process with the same state dir and socket.
     pub fn spawn(&mut self) {
+        self.spawn_with(false, &[])
+    }
+
+    /// Like `spawn`, with `JOURNAL_STREAM` naming the log file as systemd names the
+    /// journal's stream: the daemon logs as it would under systemd.
+    pub fn spawn_as_if_under_journald(&mut self) {
+        self.spawn_with(true, &[])
+    }
+
+    /// Like `spawn`, with more environment variables, and `JOURNAL_STREAM` naming the log
+    /// file when `journal`.
+    pub fn spawn_with(&mut self, journal: bool, env: &[(&str, &str)]) {
+        use std::os::unix::fs::MetadataExt;
         let bin = vswitch_bin();
         let state = self.dir.join("state");
         let log = std::fs::File::create(self.dir.join("daemon.log")).expect("log file");
+        let meta = log.metadata().expect("log file metadata");
+        let journal_stream = format!("{}:{}", meta.dev(), meta.ino());
         let mut args: Vec<String> = vec![
             "netns".into(),
             "exec".into(),
@@ -262,9 +277,13 @@ impl Daemon {
             args.push("--config".into());
             args.push(c.display().to_string());
         }
-        let child = Command::new("ip")
-            .args(&args)
-            .env("RUST_LOG", "info")
+        let mut cmd = Command::new("ip");
+        cmd.args(&args).env("RUST_LOG", "info");
+        if journal {
+            cmd.env("JOURNAL_STREAM", journal_stream);
+        }
+        cmd.envs(env.iter().copied());
+        let child = cmd
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()

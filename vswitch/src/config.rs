@@ -41,6 +41,11 @@
 //! [metrics]                 # Prometheus text format at http://LISTEN/metrics (off if absent)
 //! listen = "127.0.0.1:9477"
 //!
+//! [log]
+//! level = "info"            # tracing filter: error, warn, info, debug, trace, or
+//!                           # directives such as "info,vswitch::control=debug"
+//!                           # [default: RUST_LOG, else info]; SIGHUP applies a change
+//!
 //! [control]
 //! group = "vswitch"         # may use the CLI besides root (socket root:vswitch 0660)
 //! drop_capabilities = true  # keep only what networking needs once ports are open
@@ -52,6 +57,13 @@
 //! tcp_established = 7440
 //! udp = 30
 //! ```
+//!
+//! SIGHUP makes a running daemon read the file again. What it applies at once:
+//! `[fdb] aging_secs`, `[log] level`, `[ipam]` (for networks created from then on), and
+//! `[nat]` `max_entries`, `tcp_loose` and `[nat.timeouts]`. Everything else (sockets,
+//! state dir, underlay, uplink, NAT port range, table sizes, batch, metrics, control) is
+//! logged as needing a restart and stays as it was. A file that does not parse or
+//! validate is logged and changes nothing. `dist/vswitch.toml` is a commented sample.
 
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
@@ -84,6 +96,16 @@ pub struct Config {
     pub control: ControlSection,
     /// Prometheus metrics; off when absent.
     pub metrics: Option<MetricsSection>,
+    #[serde(default)]
+    pub log: LogSection,
+}
+
+/// The `[log]` table.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogSection {
+    /// A `tracing` filter (`RUST_LOG` syntax). When set it wins over `RUST_LOG`.
+    pub level: Option<String>,
 }
 
 /// The `[metrics]` table.
@@ -185,7 +207,7 @@ fn de_port_range<'de, D: serde::Deserializer<'de>>(d: D) -> Result<PortRange, D:
     Ok(r)
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct FdbSection {
     pub aging_secs: u64,
@@ -214,7 +236,7 @@ impl FdbSection {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct DatapathSection {
     pub batch: usize,
@@ -299,6 +321,21 @@ impl Config {
                 return Err(invalid("[uplink] interface must be an interface name"));
             }
         }
+        if let Some(level) = &cfg.log.level
+            && let Err(e) = tracing_subscriber::EnvFilter::builder().parse(level)
+        {
+            return Err(invalid(&format!(
+                "[log] level \"{level}\": {e}; use error, warn, info, debug or trace"
+            )));
+        }
+        // The external address comes from the uplink at start; any will do to check the rest.
+        let nat = crate::nat::NatConfig {
+            external: std::net::Ipv4Addr::new(192, 0, 2, 1),
+            ..cfg.nat.clone()
+        };
+        if let Err(e) = nat.validate() {
+            return Err(invalid(&format!("[nat] {e}")));
+        }
         if cfg.ipam.default_prefix < cfg.ipam.default_pool.prefix_len()
             || cfg.ipam.default_prefix > 30
         {
@@ -376,5 +413,66 @@ mod tests {
         ] {
             assert!(Config::parse(bad, p).is_err(), "{bad}");
         }
+    }
+
+    /// `dist/vswitch.toml` parses with this parser, and every key it does not mark as an
+    /// example holds the default, as its header says.
+    #[test]
+    fn the_sample_config_parses_and_shows_the_defaults() {
+        let text = include_str!("../../dist/vswitch.toml");
+        let c = Config::parse(text, Path::new("dist/vswitch.toml")).unwrap();
+        assert_eq!(c.state_dir.as_deref(), Some(Path::new(DEFAULT_STATE_DIR)));
+        assert_eq!(c.socket.as_deref(), Some(Path::new(DEFAULT_SOCKET)));
+        assert_eq!(c.fdb, FdbSection::default());
+        assert_eq!(c.ipam, PoolConfig::default());
+        assert_eq!(c.datapath, DatapathSection::default());
+        assert_eq!(c.nat, crate::nat::NatConfig::default());
+        assert_eq!(c.control, ControlSection::default());
+        assert_eq!(c.log.level.as_deref(), Some("info"));
+        assert!(c.underlay.is_none() && c.uplink.is_none() && c.metrics.is_none());
+    }
+
+    /// The example in this module's doc parses too, so the doc cannot drift from the
+    /// parser.
+    #[test]
+    fn the_module_doc_example_parses() {
+        let src = include_str!("config.rs");
+        let start = src.find("//! ```toml\n").unwrap() + "//! ```toml\n".len();
+        let len = src[start..].find("//! ```\n").unwrap();
+        let text: String = src[start..start + len]
+            .lines()
+            .map(|l| l.strip_prefix("//!").unwrap_or(l).trim_start_matches(' '))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        let c = Config::parse(&text, Path::new("config.rs")).unwrap();
+        assert!(c.underlay.is_some() && c.uplink.is_some() && c.metrics.is_some());
+        assert_eq!(c.log.level.as_deref(), Some("info"));
+    }
+
+    /// The unit in `dist/` runs the sample config from where its header installs it, and
+    /// gives the daemon the directories the sample config names.
+    #[test]
+    fn the_systemd_unit_matches_the_sample_config() {
+        let unit = include_str!("../../dist/vswitch.service");
+        let line = |key: &str| {
+            unit.lines()
+                .find_map(|l| l.strip_prefix(key)?.strip_prefix('='))
+                .unwrap_or_else(|| panic!("no {key}= in the unit"))
+        };
+        assert!(line("ExecStart").ends_with(" run --config /etc/vswitch/vswitch.toml"));
+        assert!(unit.contains("install -D -m 0644 dist/vswitch.toml /etc/vswitch/vswitch.toml"));
+        assert_eq!(line("ExecReload"), "/bin/kill -HUP $MAINPID");
+        assert_eq!(line("KillSignal"), "SIGTERM");
+        assert_eq!(
+            line("Type"),
+            "notify",
+            "the daemon sends READY=1 (daemon/notify.rs)"
+        );
+        let sample =
+            Config::parse(include_str!("../../dist/vswitch.toml"), Path::new("s")).unwrap();
+        let run_dir = Path::new("/run").join(line("RuntimeDirectory"));
+        assert_eq!(sample.socket.unwrap().parent(), Some(run_dir.as_path()));
+        let state_dir = Path::new("/var/lib").join(line("StateDirectory"));
+        assert_eq!(sample.state_dir, Some(state_dir));
     }
 }

@@ -15,7 +15,7 @@ use crate::config::DEFAULT_SOCKET;
     name = "vswitch",
     version,
     about = "A userspace virtual switch and VXLAN overlay router",
-    after_help = "Start the daemon with `vswitch run`, then manage it like `docker network`:\n  vswitch network create blue --subnet 10.1.0.0/24\n  vswitch network connect blue --netns ctr1"
+    after_help = "Example: start the daemon with `vswitch run`, then manage it like `docker network`:\n  vswitch network create blue --subnet 10.1.0.0/24\n  vswitch network connect blue --netns ctr1\n\nExit status: 0 done, 1 refused or failed (one line on stderr saying why), 2 the command line does not parse."
 )]
 pub struct Cli {
     /// The daemon's API socket.
@@ -27,32 +27,52 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Run the daemon in the foreground (Ctrl-C stops it).
+    /// Run the daemon in the foreground (Ctrl-C or SIGTERM stops it, SIGHUP reloads --config).
     #[command(
-        after_help = "Example:\n  vswitch run --state-dir /var/lib/vswitch --socket /run/vswitch/vswitch.sock"
+        after_help = "Examples:\n  vswitch run --state-dir /var/lib/vswitch --socket /run/vswitch/vswitch.sock\n  vswitch run --config /etc/vswitch/vswitch.toml\n\nSIGHUP reads the config file again and applies [fdb] aging_secs, [log] level, [ipam] and the [nat] limit and timeouts; other changes are logged as needing a restart. SIGTERM closes the ports and deletes the veth pairs and TAPs the switch made; the state keeps them and the next start makes them again."
     )]
     Run(RunArgs),
     /// Manage networks.
-    #[command(subcommand)]
+    #[command(
+        subcommand,
+        after_help = "Examples:\n  vswitch network create blue --subnet 10.1.0.0/24\n  vswitch network connect blue --netns ctr1\n  vswitch network ls"
+    )]
     Network(NetworkCommand),
     /// Show and edit the forwarding database.
-    #[command(subcommand)]
+    #[command(
+        subcommand,
+        after_help = "Examples:\n  vswitch fdb show blue\n  vswitch fdb add blue 02:42:0a:01:00:09 --port ctr1"
+    )]
     Fdb(FdbCommand),
     /// Manage VXLAN peers (other hosts' VTEP addresses).
-    #[command(subcommand)]
+    #[command(
+        subcommand,
+        after_help = "Examples:\n  vswitch peer add 192.0.2.2 --vni 42\n  vswitch peer ls"
+    )]
     Peer(PeerCommand),
     /// Publish container ports on the uplink's address, like Docker's -p.
-    #[command(subcommand)]
+    #[command(
+        subcommand,
+        after_help = "Examples:\n  vswitch port publish blue web 8080:80\n  vswitch port ls"
+    )]
     Port(PortCommand),
     /// Show the NAT's tracked connections.
-    #[command(subcommand)]
+    #[command(subcommand, after_help = "Example:\n  vswitch nat ls --format json")]
     Nat(NatCommand),
     /// Show per-port counters, drops by reason, and FDB counters.
     #[command(after_help = "Example:\n  vswitch stats --format json")]
     Stats(FormatArg),
     /// Labs of hosts and containers in network namespaces on this machine.
-    #[command(subcommand)]
+    #[command(
+        subcommand,
+        after_help = "Examples:\n  sudo vswitch lab up labs/three-hosts.toml\n  sudo vswitch lab down labs/three-hosts.toml"
+    )]
     Lab(LabCommand),
+    /// Print a shell completion script.
+    #[command(
+        after_help = "Examples:\n  vswitch completions bash > /etc/bash_completion.d/vswitch\n  vswitch completions zsh > \"${fpath[1]}/_vswitch\"\n  vswitch completions fish > ~/.config/fish/completions/vswitch.fish"
+    )]
+    Completions(super::reference::CompletionsArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -61,8 +81,14 @@ pub enum LabCommand {
     #[command(after_help = "Example:\n  sudo vswitch lab demo")]
     Demo,
     /// Build the lab a topology file describes and leave it running.
-    #[command(after_help = "Example:\n  sudo vswitch lab up labs/three-hosts.toml")]
-    Up { file: PathBuf },
+    #[command(
+        after_help = "Examples:\n  sudo vswitch lab up labs/three-hosts.toml\n  sudo vswitch lab up labs/three-hosts.toml --format json"
+    )]
+    Up {
+        file: PathBuf,
+        #[command(flatten)]
+        format: FormatArg,
+    },
     /// Remove every namespace, link and daemon of the lab a topology file describes.
     #[command(after_help = "Example:\n  sudo vswitch lab down labs/three-hosts.toml")]
     Down { file: PathBuf },
@@ -94,11 +120,16 @@ pub enum NetworkCommand {
         after_help = "Example:\n  vswitch network ls --format json"
     )]
     Ls(LsArgs),
-    /// Show networks in detail (JSON).
-    #[command(after_help = "Example:\n  vswitch network inspect blue")]
+    /// Show networks in detail (JSON in Docker's shape, or a table of their endpoints).
+    #[command(
+        after_help = "Examples:\n  vswitch network inspect blue\n  vswitch network inspect blue red --format table"
+    )]
     Inspect {
         #[arg(required = true, value_name = "NETWORK")]
         names: Vec<String>,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = Format::Json)]
+        format: Format,
     },
     /// Attach a container namespace, a TAP device or an existing interface.
     #[command(
@@ -212,6 +243,8 @@ pub struct ConnectArgs {
     /// A network-scoped alias (repeatable).
     #[arg(long = "alias", value_name = "A")]
     pub aliases: Vec<String>,
+    #[command(flatten)]
+    pub format: FormatArg,
 }
 
 #[derive(Debug, Subcommand)]

@@ -4,6 +4,8 @@
 
 pub mod args;
 pub mod client;
+mod print;
+pub mod reference;
 pub mod table;
 
 use std::io::IsTerminal;
@@ -35,6 +37,10 @@ pub fn main() -> ExitCode {
         Ok(c) => c,
         Err(e) => return usage_error(e),
     };
+    if !matches!(cli.command, Command::Run(_)) {
+        // Best effort: without it a closed pipe is a panic message instead of silence.
+        let _ = crate::port::sys::sigpipe::restore_default();
+    }
     match dispatch(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(msg) => {
@@ -80,27 +86,26 @@ fn usage_error(e: clap::Error) -> ExitCode {
 fn dispatch(cli: Cli) -> Result<(), String> {
     let socket = cli.socket.clone();
     let req = |r: Request| call(&socket, &r).map_err(|e| e.to_string());
-    if !matches!(cli.command, Command::Run(_) | Command::Lab(_)) {
-        // Output piped into `head` ends the CLI quietly instead of a panic.
-        let _ = crate::port::sys::sigpipe::restore_default();
-    }
     match cli.command {
         Command::Run(a) => {
-            init_logging();
+            let log = daemon::logging::init();
             let socket_given = std::env::var_os("VSWITCH_SOCKET").is_some()
                 || std::env::args().any(|a| a == "--socket" || a.starts_with("--socket="));
-            daemon::run(RunOptions {
-                config: a.config,
-                state_dir: a.state_dir,
-                socket: socket_given.then_some(cli.socket),
-                workers: a.workers.map(usize::from),
-            })
+            daemon::run(
+                RunOptions {
+                    config: a.config,
+                    state_dir: a.state_dir,
+                    socket: socket_given.then_some(cli.socket),
+                    workers: a.workers.map(usize::from),
+                },
+                log,
+            )
             .map_err(|e| e.to_string())
         }
         Command::Network(n) => network(n, &req),
         Command::Fdb(FdbCommand::Show { network, format }) => {
             let v = req(Request::FdbShow { network })?;
-            print_fdb(&v, format.format);
+            print::show(&v, format.format, print::fdb);
             Ok(())
         }
         Command::Fdb(FdbCommand::Add {
@@ -129,10 +134,7 @@ fn dispatch(cli: Cli) -> Result<(), String> {
         Command::Peer(PeerCommand::Rm { ip }) => req(Request::PeerRm { ip }).map(|_| ()),
         Command::Peer(PeerCommand::Ls(f)) => {
             let v = req(Request::PeerLs)?;
-            match f.format {
-                Format::Json => print_json(&v),
-                Format::Table => print_peers(&v),
-            }
+            print::show(&v, f.format, print::peers);
             Ok(())
         }
         Command::Port(PortCommand::Publish {
@@ -160,35 +162,22 @@ fn dispatch(cli: Cli) -> Result<(), String> {
         .map(|_| ()),
         Command::Port(PortCommand::Ls(f)) => {
             let v = req(Request::PortLs)?;
-            match f.format {
-                Format::Json => print_json(&v),
-                Format::Table => print_rows(
-                    &v,
-                    &[
-                        "network",
-                        "endpoint",
-                        "proto",
-                        "host_ip",
-                        "host_port",
-                        "target",
-                    ],
-                ),
-            }
+            print::show(&v, f.format, print::published);
             Ok(())
         }
         Command::Nat(NatCommand::Ls(f)) => {
             let v = req(Request::NatLs)?;
-            match f.format {
-                Format::Json => print_json(&v),
-                Format::Table => print_conns(&v),
-            }
+            print::show(&v, f.format, print::conns);
             Ok(())
         }
         Command::Lab(LabCommand::Demo) => crate::lab::demo::run().map_err(|e| e.to_string()),
-        Command::Lab(LabCommand::Up { file }) => {
+        Command::Lab(LabCommand::Up { file, format }) => {
             let lab =
                 crate::lab::build::Lab::build(&read_lab(&file)?).map_err(|e| e.to_string())?;
-            print!("{}", lab.describe());
+            match format.format {
+                Format::Table => print!("{}", lab.describe()),
+                Format::Json => print::json(&lab.describe_json()),
+            }
             lab.keep();
             Ok(())
         }
@@ -201,12 +190,13 @@ fn dispatch(cli: Cli) -> Result<(), String> {
             );
             Ok(())
         }
+        Command::Completions(a) => {
+            reference::completions(a.shell, &mut std::io::stdout());
+            Ok(())
+        }
         Command::Stats(f) => {
             let v = req(Request::Stats)?;
-            match f.format {
-                Format::Json => print_json(&v),
-                Format::Table => print_stats(&v),
-            }
+            print::show(&v, f.format, print::stats);
             Ok(())
         }
     }
@@ -229,12 +219,18 @@ fn network(
                 nets.iter()
                     .for_each(|n| println!("{}", &n.id[..12.min(n.id.len())]));
             } else if a.format.format == Format::Json {
-                print_json(&v);
+                print::json(&v);
             } else {
-                print_networks(&nets);
+                print::networks(&nets);
             }
         }
-        NetworkCommand::Inspect { names } => print_json(&req(Request::NetworkInspect { names })?),
+        NetworkCommand::Inspect { names, format } => {
+            print::show(
+                &req(Request::NetworkInspect { names })?,
+                format,
+                print::inspect,
+            );
+        }
         NetworkCommand::Connect(a) => {
             let attach = match (a.attach.netns, a.attach.tap, a.attach.iface) {
                 (Some(ns), _, _) => Attach::Netns(ns),
@@ -255,21 +251,14 @@ fn network(
                 ifname: a.ifname,
                 aliases: a.aliases,
             }))?;
-            let s = |k: &str| v.get(k).and_then(Value::as_str).unwrap_or("-").to_string();
-            println!(
-                "{} port={} mac={} ipv4={}",
-                s("endpoint"),
-                s("port"),
-                s("mac"),
-                s("ipv4")
-            );
+            print::show(&v, a.format.format, print::connected);
         }
         NetworkCommand::Disconnect { network, endpoint } => {
             req(Request::NetworkDisconnect { network, endpoint })?;
         }
         NetworkCommand::Rm { names } => {
             let v = req(Request::NetworkRm { names })?;
-            print_names(&v);
+            print::names(&v);
         }
         NetworkCommand::Prune { force } => {
             if !force
@@ -280,7 +269,7 @@ fn network(
             let v = req(Request::NetworkPrune)?;
             if v.as_array().is_some_and(|a| !a.is_empty()) {
                 println!("Deleted Networks:");
-                print_names(&v);
+                print::names(&v);
             }
         }
     }
@@ -322,228 +311,4 @@ fn confirm(question: &str) -> Result<bool, String> {
         .read_line(&mut answer)
         .map_err(|e| e.to_string())?;
     Ok(matches!(answer.trim(), "y" | "Y" | "yes"))
-}
-
-fn print_json(v: &Value) {
-    println!("{}", serde_json::to_string_pretty(v).unwrap_or_default());
-}
-
-fn print_names(v: &Value) {
-    for n in v.as_array().into_iter().flatten() {
-        println!("{}", n.as_str().unwrap_or_default());
-    }
-}
-
-fn print_networks(nets: &[NetworkSummary]) {
-    let rows: Vec<Vec<String>> = nets
-        .iter()
-        .map(|n| {
-            vec![
-                n.id.chars().take(12).collect(),
-                n.name.clone(),
-                n.driver.to_string(),
-                n.vni.map(|v| v.to_string()).unwrap_or_else(|| "-".into()),
-                n.subnet.to_string(),
-                n.gateway.to_string(),
-                n.mtu.to_string(),
-                if n.internal { "yes" } else { "no" }.into(),
-                n.endpoints.to_string(),
-            ]
-        })
-        .collect();
-    print!(
-        "{}",
-        table::render(
-            &[
-                "NETWORK ID",
-                "NAME",
-                "DRIVER",
-                "VNI",
-                "SUBNET",
-                "GATEWAY",
-                "MTU",
-                "INTERNAL",
-                "ENDPOINTS"
-            ],
-            &rows
-        )
-    );
-}
-
-/// A table of the named fields of each object of a JSON array, headed by their names.
-fn print_rows(v: &Value, fields: &[&str]) {
-    let cell = |x: &Value| match x {
-        Value::String(s) => s.clone(),
-        Value::Null => "-".into(),
-        other => other.to_string(),
-    };
-    let rows: Vec<Vec<String>> = v
-        .as_array()
-        .into_iter()
-        .flatten()
-        .map(|r| fields.iter().map(|f| cell(&r[*f])).collect())
-        .collect();
-    let headers: Vec<String> = fields
-        .iter()
-        .map(|f| f.to_uppercase().replace('_', " "))
-        .collect();
-    let headers: Vec<&str> = headers.iter().map(String::as_str).collect();
-    print!("{}", table::render(&headers, &rows));
-}
-
-fn print_conns(v: &Value) {
-    let tuple = |t: &Value| {
-        format!(
-            "{} -> {}",
-            t["src"].as_str().unwrap_or("?"),
-            t["dst"].as_str().unwrap_or("?")
-        )
-    };
-    let rows: Vec<Vec<String>> = v
-        .as_array()
-        .into_iter()
-        .flatten()
-        .map(|c| {
-            vec![
-                c["proto"].as_str().unwrap_or("?").to_string(),
-                c["kind"].as_str().unwrap_or("?").to_string(),
-                tuple(&c["original"]),
-                tuple(&c["translated"]),
-                c["state"].as_str().unwrap_or("?").to_string(),
-                format!("{}s", c["age"]),
-            ]
-        })
-        .collect();
-    print!(
-        "{}",
-        table::render(
-            &["PROTO", "KIND", "ORIGINAL", "TRANSLATED", "STATE", "AGE"],
-            &rows
-        )
-    );
-}
-
-fn print_peers(v: &Value) {
-    let rows: Vec<Vec<String>> = v
-        .as_array()
-        .into_iter()
-        .flatten()
-        .map(|p| {
-            let vnis = match &p["vnis"] {
-                Value::Array(a) => a
-                    .iter()
-                    .map(|x| x.to_string())
-                    .collect::<Vec<_>>()
-                    .join(","),
-                other => other.as_str().unwrap_or_default().to_string(),
-            };
-            vec![p["ip"].as_str().unwrap_or_default().to_string(), vnis]
-        })
-        .collect();
-    print!("{}", table::render(&["PEER", "VNIS"], &rows));
-}
-
-fn print_fdb(v: &Value, format: Format) {
-    if format == Format::Json {
-        return print_json(v);
-    }
-    let s = |e: &Value, k: &str| e.get(k).and_then(Value::as_str).unwrap_or("").to_string();
-    let rows: Vec<Vec<String>> = v
-        .as_array()
-        .into_iter()
-        .flatten()
-        .map(|e| {
-            let vtep = s(e, "vtep");
-            vec![
-                s(e, "network"),
-                s(e, "mac"),
-                if vtep.is_empty() {
-                    s(e, "port")
-                } else {
-                    format!("vtep {vtep}")
-                },
-                if e["static"].as_bool() == Some(true) {
-                    "static"
-                } else {
-                    "learned"
-                }
-                .into(),
-                e["age_secs"]
-                    .as_u64()
-                    .map(|a| format!("{a}s"))
-                    .unwrap_or_default(),
-            ]
-        })
-        .collect();
-    print!(
-        "{}",
-        table::render(&["NETWORK", "MAC", "WHERE", "TYPE", "AGE"], &rows)
-    );
-}
-
-fn print_stats(v: &Value) {
-    let n = |e: &Value, k: &str| e.get(k).and_then(Value::as_u64).unwrap_or(0).to_string();
-    let s = |e: &Value, k: &str| e.get(k).and_then(Value::as_str).unwrap_or("").to_string();
-    let rows: Vec<Vec<String>> = v["ports"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .map(|p| {
-            let drops = p["drops"]
-                .as_object()
-                .map(|d| {
-                    d.iter()
-                        .map(|(k, c)| format!("{k}={c}"))
-                        .collect::<Vec<_>>()
-                        .join(",")
-                })
-                .filter(|d| !d.is_empty())
-                .unwrap_or_else(|| "-".into());
-            vec![
-                n(p, "port"),
-                s(p, "network"),
-                s(p, "endpoint"),
-                n(p, "rx_packets"),
-                n(p, "rx_bytes"),
-                n(p, "tx_packets"),
-                n(p, "tx_bytes"),
-                drops,
-            ]
-        })
-        .collect();
-    print!(
-        "{}",
-        table::render(
-            &[
-                "PORT", "NETWORK", "ENDPOINT", "RX PKTS", "RX BYTES", "TX PKTS", "TX BYTES",
-                "DROPS"
-            ],
-            &rows
-        )
-    );
-    let f = &v["fdb"];
-    println!(
-        "\nFDB: {} entries ({} static, limit {}); learned {}, moved {}, expired {}, refused {}",
-        n(f, "entries"),
-        n(f, "static_entries"),
-        n(f, "max_entries"),
-        n(f, "learned"),
-        n(f, "moved"),
-        n(f, "expired"),
-        n(f, "refused")
-    );
-    println!(
-        "Ports lost (interface deleted under the switch): {}",
-        n(v, "ports_lost")
-    );
-}
-
-fn init_logging() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .try_init();
 }

@@ -1,8 +1,8 @@
 //! Endpoints: `network connect` / `disconnect`, and bringing endpoints back after a
 //! restart. A veth endpoint's container end is created straight inside its namespace;
 //! a TAP endpoint is a persistent TAP (so a Docker macvlan network using it as parent
-//! survives a daemon restart); an `--iface` endpoint is an existing interface that the
-//! switch only attaches to.
+//! survives a daemon crash; a clean stop deletes it, see `lifecycle.rs`); an `--iface`
+//! endpoint is an existing interface that the switch only attaches to.
 
 use std::net::Ipv4Addr;
 
@@ -225,6 +225,9 @@ impl Manager {
     /// Attaches every endpoint of the state whose interface is there (after a restart),
     /// and those whose interface came back (called periodically). TAPs are recreated.
     pub fn reattach(&mut self) {
+        if self.stopped {
+            return;
+        }
         let detached: Vec<(String, Endpoint)> = self
             .state
             .endpoints()
@@ -294,7 +297,7 @@ fn open_port(kind: PortKind, ifname: &str, queues: usize) -> Result<Queues, Cont
 
 /// Removes what `connect` created: the veth pair, or the TAP. An attached `--iface`
 /// belongs to someone else and stays.
-fn remove_interface(kind: PortKind, ifname: &str) {
+pub(super) fn remove_interface(kind: PortKind, ifname: &str) {
     if kind == PortKind::Iface || !links::exists(ifname) {
         return;
     }

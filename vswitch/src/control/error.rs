@@ -41,4 +41,6 @@ pub enum ControlError {
     State(#[from] StateError),
     #[error("the datapath did not answer: {0}")]
     Datapath(String),
+    #[error("the daemon is stopping; try again once it runs")]
+    Stopping,
 }

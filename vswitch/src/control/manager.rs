@@ -64,6 +64,8 @@ pub struct Manager {
     generation: std::sync::atomic::AtomicU64,
     pub(super) router_counters: Arc<RouterCounters>,
     uplink_counters: Option<Arc<PortCounters>>,
+    /// Set by [`Manager::stop`]: requests are refused and nothing is attached again.
+    pub(super) stopped: bool,
 }
 
 /// What the manager is built from.
@@ -106,6 +108,7 @@ impl Manager {
             generation: Default::default(),
             router_counters: p.router_counters,
             uplink_counters: p.uplink_counters,
+            stopped: false,
         };
         if let Some(nat) = &m.nat {
             nat.set_published(published_ports(&m.state));
@@ -128,6 +131,9 @@ impl Manager {
 
     /// Applies one request; the value is what the client prints (or formats).
     pub fn handle(&mut self, req: Request) -> Result<Value, ControlError> {
+        if self.stopped {
+            return Err(ControlError::Stopping);
+        }
         match req {
             Request::NetworkCreate(c) => self.network_create(c),
             Request::NetworkLs => Ok(json!(views::summaries(&self.state))),
@@ -341,6 +347,13 @@ impl Manager {
 
     fn stats(&self) -> Value {
         let mut v = views::stats(&self.ports, &self.fdb.counters(), self.ports_lost);
+        if let Some(f) = v.get_mut("fdb").and_then(Value::as_object_mut) {
+            // The aging time in force (SIGHUP may have changed it).
+            f.insert(
+                "aging_secs".into(),
+                json!(self.fdb.config().aging.as_secs()),
+            );
+        }
         if let (Some(t), Value::Object(m)) = (&self.tunnel_counters, &mut v) {
             m.insert("underlay".into(), t.snapshot());
         }
@@ -445,14 +458,6 @@ impl Manager {
         for name in self.state.networks.keys() {
             self.install_statics(name);
         }
-    }
-
-    /// Stops the datapath: the worker lets go of every port and they are closed. The
-    /// interfaces themselves stay, for the next start to attach again.
-    pub fn stop(&mut self) {
-        let ports = self.workers.shutdown();
-        tracing::info!("closed {} ports", ports.len());
-        self.ports.clear();
     }
 
     /// Builds the topology from the state and the attached ports, and publishes it.

@@ -7,6 +7,7 @@ pub mod endpoints;
 pub mod error;
 pub mod ids;
 pub mod ipam;
+mod lifecycle;
 pub mod links;
 pub mod manager;
 pub mod metrics;

@@ -1,7 +1,10 @@
 //! `vswitch run`: wires the configuration, the state, the datapath worker, the manager and
-//! the API socket together, and stops them cleanly on SIGINT / SIGTERM. On stop the
-//! switch closes its ports but leaves the endpoints' interfaces in place (containers keep
-//! their addresses); the next start attaches them again from the saved state.
+//! the API socket together; reloads the config file on SIGHUP (`reload.rs`: what can
+//! change at run time changes, the rest is logged as needing a restart) and stops cleanly
+//! on SIGINT / SIGTERM: the socket goes, the ports close and the interfaces the switch
+//! made are deleted (`control/lifecycle.rs`); the state stays on disk and the next start
+//! makes them again. The log goes to stderr in a shape journald keeps (`logging.rs`);
+//! systemd hears READY=1 / STOPPING=1 (`notify.rs`).
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -9,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
 use fdb::Fdb;
-use signal_hook::consts::{SIGINT, SIGTERM};
+use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
 
 use crate::config::UnderlaySection;
@@ -25,7 +28,10 @@ use crate::datapath::worker::Event;
 use crate::port::sys::creds;
 use crate::port::underlay::UnderlayError;
 
+pub mod logging;
+mod notify;
 mod open;
+pub mod reload;
 mod workers;
 
 /// How often endpoints whose interface is missing are looked for again.
@@ -69,23 +75,39 @@ pub enum DaemonError {
     NotRoot,
 }
 
-pub fn run(opts: RunOptions) -> Result<(), DaemonError> {
-    let cfg = match &opts.config {
+/// Runs the daemon until SIGINT or SIGTERM. `log` changes the log filter on SIGHUP (none:
+/// the level stays what it was at start).
+pub fn run(opts: RunOptions, log: Option<logging::LogControl>) -> Result<(), DaemonError> {
+    let overrides = |mut c: Config| {
+        c.state_dir = Some(
+            opts.state_dir
+                .clone()
+                .or(c.state_dir)
+                .unwrap_or_else(|| PathBuf::from(DEFAULT_STATE_DIR)),
+        );
+        c.socket = Some(
+            opts.socket
+                .clone()
+                .or(c.socket)
+                .unwrap_or_else(|| PathBuf::from(DEFAULT_SOCKET)),
+        );
+        c
+    };
+    let cfg = overrides(match &opts.config {
         Some(p) => Config::load(p)?,
         None => Config::default(),
-    };
+    });
+    if let (Some(l), Some(level)) = (&log, &cfg.log.level)
+        && let Err(e) = l.apply(Some(level))
+    {
+        tracing::warn!("{e}");
+    }
     // The effective uid from /proc keeps this file free of `unsafe`.
     if !is_root() {
         return Err(DaemonError::NotRoot);
     }
-    let state_dir = opts
-        .state_dir
-        .or(cfg.state_dir.clone())
-        .unwrap_or_else(|| PathBuf::from(DEFAULT_STATE_DIR));
-    let socket = opts
-        .socket
-        .or(cfg.socket.clone())
-        .unwrap_or_else(|| PathBuf::from(DEFAULT_SOCKET));
+    let state_dir = cfg.state_dir.clone().unwrap_or_default();
+    let socket = cfg.socket.clone().unwrap_or_default();
 
     let store = StateStore::new(&state_dir);
     let state = store.load()?;
@@ -128,6 +150,7 @@ pub fn run(opts: RunOptions) -> Result<(), DaemonError> {
 
     let epoch = Instant::now();
     let fdb = Arc::new(Fdb::new(cfg.fdb.to_fdb_config()));
+    let fdb_for_reload = fdb.clone();
     let nat = open::nat(&cfg)?;
     {
         let (fdb, nat) = (fdb.clone(), nat.clone());
@@ -183,6 +206,7 @@ pub fn run(opts: RunOptions) -> Result<(), DaemonError> {
         uplink_counters,
     });
     manager.publish_topology();
+    manager.restore();
     manager.reattach();
     let manager = Arc::new(Mutex::new(manager));
     tracing::info!(
@@ -195,7 +219,7 @@ pub fn run(opts: RunOptions) -> Result<(), DaemonError> {
         metrics::serve(m.listen, manager.clone())
             .map_err(|e| DaemonError::Control(e.to_string()))?;
     }
-    let mut signals = Signals::new([SIGINT, SIGTERM]).map_err(DaemonError::Signals)?;
+    let mut signals = Signals::new([SIGINT, SIGTERM, SIGHUP]).map_err(DaemonError::Signals)?;
     {
         let m = manager.clone();
         std::thread::Builder::new()
@@ -228,12 +252,35 @@ pub fn run(opts: RunOptions) -> Result<(), DaemonError> {
             .map_err(DaemonError::Worker)?;
     }
 
-    if let Some(sig) = signals.forever().next() {
-        tracing::info!("signal {sig}: stopping");
+    notify::notify(&format!("READY=1\nSTATUS=serving on {}", socket.display()));
+    let mut in_force = cfg;
+    for sig in signals.forever() {
+        if sig != SIGHUP {
+            tracing::info!("signal {sig}: stopping");
+            break;
+        }
+        let Some(path) = &opts.config else {
+            tracing::warn!("SIGHUP: started without --config, nothing to reload");
+            continue;
+        };
+        tracing::info!("SIGHUP: reading {} again", path.display());
+        let live = reload::Live {
+            fdb: &fdb_for_reload,
+            nat: nat.as_deref(),
+            log: log.as_ref(),
+            manager: &manager,
+        };
+        in_force = reload::reload(path, &in_force, overrides, &live);
+        notify::notify(&format!(
+            "STATUS=serving on {}; config reloaded",
+            socket.display()
+        ));
     }
+    notify::notify("STOPPING=1\nSTATUS=removing the switch's interfaces");
+    // No new clients, then no ports, then no interfaces of ours.
+    let _ = std::fs::remove_file(&socket);
     let mut m = lock(&manager);
     m.stop();
-    let _ = std::fs::remove_file(&socket);
     tracing::info!("stopped; state kept in {}", state_dir.display());
     Ok(())
 }

@@ -244,6 +244,55 @@ impl Lab {
         s
     }
 
+    /// What [`Lab::describe`] says, as JSON (`lab up --format json`).
+    pub fn describe_json(&self) -> serde_json::Value {
+        use serde_json::json;
+        let f = &self.file;
+        let hosts: Vec<_> = f
+            .hosts
+            .iter()
+            .enumerate()
+            .map(|(i, h)| {
+                json!({
+                    "name": h.name,
+                    "netns": f.ns(&h.name),
+                    "vtep": f.host_address(i).to_string(),
+                    "socket": self.dir.join(&h.name).join("vswitch.sock"),
+                })
+            })
+            .collect();
+        let networks: Vec<_> = f
+            .networks
+            .iter()
+            .map(|n| json!({"name": n.name, "driver": n.driver, "vni": n.vni, "subnet": n.subnet}))
+            .collect();
+        let containers: Vec<_> = self
+            .addresses
+            .iter()
+            .map(|(c, ip)| {
+                let spec = f.containers.iter().find(|x| &x.name == c);
+                json!({
+                    "name": c,
+                    "netns": f.ns(c),
+                    "host": spec.map(|x| x.host.as_str()),
+                    "network": spec.map(|x| x.network.as_str()),
+                    "ipv4": ip,
+                })
+            })
+            .collect();
+        json!({
+            "name": f.name,
+            "underlay": {
+                "subnet": f.underlay.subnet,
+                "kind": format!("{:?}", f.underlay.kind).to_lowercase(),
+                "mtu": f.underlay.mtu,
+            },
+            "hosts": hosts,
+            "networks": networks,
+            "containers": containers,
+        })
+    }
+
     /// Leaves the lab running (`lab up`).
     pub fn keep(mut self) {
         for (_, d) in self.daemons.drain(..) {

@@ -11,7 +11,7 @@
 
 use std::fmt;
 use std::net::Ipv4Addr;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
@@ -49,9 +49,12 @@ pub struct Translated {
 /// The NAT engine. Shared by all workers (`Send + Sync`, every method takes `&self`).
 pub struct Nat {
     external: Ipv4Addr,
-    max_entries: usize,
-    tcp_loose: bool,
-    timeouts: Timeouts,
+    /// The port range the pools were built for: fixed for the engine's life.
+    port_range: std::ops::RangeInclusive<u16>,
+    // The next three may change at run time ([`Nat::set_tunables`]).
+    max_entries: AtomicUsize,
+    tcp_loose: AtomicBool,
+    timeouts: ArcSwap<Timeouts>,
     map: Map,
     /// The creation lock: port pools, indexed by [`Proto::index`].
     pools: Mutex<[PortPool; 3]>,
@@ -72,7 +75,7 @@ impl fmt::Debug for Nat {
         f.debug_struct("Nat")
             .field("external", &self.external)
             .field("entries", &self.live.load(Relaxed))
-            .field("max_entries", &self.max_entries)
+            .field("max_entries", &self.max_entries.load(Relaxed))
             .finish_non_exhaustive()
     }
 }
@@ -94,9 +97,10 @@ impl Nat {
         let pool = || PortPool::new(&cfg.port_range);
         Ok(Nat {
             external: cfg.external,
-            max_entries: cfg.max_entries,
-            tcp_loose: cfg.tcp_loose,
-            timeouts: cfg.timeouts,
+            port_range: cfg.port_range.clone(),
+            max_entries: AtomicUsize::new(cfg.max_entries),
+            tcp_loose: AtomicBool::new(cfg.tcp_loose),
+            timeouts: ArcSwap::from_pointee(cfg.timeouts),
             map: papaya::HashMap::builder()
                 .capacity(cfg.max_entries.min(4096) * 2)
                 .build(),
@@ -113,6 +117,37 @@ impl Nat {
     /// The external address.
     pub fn external(&self) -> Ipv4Addr {
         self.external
+    }
+
+    /// The configuration in force (with the current table limit, `tcp_loose` and
+    /// timeouts).
+    pub fn config(&self) -> NatConfig {
+        NatConfig {
+            external: self.external,
+            port_range: self.port_range.clone(),
+            max_entries: self.max_entries.load(Relaxed),
+            tcp_loose: self.tcp_loose.load(Relaxed),
+            timeouts: **self.timeouts.load(),
+        }
+    }
+
+    /// Changes what can change at run time: the table limit, `tcp_loose` and the
+    /// timeouts, taken from `cfg` (validated first; nothing changes if it is refused).
+    /// The external address and the port range are the engine's for life: the pools
+    /// hold ports of that range. Tracked connections stay; a lower limit refuses new
+    /// flows until enough have expired, and new timeouts apply from the next
+    /// [`Nat::expire`].
+    pub fn set_tunables(&self, cfg: &NatConfig) -> Result<(), NatConfigError> {
+        NatConfig {
+            external: self.external,
+            port_range: self.port_range.clone(),
+            ..cfg.clone()
+        }
+        .validate()?;
+        self.max_entries.store(cfg.max_entries, Relaxed);
+        self.tcp_loose.store(cfg.tcp_loose, Relaxed);
+        self.timeouts.store(Arc::new(cfg.timeouts));
+        Ok(())
     }
 
     /// Replaces the published ports. Connections already tracked keep their
@@ -243,7 +278,7 @@ impl Nat {
                     .ok_or(NatDrop::NotPublished)?;
                 NewFlow {
                     kind: NatKind::Hairpin,
-                    state: state::initial(key.proto, flags, self.tcp_loose)
+                    state: state::initial(key.proto, flags, self.tcp_loose.load(Relaxed))
                         .ok_or(NatDrop::NoFlow)?,
                     dst: (*pp.target.ip(), pp.target.port()),
                     masquerade: true,
@@ -251,7 +286,8 @@ impl Nat {
             }
             Side::Inside => NewFlow {
                 kind: NatKind::Snat,
-                state: state::initial(key.proto, flags, self.tcp_loose).ok_or(NatDrop::NoFlow)?,
+                state: state::initial(key.proto, flags, self.tcp_loose.load(Relaxed))
+                    .ok_or(NatDrop::NoFlow)?,
                 dst: (t.dst, t.dport),
                 masquerade: true,
             },
@@ -278,7 +314,7 @@ impl Nat {
         if let Some(slot) = map.get(&key) {
             return Ok((slot, false)); // another worker created it meanwhile
         }
-        if self.live.load(Relaxed) >= self.max_entries {
+        if self.live.load(Relaxed) >= self.max_entries.load(Relaxed) {
             self.refused[REFUSED_FULL].fetch_add(1, Relaxed);
             return Err(NatDrop::TableFull);
         }
@@ -383,8 +419,9 @@ impl Nat {
     /// timeout. Returns how many connections were removed. Call it periodically (once
     /// a second is plenty) from one thread; it allocates a list of the expired entries.
     pub fn expire(&self, now: Duration) -> usize {
-        self.frags.expire(now, self.timeouts.fragment);
-        self.remove_where(|c| c.expired(now, &self.timeouts))
+        let timeouts = **self.timeouts.load();
+        self.frags.expire(now, timeouts.fragment);
+        self.remove_where(|c| c.expired(now, &timeouts))
     }
 
     /// Removes every connection of a local endpoint at `ip` (it left its network),
@@ -424,6 +461,7 @@ impl Nat {
     /// The tracked connections at `now`, oldest first.
     pub fn entries(&self, now: Duration) -> Vec<ConnInfo> {
         let map = self.map.pin();
+        let timeouts = **self.timeouts.load();
         let now_ns = nanos(now);
         let mut out: Vec<(u64, ConnInfo)> = map
             .iter()
@@ -438,7 +476,7 @@ impl Nat {
                     state: c.state(),
                     age: Duration::from_nanos(now_ns.saturating_sub(c.created_ns)),
                     idle: Duration::from_nanos(now_ns.saturating_sub(c.last_seen_ns())),
-                    expires_in: c.remaining(now, &self.timeouts),
+                    expires_in: c.remaining(now, &timeouts),
                 };
                 (c.created_ns, info)
             })
@@ -457,7 +495,7 @@ impl Nat {
         };
         NatCounters {
             entries: self.live.load(Relaxed),
-            limit: self.max_entries,
+            limit: self.max_entries.load(Relaxed),
             created: self.created.load(Relaxed),
             removed: self.removed.load(Relaxed),
             refused_table_full: self.refused[REFUSED_FULL].load(Relaxed),

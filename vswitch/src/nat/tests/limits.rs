@@ -131,3 +131,40 @@ fn the_engine_is_send_and_sync() {
     fn check<T: Send + Sync>() {}
     check::<Nat>();
 }
+
+#[test]
+fn tunables_change_at_run_time_and_bad_ones_change_nothing() {
+    let n = Nat::new(NatConfig {
+        max_entries: 1,
+        ..config(1024..=65535)
+    })
+    .unwrap();
+    out(&n, secs(0), &udp(host(0), 1000, R, 53));
+    assert_eq!(
+        out_err(&n, secs(0), &udp(host(1), 1000, R, 53)),
+        NatDrop::TableFull
+    );
+    // A higher limit lets the second flow in; a shorter UDP timeout expires it sooner.
+    let mut next = n.config();
+    next.max_entries = 2;
+    next.timeouts.udp = Duration::from_secs(5);
+    n.set_tunables(&next).unwrap();
+    out(&n, secs(1), &udp(host(1), 1000, R, 53));
+    assert_eq!(n.counters().limit, 2);
+    assert_eq!(
+        n.expire(secs(6)),
+        1,
+        "only the flow idle for more than 5 s goes"
+    );
+    assert_eq!(n.expire(secs(7)), 1);
+    // A zero timeout is refused and nothing changes; the port range is the engine's.
+    let mut bad = n.config();
+    bad.timeouts.icmp = Duration::ZERO;
+    bad.max_entries = 9;
+    assert!(n.set_tunables(&bad).is_err());
+    assert_eq!(n.config().max_entries, 2);
+    let mut other_range = n.config();
+    other_range.port_range = 2000..=2001;
+    n.set_tunables(&other_range).unwrap();
+    assert_eq!(n.config().port_range, 1024..=65535);
+}

@@ -1,18 +1,17 @@
-//! `SIGPIPE` for the CLI: Rust programs ignore it, so a write to a closed pipe
-//! (`vswitch stats | head -3`) fails with `EPIPE` and `println!` panics. A command-line
-//! tool should instead end quietly, as `ls | head` does: the default action.
+//! SIGPIPE back to its default for the CLI: Rust ignores it, so `println!` to a closed pipe
+//! (`vswitch network ls | head -1`) panics with "failed printing to stdout". A CLI should
+//! end quietly instead, like any other Unix filter. The daemon keeps Rust's choice: it
+//! must never die because a client hung up.
 
 use std::io;
 
-/// Restores the default action of `SIGPIPE` (terminate) for this process. For the CLI
-/// only: the daemon keeps ignoring it, so a client that hangs up costs it nothing.
+/// Restores the default action (terminate quietly) for SIGPIPE in this process.
 pub fn restore_default() -> io::Result<()> {
-    // SAFETY: `signal` with SIG_DFL installs no handler code; it only changes the
-    // disposition of SIGPIPE for this process, which no other code here relies on.
+    // SAFETY: signal() with SIG_DFL installs no handler code of ours, so nothing can run
+    // in signal context; it is called once, at the start of the CLI, before any thread.
     let old = unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
     if old == libc::SIG_ERR {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(())
+        return Err(io::Error::last_os_error());
     }
+    Ok(())
 }
