@@ -360,7 +360,12 @@ impl Worker {
         let gone: Vec<PortId> = self
             .ports
             .iter_mut()
-            .filter_map(|(id, slot)| slot.port.check_alive().err().map(|_| *id))
+            .filter_map(|(id, slot)| {
+                let alive = slot.port.check_alive();
+                // What the port learned of by itself meanwhile (e.g. receive overruns).
+                slot.counters.add_port_drops(&slot.port.take_drops());
+                alive.err().map(|_| *id)
+            })
             .collect();
         for id in gone {
             self.port_gone(id);
