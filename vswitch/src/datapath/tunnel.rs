@@ -12,7 +12,7 @@ use std::os::fd::BorrowedFd;
 
 use vtep::DecapError;
 
-use super::counters::Counter;
+use super::counters::{Counter, DropReason};
 use crate::packet::PacketBuf;
 
 /// One received buffer.
@@ -100,6 +100,9 @@ pub struct TunnelCounters {
     /// IPv4 packets without DF too big for the tunnel, fragmented on their way in.
     pub fragmented: Counter,
     decap: [Counter; DecapError::COUNT],
+    /// Frames that decapsulated cleanly and that the switching pipeline then dropped
+    /// (a group or zero inner source, a tagged inner frame, split horizon, ...).
+    inner: [Counter; DropReason::COUNT],
     /// Per-peer counters, by underlay address. The worker keeps its own map of these
     /// and comes here (a lock) only for a peer it has not met yet.
     peers: std::sync::Mutex<std::collections::BTreeMap<IpAddr, std::sync::Arc<PeerCounters>>>,
@@ -117,6 +120,20 @@ pub struct PeerCounters {
 impl TunnelCounters {
     pub fn decap_drop(&self, e: DecapError) {
         self.decap[e.index()].add(1);
+    }
+
+    /// Counts a decapsulated frame the pipeline dropped.
+    pub fn inner_drop(&self, r: DropReason) {
+        self.inner[r as usize].add(1);
+    }
+
+    /// Decapsulated frames dropped per pipeline reason, zeros left out.
+    pub fn inner_drops(&self) -> Vec<(&'static str, u64)> {
+        DropReason::ALL
+            .iter()
+            .map(|r| (r.name(), self.inner[*r as usize].get()))
+            .filter(|(_, n)| *n > 0)
+            .collect()
     }
 
     /// The counters of one peer, made on first use.
@@ -170,6 +187,11 @@ impl TunnelCounters {
             "icmp_too_big_sent": self.icmp_too_big_sent.get(),
             "fragmented": self.fragmented.get(),
             "drops": drops,
+            "inner_drops": self
+                .inner_drops()
+                .into_iter()
+                .map(|(k, n)| (k.to_string(), serde_json::Value::from(n)))
+                .collect::<serde_json::Map<_, _>>(),
         })
     }
 }

@@ -202,7 +202,9 @@ impl Worker {
                     s
                 }
             }
-            Verdict::Encap { .. } | Verdict::Drop(_) => return,
+            Verdict::Drop(reason) => return counters.inner_drop(reason),
+            // The pipeline never sends what a peer sent on to a peer (split horizon).
+            Verdict::Encap { .. } => return counters.inner_drop(DropReason::VtepToVtep),
         };
         match verdict {
             Verdict::Forward(p) => {
