@@ -13,6 +13,8 @@
 #[path = "common/mod.rs"]
 mod common;
 
+#[path = "hardening/faults.rs"]
+mod faults;
 #[path = "hardening/floods.rs"]
 mod floods;
 #[path = "hardening/frames.rs"]
