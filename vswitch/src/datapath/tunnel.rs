@@ -82,6 +82,15 @@ pub trait Tunnel: Send {
     fn take_tx_drops(&mut self) -> u64 {
         0
     }
+    /// Received datagrams cut short (longer than a buffer) since the last call.
+    fn take_rx_truncated(&mut self) -> u64 {
+        0
+    }
+    /// Datagrams the kernel dropped before we read them (a full receive queue) since
+    /// the last call. A system call: for the housekeeping tick, not every batch.
+    fn take_rx_overruns(&mut self) -> u64 {
+        0
+    }
 }
 
 /// The underlay's counters (one writer: the worker).
@@ -99,6 +108,10 @@ pub struct TunnelCounters {
     pub icmp_too_big_sent: Counter,
     /// IPv4 packets without DF too big for the tunnel, fragmented on their way in.
     pub fragmented: Counter,
+    /// Received datagrams longer than a buffer (cut by the kernel), dropped.
+    pub rx_truncated: Counter,
+    /// Datagrams the kernel dropped because the receive queue was full.
+    pub rx_overrun: Counter,
     decap: [Counter; DecapError::COUNT],
     /// Frames that decapsulated cleanly and that the switching pipeline then dropped
     /// (a group or zero inner source, a tagged inner frame, split horizon, ...).
@@ -148,20 +161,25 @@ impl TunnelCounters {
         peers.iter().map(|(ip, c)| (*ip, c.clone())).collect()
     }
 
-    /// Drops per decapsulation reason, zeros left out.
+    /// Drops on receipt per reason (decapsulation, truncation, receive overrun), zeros
+    /// left out.
     pub fn decap_drops(&self) -> Vec<(&'static str, u64)> {
         DecapError::ALL
             .iter()
             .map(|e| (e.name(), self.decap[e.index()].get()))
+            .chain([
+                ("rx_truncated", self.rx_truncated.get()),
+                ("rx_overrun", self.rx_overrun.get()),
+            ])
             .filter(|(_, n)| *n > 0)
             .collect()
     }
 
     pub fn snapshot(&self) -> serde_json::Value {
-        let drops: serde_json::Map<String, serde_json::Value> = DecapError::ALL
-            .iter()
-            .filter(|e| self.decap[e.index()].get() > 0)
-            .map(|e| (e.name().to_string(), self.decap[e.index()].get().into()))
+        let drops: serde_json::Map<String, serde_json::Value> = self
+            .decap_drops()
+            .into_iter()
+            .map(|(k, n)| (k.to_string(), n.into()))
             .collect();
         let peers: serde_json::Map<String, serde_json::Value> = self
             .peers()

@@ -355,7 +355,8 @@ impl Worker {
             .clone()
     }
 
-    /// Finds ports whose interface vanished without the receive path hearing of it.
+    /// Finds ports whose interface vanished without the receive path hearing of it, and
+    /// collects what the kernel dropped for ports and the underlay by itself meanwhile.
     fn check_ports(&mut self) {
         let gone: Vec<PortId> = self
             .ports
@@ -369,6 +370,9 @@ impl Worker {
             .collect();
         for id in gone {
             self.port_gone(id);
+        }
+        if let Some(t) = self.tunnel.as_mut() {
+            t.counters.rx_overrun.add(t.tunnel.take_rx_overruns());
         }
     }
 

@@ -71,7 +71,9 @@ impl Worker {
             return;
         };
         let counters = t.counters.clone();
-        let n = match t.tunnel.recv_batch(self.pool.rx(), &mut self.rx_meta) {
+        let received = t.tunnel.recv_batch(self.pool.rx(), &mut self.rx_meta);
+        counters.rx_truncated.add(t.tunnel.take_rx_truncated());
+        let n = match received {
             Ok(n) => n,
             Err(e) => {
                 tracing::debug!("{e}");
