@@ -68,8 +68,27 @@ fn a_deleted_veth_and_a_flapping_underlay_are_survived() {
         "the endpoint's record was lost"
     );
     let inspect = a.d.json(&["network", "inspect", "blue"]);
-    assert_eq!(inspect[0]["Endpoints"][&c3.name]["State"], "detached");
+    let ep = &inspect[0]["Endpoints"][&c3.name];
+    assert_eq!(ep["State"], "detached");
     assert_alive(&a.d);
+    // The fault ends: the operator puts the link back as it was (same names, MAC and
+    // address); the switch attaches it again by itself.
+    let (port, mac, addr) = (
+        ep["Port"].as_str().unwrap(),
+        ep["MacAddress"].as_str().unwrap(),
+        ep["IPv4Address"].as_str().unwrap(),
+    );
+    let t = Instant::now();
+    a.ns.ip(&[
+        "link", "add", port, "type", "veth", "peer", "name", "eth0", "address", mac, "netns",
+        &c3.name,
+    ]);
+    a.ns.ip(&["link", "set", port, "up"]);
+    c3.ip(&["addr", "add", addr, "dev", "eth0"]);
+    c3.ip(&["link", "set", "eth0", "up"]);
+    recovers(t, &c3, "10.88.0.33", "veth put back");
+    let inspect = a.d.json(&["network", "inspect", "blue"]);
+    assert_eq!(inspect[0]["Endpoints"][&c3.name]["State"], "attached");
 
     // 2. The underlay link down, then up.
     let tx_dropped = |h: &VsHost| counter(&h.stats(), &["underlay", "tx_dropped"]);

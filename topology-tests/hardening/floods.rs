@@ -137,6 +137,7 @@ fn a_mac_flood_is_refused_at_the_limit_and_known_stations_keep_talking() {
     );
     assert!(c1.ping(&c2_ip, 3, 56));
     let rss_after = rss_kb(&d);
+    eprintln!("RSS {rss_before} -> {rss_after} kB");
     assert!(
         rss_after < rss_before + 16 * 1024,
         "RSS grew from {rss_before} kB to {rss_after} kB"
@@ -189,6 +190,7 @@ fn a_broadcast_storm_is_forwarded_and_accounted_and_others_keep_talking() {
         "ping c1 -> c2 got {received}/40 during the storm"
     );
     let rss_after = rss_kb(&d);
+    eprintln!("RSS {rss_before} -> {rss_after} kB");
     assert!(
         rss_after < rss_before + 16 * 1024,
         "RSS {rss_before} -> {rss_after} kB"
@@ -274,6 +276,7 @@ fn a_connection_flood_fills_the_nat_table_and_the_old_connection_lives() {
     assert!(client.echo(b"after the flood"), "the old connection died");
     assert_alive(&lab.d);
     let rss_after = rss_kb(&lab.d);
+    eprintln!("RSS {rss_before} -> {rss_after} kB");
     assert!(
         rss_after < rss_before + 16 * 1024,
         "RSS {rss_before} -> {rss_after} kB"

@@ -298,6 +298,10 @@ fn bad_frames_are_dropped_counted_and_traffic_flows() {
         .as_f64()
         .unwrap();
     assert!(bps > 1e6, "iperf3 got {bps} bit/s");
+    eprintln!(
+        "RSS after each round: {rss:?} kB; iperf3 beside it: {:.2} Gbit/s",
+        bps / 1e9
+    );
     // The first round may touch buffers for the first time; later rounds must not grow.
     assert!(
         rss[2] <= rss[1] + 1024,

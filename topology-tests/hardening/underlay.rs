@@ -190,6 +190,7 @@ fn bad_vxlan_is_dropped_and_counted_by_reason() {
         "ping across the overlay missed while the garbage arrived: {}",
         String::from_utf8_lossy(&out.stdout)
     );
+    eprintln!("RSS after each round: {rss:?} kB");
     assert!(
         rss[2] <= rss[1] + 1024,
         "RSS grew between identical rounds: {rss:?}"
