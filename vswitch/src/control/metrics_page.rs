@@ -208,6 +208,14 @@ impl Manager {
         for (reason, n) in t.decap_drops() {
             p.sample("vswitch_vxlan_drops_total", &[("reason", reason)], n);
         }
+        p.family(
+            "vswitch_vxlan_inner_drops_total",
+            "counter",
+            "Frames decapsulated from a peer that the switch then dropped, by reason.",
+        );
+        for (reason, n) in t.inner_drops() {
+            p.sample("vswitch_vxlan_inner_drops_total", &[("reason", reason)], n);
+        }
         let peers = t.peers();
         type Get = fn(&crate::datapath::tunnel::PeerCounters) -> u64;
         let families: [(&str, &str, Get); 4] = [

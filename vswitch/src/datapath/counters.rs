@@ -50,10 +50,12 @@ pub enum DropReason {
     LinkDown,
     /// The port's interface disappeared.
     PortGone,
+    /// The kernel dropped it before we read it: the port's receive queue was full.
+    RxOverrun,
 }
 
 impl DropReason {
-    pub const ALL: [DropReason; 20] = [
+    pub const ALL: [DropReason; 21] = [
         DropReason::Runt,
         DropReason::InvalidSource,
         DropReason::VlanTagged,
@@ -74,6 +76,7 @@ impl DropReason {
         DropReason::TxError,
         DropReason::LinkDown,
         DropReason::PortGone,
+        DropReason::RxOverrun,
     ];
     pub const COUNT: usize = Self::ALL.len();
 
@@ -100,6 +103,7 @@ impl DropReason {
             DropReason::TxError => "tx_error",
             DropReason::LinkDown => "link_down",
             DropReason::PortGone => "port_gone",
+            DropReason::RxOverrun => "rx_overrun",
         }
     }
 
@@ -150,6 +154,8 @@ impl PortCounters {
     pub fn add_port_drops(&self, d: &crate::port::PortDrops) {
         self.count_drops(DropReason::Truncated, d.rx_truncated);
         self.count_drops(DropReason::BadVnetHdr, d.rx_offload_unsupported);
+        self.count_drops(DropReason::VlanTagged, d.rx_vlan_tagged);
+        self.count_drops(DropReason::RxOverrun, d.rx_overrun);
         self.count_drops(DropReason::TxError, d.tx_refused);
         self.count_drops(DropReason::LinkDown, d.tx_link_down);
         self.count_drops(DropReason::TxBusy, d.tx_queue_full);

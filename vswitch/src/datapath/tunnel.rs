@@ -12,7 +12,7 @@ use std::os::fd::BorrowedFd;
 
 use vtep::DecapError;
 
-use super::counters::Counter;
+use super::counters::{Counter, DropReason};
 use crate::packet::PacketBuf;
 
 /// One received buffer.
@@ -82,6 +82,15 @@ pub trait Tunnel: Send {
     fn take_tx_drops(&mut self) -> u64 {
         0
     }
+    /// Received datagrams cut short (longer than a buffer) since the last call.
+    fn take_rx_truncated(&mut self) -> u64 {
+        0
+    }
+    /// Datagrams the kernel dropped before we read them (a full receive queue) since
+    /// the last call. A system call: for the housekeeping tick, not every batch.
+    fn take_rx_overruns(&mut self) -> u64 {
+        0
+    }
 }
 
 /// The underlay's counters (one writer: the worker).
@@ -99,7 +108,14 @@ pub struct TunnelCounters {
     pub icmp_too_big_sent: Counter,
     /// IPv4 packets without DF too big for the tunnel, fragmented on their way in.
     pub fragmented: Counter,
+    /// Received datagrams longer than a buffer (cut by the kernel), dropped.
+    pub rx_truncated: Counter,
+    /// Datagrams the kernel dropped because the receive queue was full.
+    pub rx_overrun: Counter,
     decap: [Counter; DecapError::COUNT],
+    /// Frames that decapsulated cleanly and that the switching pipeline then dropped
+    /// (a group or zero inner source, a tagged inner frame, split horizon, ...).
+    inner: [Counter; DropReason::COUNT],
     /// Per-peer counters, by underlay address. The worker keeps its own map of these
     /// and comes here (a lock) only for a peer it has not met yet.
     peers: std::sync::Mutex<std::collections::BTreeMap<IpAddr, std::sync::Arc<PeerCounters>>>,
@@ -119,6 +135,20 @@ impl TunnelCounters {
         self.decap[e.index()].add(1);
     }
 
+    /// Counts a decapsulated frame the pipeline dropped.
+    pub fn inner_drop(&self, r: DropReason) {
+        self.inner[r as usize].add(1);
+    }
+
+    /// Decapsulated frames dropped per pipeline reason, zeros left out.
+    pub fn inner_drops(&self) -> Vec<(&'static str, u64)> {
+        DropReason::ALL
+            .iter()
+            .map(|r| (r.name(), self.inner[*r as usize].get()))
+            .filter(|(_, n)| *n > 0)
+            .collect()
+    }
+
     /// The counters of one peer, made on first use.
     pub fn peer(&self, ip: IpAddr) -> std::sync::Arc<PeerCounters> {
         let mut peers = self.peers.lock().unwrap_or_else(|p| p.into_inner());
@@ -131,20 +161,25 @@ impl TunnelCounters {
         peers.iter().map(|(ip, c)| (*ip, c.clone())).collect()
     }
 
-    /// Drops per decapsulation reason, zeros left out.
+    /// Drops on receipt per reason (decapsulation, truncation, receive overrun), zeros
+    /// left out.
     pub fn decap_drops(&self) -> Vec<(&'static str, u64)> {
         DecapError::ALL
             .iter()
             .map(|e| (e.name(), self.decap[e.index()].get()))
+            .chain([
+                ("rx_truncated", self.rx_truncated.get()),
+                ("rx_overrun", self.rx_overrun.get()),
+            ])
             .filter(|(_, n)| *n > 0)
             .collect()
     }
 
     pub fn snapshot(&self) -> serde_json::Value {
-        let drops: serde_json::Map<String, serde_json::Value> = DecapError::ALL
-            .iter()
-            .filter(|e| self.decap[e.index()].get() > 0)
-            .map(|e| (e.name().to_string(), self.decap[e.index()].get().into()))
+        let drops: serde_json::Map<String, serde_json::Value> = self
+            .decap_drops()
+            .into_iter()
+            .map(|(k, n)| (k.to_string(), n.into()))
             .collect();
         let peers: serde_json::Map<String, serde_json::Value> = self
             .peers()
@@ -170,6 +205,11 @@ impl TunnelCounters {
             "icmp_too_big_sent": self.icmp_too_big_sent.get(),
             "fragmented": self.fragmented.get(),
             "drops": drops,
+            "inner_drops": self
+                .inner_drops()
+                .into_iter()
+                .map(|(k, n)| (k.to_string(), serde_json::Value::from(n)))
+                .collect::<serde_json::Map<_, _>>(),
         })
     }
 }

@@ -42,7 +42,7 @@ pub enum ForwardError {
     TtlExpired,
     #[error("not an IPv4 frame")]
     NotIpv4,
-    #[error("malformed Ethernet or IPv4 header")]
+    #[error("malformed Ethernet or IPv4 header: lengths, header checksum or options")]
     Malformed,
 }
 
@@ -117,10 +117,16 @@ pub const MAX_TIME_EXCEEDED_LEN: usize = ETH_HLEN + IPV4_HLEN + ICMP_HLEN + 60 +
 /// incrementally. A TTL of 0 or 1 cannot be forwarded: [`ForwardError::TtlExpired`],
 /// and the frame is left as it was (ready to be quoted by [`build_time_exceeded`]).
 pub fn decrement_ttl(frame: &mut [u8]) -> Result<(), ForwardError> {
-    Ipv4View::parse(frame).map_err(|e| match e {
+    let view = Ipv4View::parse(frame).map_err(|e| match e {
         Ipv4Error::NotIpv4 => ForwardError::NotIpv4,
         Ipv4Error::Malformed => ForwardError::Malformed,
     })?;
+    // A router discards a header that fails its checksum or whose options do not parse
+    // (RFC 1812 5.2.2, as Linux's `ip_rcv_core` and `ip_options_compile` do), before
+    // anything else: such a packet must not start NAT state or earn an ICMP answer.
+    if !view.checksum_ok() || !view.options_ok() {
+        return Err(ForwardError::Malformed);
+    }
     let ip = &mut frame[ETH_HLEN..];
     let ttl = ip[wire::field::TTL];
     if ttl <= 1 {

@@ -24,6 +24,9 @@ pub const MIN_FRAME_LEN: usize = 60;
 pub(super) const ETHERTYPE_IPV4: u16 = 0x0800;
 pub(super) const ETHERTYPE_ARP: u16 = 0x0806;
 pub(super) const PROTO_ICMP: u8 = 1;
+/// IPv4 option types with no length byte.
+const OPTION_END: u8 = 0;
+const OPTION_NOP: u8 = 1;
 /// TTL of every IPv4 packet the switch originates (Linux's `ip_default_ttl`).
 pub(super) const DEFAULT_TTL: u8 = 64;
 
@@ -184,6 +187,25 @@ impl<'a> Ipv4View<'a> {
     /// The header checksum verifies (options included).
     pub fn checksum_ok(&self) -> bool {
         checksum::checksum(self.header()) == 0
+    }
+
+    /// The options are well-formed as a list: each is End of List, No Operation, or a
+    /// type, a length of at least 2 and that many bytes inside the header. (Their
+    /// contents are not checked: a router forwards options it does not act on.)
+    pub fn options_ok(&self) -> bool {
+        let options = &self.header()[IPV4_HLEN..];
+        let mut at = 0;
+        while let Some(&kind) = options.get(at) {
+            match kind {
+                OPTION_END => return true,
+                OPTION_NOP => at += 1,
+                _ => match options.get(at + 1).map(|&l| usize::from(l)) {
+                    Some(len) if len >= 2 && at + len <= options.len() => at += len,
+                    _ => return false,
+                },
+            }
+        }
+        true
     }
 }
 

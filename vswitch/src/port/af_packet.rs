@@ -109,6 +109,12 @@ pub enum PacketPortError {
         #[source]
         source: io::Error,
     },
+    #[error("cannot enable PACKET_AUXDATA on the socket for {name}: {source}")]
+    SetAuxdata {
+        name: String,
+        #[source]
+        source: io::Error,
+    },
     #[error("cannot bind to interface {name}: {source} (was it deleted meanwhile?)")]
     Bind {
         name: String,
@@ -181,6 +187,11 @@ impl PacketPort {
                 name: name.clone(),
                 source,
             })?;
+        sock.set_auxdata(true)
+            .map_err(|source| PacketPortError::SetAuxdata {
+                name: name.clone(),
+                source,
+            })?;
         sock.set_ignore_outgoing(true)
             .map_err(|source| PacketPortError::SetIgnoreOutgoing {
                 name: name.clone(),
@@ -219,7 +230,7 @@ impl PacketPort {
             name,
             ifindex,
             sock,
-            rx: MmsgBatch::new(MAX_BATCH),
+            rx: MmsgBatch::with_auxdata(MAX_BATCH),
             tx: MmsgBatch::new(MAX_BATCH),
             drops: PortDrops::default(),
             gone: false,
@@ -297,6 +308,11 @@ impl Port for PacketPort {
                 self.drops.rx_truncated += 1;
                 continue;
             }
+            // The kernel took the tag off; forwarding the rest would silently untag it.
+            if self.rx.vlan_tagged(i) {
+                self.drops.rx_vlan_tagged += 1;
+                continue;
+            }
             bufs[i].set_len(len - VNET_HDR_LEN);
             bufs.swap(kept, i);
             kept += 1;
@@ -353,6 +369,11 @@ impl Port for PacketPort {
     fn check_alive(&mut self) -> Result<(), PortError> {
         if self.gone {
             return Err(PortError::Gone(self.name.clone()));
+        }
+        // Collected here, on the housekeeping tick: frames lost to a full receive queue
+        // never reach `recv_batch`, but must be counted all the same.
+        if let Ok(n) = self.sock.take_rx_overruns() {
+            self.drops.rx_overrun += u64::from(n);
         }
         if self.still_exists()? {
             Ok(())

@@ -111,6 +111,12 @@ pub struct PortDrops {
     /// header has no code for, e.g. UDP-tunnel GSO from a container's own VXLAN device)
     /// and discarded before handing them over.
     pub rx_offload_unsupported: u64,
+    /// Received frames whose VLAN tag the kernel had moved out of the frame data (an
+    /// AF_PACKET port sees it only in `PACKET_AUXDATA`): tagged frames on an access port.
+    pub rx_vlan_tagged: u64,
+    /// Frames the kernel dropped because the port's receive queue was full (the switch
+    /// fell behind): `PACKET_STATISTICS`.
+    pub rx_overrun: u64,
     /// Frames the kernel refused to send: longer than the link MTU without a GSO type, a
     /// virtio_net_hdr it does not accept, ... (`last_tx_errno` says which).
     pub tx_refused: u64,
@@ -127,6 +133,8 @@ impl PortDrops {
     pub fn any(&self) -> bool {
         self.rx_truncated
             + self.rx_offload_unsupported
+            + self.rx_vlan_tagged
+            + self.rx_overrun
             + self.tx_refused
             + self.tx_link_down
             + self.tx_queue_full

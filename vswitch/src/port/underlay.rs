@@ -176,6 +176,8 @@ pub struct Underlay {
     mtu_ifindex: Option<u32>,
     caps: UnderlayCaps,
     drops: UnderlayDrops,
+    /// The receive socket's kernel drop count when last read (`take_rx_overruns`).
+    rx_drops_seen: u32,
 }
 
 impl Underlay {
@@ -246,6 +248,7 @@ impl Underlay {
             mtu_ifindex,
             caps,
             drops: UnderlayDrops::default(),
+            rx_drops_seen: 0,
         })
     }
 
@@ -302,6 +305,7 @@ impl Underlay {
             mtu_ifindex: self.mtu_ifindex,
             caps: self.caps,
             drops: UnderlayDrops::default(),
+            rx_drops_seen: 0,
         })
     }
 
@@ -432,7 +436,28 @@ impl crate::datapath::tunnel::Tunnel for Underlay {
     }
 
     fn take_tx_drops(&mut self) -> u64 {
-        let d = self.take_drops();
-        d.tx_refused + d.tx_unreachable + d.tx_link_down + d.tx_queue_full
+        // Only the send side: the receive side's counts are taken by their own calls.
+        let d = &mut self.drops;
+        let n = d.tx_refused + d.tx_unreachable + d.tx_link_down + d.tx_queue_full;
+        (
+            d.tx_refused,
+            d.tx_unreachable,
+            d.tx_link_down,
+            d.tx_queue_full,
+        ) = (0, 0, 0, 0);
+        n
+    }
+
+    fn take_rx_truncated(&mut self) -> u64 {
+        std::mem::take(&mut self.drops.rx_truncated)
+    }
+
+    fn take_rx_overruns(&mut self) -> u64 {
+        let Ok(now) = self.rx.drops_so_far() else {
+            return 0;
+        };
+        let new = now.wrapping_sub(self.rx_drops_seen);
+        self.rx_drops_seen = now;
+        u64::from(new)
     }
 }

@@ -381,15 +381,24 @@ impl Worker {
             .clone()
     }
 
-    /// Finds ports whose interface vanished without the receive path hearing of it.
+    /// Finds ports whose interface vanished without the receive path hearing of it, and
+    /// collects what the kernel dropped for ports and the underlay by itself meanwhile.
     fn check_ports(&mut self) {
         let gone: Vec<PortId> = self
             .ports
             .iter_mut()
-            .filter_map(|(id, slot)| slot.port.check_alive().err().map(|_| *id))
+            .filter_map(|(id, slot)| {
+                let alive = slot.port.check_alive();
+                // What the port learned of by itself meanwhile (e.g. receive overruns).
+                slot.counters.add_port_drops(&slot.port.take_drops());
+                alive.err().map(|_| *id)
+            })
             .collect();
         for id in gone {
             self.port_gone(id);
+        }
+        if let Some(t) = self.tunnel.as_mut() {
+            t.counters.rx_overrun.add(t.tunnel.take_rx_overruns());
         }
     }
 

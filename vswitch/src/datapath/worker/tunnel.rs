@@ -71,7 +71,9 @@ impl Worker {
             return;
         };
         let counters = t.counters.clone();
-        let n = match t.tunnel.recv_batch(self.pool.rx(), &mut self.rx_meta) {
+        let received = t.tunnel.recv_batch(self.pool.rx(), &mut self.rx_meta);
+        counters.rx_truncated.add(t.tunnel.take_rx_truncated());
+        let n = match received {
             Ok(n) => {
                 self.cfg.counters.received.add(n as u64);
                 n
@@ -205,7 +207,9 @@ impl Worker {
                     s
                 }
             }
-            Verdict::Encap { .. } | Verdict::Drop(_) => return,
+            Verdict::Drop(reason) => return counters.inner_drop(reason),
+            // The pipeline never sends what a peer sent on to a peer (split horizon).
+            Verdict::Encap { .. } => return counters.inner_drop(DropReason::VtepToVtep),
         };
         match verdict {
             Verdict::Forward(p) => {

@@ -47,6 +47,63 @@ fn decrement_refuses_what_is_not_ipv4() {
     assert_eq!(decrement_ttl(&mut frame), Err(ForwardError::Malformed));
 }
 
+/// `frame` (Ethernet + IPv4 without options) with `options` inserted after the IPv4
+/// header, lengths and header checksum fixed up.
+fn with_options(frame: &[u8], options: &[u8]) -> Vec<u8> {
+    let mut f = frame[..34].to_vec();
+    f.extend_from_slice(options);
+    f.extend_from_slice(&frame[34..]);
+    f[14] = 0x40 | ((20 + options.len()) / 4) as u8;
+    let total = (f.len() - 14) as u16;
+    f[16..18].copy_from_slice(&total.to_be_bytes());
+    f[24..26].copy_from_slice(&[0, 0]);
+    let sum = vtep::checksum::checksum(&f[14..34 + options.len()]);
+    f[24..26].copy_from_slice(&sum.to_be_bytes());
+    f
+}
+
+#[test]
+fn decrement_refuses_a_wrong_header_checksum() {
+    let mut frame = udp(A_MAC, ROUTER_MAC, A, R, 64);
+    frame[24] ^= 0x01;
+    let before = frame.clone();
+    assert_eq!(decrement_ttl(&mut frame), Err(ForwardError::Malformed));
+    assert_eq!(frame, before);
+    // Also when the TTL has run out: no time exceeded for a corrupt header.
+    let mut expired = udp(A_MAC, ROUTER_MAC, A, R, 1);
+    expired[24] ^= 0x01;
+    assert_eq!(decrement_ttl(&mut expired), Err(ForwardError::Malformed));
+}
+
+#[test]
+fn decrement_checks_that_options_parse_as_a_list() {
+    let frame = udp(A_MAC, ROUTER_MAC, A, R, 64);
+    // Well-formed: NOPs, a router alert (type 148, length 4), end of list and padding.
+    for good in [
+        &[1u8, 1, 1, 1][..],
+        &[148, 4, 0, 0],
+        &[1, 148, 4, 0, 0, 0, 0, 0],
+        &[0, 0x55, 0x55, 0x55],
+    ] {
+        let mut f = with_options(&frame, good);
+        assert_eq!(decrement_ttl(&mut f), Ok(()), "{good:?}");
+    }
+    // A length of 0 or 1 (the list would never end), or past the header.
+    for bad in [
+        &[7u8, 0, 0, 0][..],
+        &[7, 1, 0, 0],
+        &[68, 40, 5, 0],
+        &[1, 1, 1, 148],
+    ] {
+        let mut f = with_options(&frame, bad);
+        assert_eq!(
+            decrement_ttl(&mut f),
+            Err(ForwardError::Malformed),
+            "{bad:?}"
+        );
+    }
+}
+
 #[test]
 fn rewrite_sets_both_macs() {
     let mut frame = udp(A_MAC, ROUTER_MAC, A, B, 64);

@@ -1,7 +1,8 @@
 //! `recvmmsg` / `sendmmsg` of whole frames, each as two iovecs: the virtio_net_hdr
 //! (`PacketBuf::vnet`) and the frame. The message headers and iovecs are allocated once
 //! per port and re-pointed at the caller's buffers on every call, so a batch allocates
-//! nothing.
+//! nothing. Received messages may carry a `PACKET_AUXDATA` control message (when the
+//! socket asks for it), read back with [`MmsgBatch::vlan_tagged`].
 
 use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd};
@@ -14,6 +15,30 @@ pub struct MmsgBatch {
     hdrs: Box<[libc::mmsghdr]>,
     /// Two per message: `[2 * i]` the vnet header, `[2 * i + 1]` the frame.
     iovs: Box<[libc::iovec]>,
+    /// One control buffer per message, for receives (empty: none asked for).
+    control: Box<[ControlBuf]>,
+}
+
+/// Room for one `cmsghdr` with a `tpacket_auxdata` (16 + 20 bytes, aligned) and more.
+#[repr(C, align(8))]
+#[derive(Clone, Copy)]
+struct ControlBuf([u8; 64]);
+
+// From <linux/if_packet.h>: the control message's level/type and its status bit.
+const PACKET_AUXDATA: libc::c_int = 8;
+const TP_STATUS_VLAN_VALID: u32 = 1 << 4;
+
+/// `struct tpacket_auxdata`.
+#[repr(C)]
+#[derive(Clone, Copy)]
+struct TpacketAuxdata {
+    tp_status: u32,
+    tp_len: u32,
+    tp_snaplen: u32,
+    tp_mac: u16,
+    tp_net: u16,
+    tp_vlan_tci: u16,
+    tp_vlan_tpid: u16,
 }
 
 // SAFETY: the raw pointers inside `hdrs` and `iovs` point into buffers borrowed for the
@@ -44,7 +69,16 @@ impl MmsgBatch {
         MmsgBatch {
             hdrs,
             iovs: vec![empty_iov; 2 * capacity].into_boxed_slice(),
+            control: Box::new([]),
         }
+    }
+
+    /// Like [`new`](Self::new), with a control buffer per message so that receives
+    /// return the socket's `PACKET_AUXDATA`.
+    pub fn with_auxdata(capacity: usize) -> MmsgBatch {
+        let mut b = MmsgBatch::new(capacity);
+        b.control = vec![ControlBuf([0; 64]); b.hdrs.len()].into_boxed_slice();
+        b
     }
 
     /// The most messages one call handles.
@@ -77,6 +111,7 @@ impl MmsgBatch {
             };
         }
         self.point_headers(n);
+        self.point_control(n);
         // SAFETY: `hdrs[..n]` are valid mmsghdrs whose iovecs point into `bufs[..n]`
         // (vnet header and rx space), which stay exclusively borrowed, alive and unmoved
         // until this call returns; the kernel writes at most `iov_len` bytes to each.
@@ -95,6 +130,44 @@ impl MmsgBatch {
     /// Bytes the kernel wrote for message `i` of the last `recv`, header included.
     pub fn received_len(&self, i: usize) -> usize {
         self.hdrs[i].msg_len as usize
+    }
+
+    /// Whether the kernel took a VLAN tag off message `i` of the last `recv` (it is
+    /// then reported in the `PACKET_AUXDATA` control message, not in the frame). Always
+    /// false without [`with_auxdata`](Self::with_auxdata).
+    pub fn vlan_tagged(&self, i: usize) -> bool {
+        if self.control.is_empty() {
+            return false;
+        }
+        let msg = &self.hdrs[i].msg_hdr;
+        // CMSG_LEN: the header (a multiple of its own alignment already) and the data.
+        let want = std::mem::size_of::<libc::cmsghdr>() + std::mem::size_of::<TpacketAuxdata>();
+        // SAFETY: `msg` is the header the kernel filled in for message `i`: its control
+        // pointer is `control[i]` (64 bytes, alive as long as `self`) and its
+        // `msg_controllen` is what the kernel wrote there, at most 64; CMSG_FIRSTHDR /
+        // CMSG_NXTHDR stay within that length and return null at its end.
+        let mut cmsg = unsafe { libc::CMSG_FIRSTHDR(msg) };
+        while !cmsg.is_null() {
+            // SAFETY: non-null pointers from CMSG_FIRSTHDR / CMSG_NXTHDR point to a whole
+            // `cmsghdr` inside the control buffer.
+            let hdr = unsafe { &*cmsg };
+            if hdr.cmsg_level == libc::SOL_PACKET
+                && hdr.cmsg_type == PACKET_AUXDATA
+                && hdr.cmsg_len as usize >= want
+            {
+                // SAFETY: `cmsg_len` covers a whole `tpacket_auxdata` after the header,
+                // inside the buffer; it may be unaligned, hence `read_unaligned`.
+                let aux = unsafe {
+                    libc::CMSG_DATA(cmsg)
+                        .cast::<TpacketAuxdata>()
+                        .read_unaligned()
+                };
+                return aux.tp_status & TP_STATUS_VLAN_VALID != 0;
+            }
+            // SAFETY: as for CMSG_FIRSTHDR above; `cmsg` is a header inside `msg`'s buffer.
+            cmsg = unsafe { libc::CMSG_NXTHDR(msg, cmsg) };
+        }
+        false
     }
 
     /// Whether message `i` of the last `recv` did not fit its buffer.
@@ -146,6 +219,17 @@ impl MmsgBatch {
             )
         };
         cvt(ret).map(|sent| sent as usize)
+    }
+
+    /// Points message header `i` at its control buffer, for `i < n` (receives only).
+    fn point_control(&mut self, n: usize) {
+        if self.control.is_empty() {
+            return;
+        }
+        for (hdr, buf) in self.hdrs[..n].iter_mut().zip(self.control.iter_mut()) {
+            hdr.msg_hdr.msg_control = buf.0.as_mut_ptr().cast();
+            hdr.msg_hdr.msg_controllen = buf.0.len();
+        }
     }
 
     /// Points message header `i` at its two iovecs, for `i < n`.

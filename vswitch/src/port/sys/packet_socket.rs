@@ -8,6 +8,18 @@ use super::{cvt, setsockopt};
 /// `ETH_P_ALL` in network byte order, as `sockaddr_ll` and `socket()` want it.
 const ETH_P_ALL_BE: u16 = (libc::ETH_P_ALL as u16).to_be();
 
+// From <linux/if_packet.h> (stable kernel ABI; not in every libc release for Linux).
+const PACKET_STATISTICS: libc::c_int = 6;
+const PACKET_AUXDATA: libc::c_int = 8;
+
+/// `struct tpacket_stats`.
+#[repr(C)]
+#[derive(Debug, Default)]
+struct TpacketStats {
+    tp_packets: u32,
+    tp_drops: u32,
+}
+
 /// An AF_PACKET `SOCK_RAW` socket, close-on-exec and non-blocking. Created with
 /// protocol 0 so that nothing is queued on it before `bind` names the interface.
 #[derive(Debug)]
@@ -108,6 +120,33 @@ impl PacketSocket {
             )
         };
         cvt(ret).map(drop)
+    }
+
+    /// `PACKET_AUXDATA`: every received frame comes with a `tpacket_auxdata` control
+    /// message. The kernel moves a frame's outer VLAN tag out of the data into
+    /// `skb->vlan_tci` before packet sockets see it (`__netif_receive_skb_core`), so this
+    /// is the only way to learn that a frame was tagged.
+    pub fn set_auxdata(&self, on: bool) -> io::Result<()> {
+        self.set_int(libc::SOL_PACKET, PACKET_AUXDATA, on.into())
+    }
+
+    /// `PACKET_STATISTICS`: frames the kernel dropped because the socket's receive queue
+    /// was full, since the last call (reading resets the kernel's counts).
+    pub fn take_rx_overruns(&self) -> io::Result<u32> {
+        let mut stats = TpacketStats::default();
+        let mut len = std::mem::size_of::<TpacketStats>() as libc::socklen_t;
+        // SAFETY: `stats` is a live, exclusively borrowed `tpacket_stats` of `len` bytes;
+        // the kernel writes at most `len` bytes to it and updates `len`.
+        let ret = unsafe {
+            libc::getsockopt(
+                self.fd.as_raw_fd(),
+                libc::SOL_PACKET,
+                PACKET_STATISTICS,
+                (&raw mut stats).cast::<libc::c_void>(),
+                &raw mut len,
+            )
+        };
+        cvt(ret).map(|_| stats.tp_drops)
     }
 
     /// Whether interface `ifindex` still exists in the socket's own network namespace

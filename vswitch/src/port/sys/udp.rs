@@ -12,6 +12,10 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 use super::ifname::to_ifr_name;
 use super::{cvt, setsockopt};
 
+// From <asm-generic/socket.h> and <linux/sock_diag.h> (not in libc for every Linux target).
+const SO_MEMINFO: libc::c_int = 55;
+const SK_MEMINFO_VARS: usize = 9;
+
 /// A UDP socket, close-on-exec and non-blocking, IPv4 or IPv6.
 #[derive(Debug)]
 pub struct UdpSocket {
@@ -118,6 +122,30 @@ impl UdpSocket {
         let value = clamp_int(bytes);
         self.set_int(libc::SOL_SOCKET, libc::SO_SNDBUFFORCE, value)
             .or_else(|_| self.set_int(libc::SOL_SOCKET, libc::SO_SNDBUF, value))
+    }
+
+    /// How many datagrams the kernel has dropped for this socket since it was opened
+    /// (`SO_MEMINFO`, `SK_MEMINFO_DROPS`): mostly a full receive queue.
+    pub fn drops_so_far(&self) -> io::Result<u32> {
+        let mut info = [0u32; SK_MEMINFO_VARS];
+        let mut len = std::mem::size_of_val(&info) as libc::socklen_t;
+        // SAFETY: `info` is a live, exclusively borrowed array of `len` bytes; the kernel
+        // writes at most `len` bytes to it and updates `len`.
+        let ret = unsafe {
+            libc::getsockopt(
+                self.fd.as_raw_fd(),
+                libc::SOL_SOCKET,
+                SO_MEMINFO,
+                info.as_mut_ptr().cast::<libc::c_void>(),
+                &raw mut len,
+            )
+        };
+        cvt(ret)?;
+        let at = libc::SK_MEMINFO_DROPS as usize;
+        if (len as usize) < (at + 1) * std::mem::size_of::<u32>() {
+            return Err(io::Error::from(io::ErrorKind::Unsupported));
+        }
+        Ok(info[at])
     }
 
     /// Binds to `addr`. `EADDRNOTAVAIL`: the address is on no interface (or is an IPv6

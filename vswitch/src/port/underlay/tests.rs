@@ -15,6 +15,7 @@
 //! in. They need root.
 
 mod lab;
+mod overrun;
 
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
@@ -23,14 +24,14 @@ use self::lab::{Ns, Pair};
 use super::send::Route;
 use super::*;
 
-const V4: (&str, &str) = ("192.0.2.1", "192.0.2.2");
+pub(super) const V4: (&str, &str) = ("192.0.2.1", "192.0.2.2");
 const V6: (&str, &str) = ("2001:db8::1", "2001:db8::2");
 
-fn ip(s: &str) -> IpAddr {
+pub(super) fn ip(s: &str) -> IpAddr {
     s.parse().expect("test address")
 }
 
-fn open(ns: &Ns, cfg: &UnderlayConfig) -> Underlay {
+pub(super) fn open(ns: &Ns, cfg: &UnderlayConfig) -> Underlay {
     let cfg = cfg.clone();
     ns.run(move || Underlay::open(&cfg).unwrap_or_else(|e| panic!("open: {e}")))
 }
@@ -48,7 +49,7 @@ fn payload(index: usize, len: usize) -> Vec<u8> {
 }
 
 /// Sends every transmit, retrying what would block, and checks nothing was dropped.
-fn send_all(u: &mut Underlay, pool: &[PacketBuf], txs: &[Transmit]) {
+pub(super) fn send_all(u: &mut Underlay, pool: &[PacketBuf], txs: &[Transmit]) {
     let mut done = 0;
     let deadline = Instant::now() + Duration::from_secs(5);
     while done < txs.len() {
@@ -62,7 +63,7 @@ fn send_all(u: &mut Underlay, pool: &[PacketBuf], txs: &[Transmit]) {
 
 /// What arrived: each datagram (GRO reads split back apart) with its sender.
 #[derive(Debug, Default)]
-struct Received {
+pub(super) struct Received {
     datagrams: Vec<(SocketAddr, Vec<u8>)>,
     reads: usize,
     /// Reads that held more than one datagram, and the segment sizes they reported.
@@ -75,7 +76,7 @@ fn receive(u: &mut Underlay, want: usize) -> Received {
     receive_for(u, want, Duration::from_secs(2))
 }
 
-fn receive_for(u: &mut Underlay, want: usize, wait: Duration) -> Received {
+pub(super) fn receive_for(u: &mut Underlay, want: usize, wait: Duration) -> Received {
     let mut bufs: Vec<PacketBuf> = (0..MAX_BATCH).map(|_| PacketBuf::new()).collect();
     let mut meta = vec![RxMeta::default(); MAX_BATCH];
     let mut got = Received::default();
@@ -102,7 +103,7 @@ fn receive_for(u: &mut Underlay, want: usize, wait: Duration) -> Received {
 }
 
 /// `count` transmits of one buffer each, sizes and flows varied.
-fn varied(dst: IpAddr, count: usize) -> (Vec<PacketBuf>, Vec<Transmit>) {
+pub(super) fn varied(dst: IpAddr, count: usize) -> (Vec<PacketBuf>, Vec<Transmit>) {
     let pool: Vec<PacketBuf> = (0..count)
         .map(|i| PacketBuf::from_frame(&payload(i, 8 + (i * 137) % 1400)))
         .collect();
