@@ -50,6 +50,8 @@ pub enum Command {
     /// Show per-port counters, drops by reason, and FDB counters.
     #[command(after_help = "Example:\n  vswitch stats --format json")]
     Stats(FormatArg),
+    /// Capture frames at a port, a network, the underlay or the uplink (pcap or text).
+    Capture(crate::cli::capture::CaptureArgs),
     /// Labs of hosts and containers in network namespaces on this machine.
     #[command(subcommand)]
     Lab(LabCommand),

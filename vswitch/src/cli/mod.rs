@@ -3,7 +3,9 @@
 //! one line on stderr that says what to fix, and a non-zero exit.
 
 pub mod args;
+pub mod capture;
 pub mod client;
+mod frame_text;
 pub mod table;
 
 use std::io::IsTerminal;
@@ -179,6 +181,7 @@ fn dispatch(cli: Cli) -> Result<(), String> {
             }
             Ok(())
         }
+        Command::Capture(a) => capture::run(&socket, a),
         Command::Lab(LabCommand::Demo) => crate::lab::demo::run().map_err(|e| e.to_string()),
         Command::Lab(LabCommand::Up { file }) => {
             let lab =

@@ -65,6 +65,8 @@ pub enum Request {
     },
     PortLs,
     NatLs,
+    /// Streams copies of frames (see `control::capture`); served by the connection.
+    Capture(super::capture::CaptureRequest),
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

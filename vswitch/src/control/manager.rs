@@ -18,6 +18,7 @@ use super::overlay::{self, UnderlayInfo};
 use super::router::{UplinkInfo, published_ports};
 use super::state::{Driver, Network, State, StateStore};
 use super::{ids, views};
+use crate::datapath::capture::CaptureHub;
 use crate::datapath::counters::PortCounters;
 use crate::datapath::router::RouterCounters;
 use crate::datapath::topology::{NetworkInfo, OverlayParams, PortInfo, Topology, UplinkParams};
@@ -67,6 +68,8 @@ pub struct Manager {
     pub(super) router_counters: Arc<RouterCounters>,
     uplink_counters: Option<Arc<PortCounters>>,
     pub(super) worker_counters: Option<Arc<WorkerCounters>>,
+    /// Running captures, shared with the worker.
+    pub(super) capture: Arc<CaptureHub>,
 }
 
 /// What the manager is built from.
@@ -86,6 +89,7 @@ pub struct ManagerParts {
     pub router_counters: Arc<RouterCounters>,
     pub uplink_counters: Option<Arc<PortCounters>>,
     pub worker_counters: Option<Arc<WorkerCounters>>,
+    pub capture: Arc<CaptureHub>,
 }
 
 impl Manager {
@@ -111,6 +115,7 @@ impl Manager {
             router_counters: p.router_counters,
             uplink_counters: p.uplink_counters,
             worker_counters: p.worker_counters,
+            capture: p.capture,
         };
         if let Some(nat) = &m.nat {
             nat.set_published(published_ports(&m.state));
@@ -166,6 +171,9 @@ impl Manager {
             } => self.port_unpublish(&network, &endpoint, &spec),
             Request::PortLs => Ok(self.port_ls()),
             Request::NatLs => self.nat_ls(),
+            Request::Capture(_) => Err(ControlError::Invalid(
+                "a capture streams its answer: send it on a connection of its own".into(),
+            )),
         }
     }
 
@@ -512,6 +520,7 @@ impl Manager {
         topo.router_mac = self.state.router_mac.unwrap_or_default();
         topo.overlay = self.underlay.as_ref().map(|u| OverlayParams {
             local: u.config.local,
+            vxlan_port: u.config.port,
             src_ports: u.config.src_port_range,
             mss_clamp: u.config.mss_clamp,
         });

@@ -3,6 +3,7 @@
 //! commands for the workers.
 
 pub mod api;
+pub mod capture;
 pub mod endpoints;
 pub mod error;
 pub mod ids;

@@ -19,6 +19,7 @@ use crate::control::metrics;
 use crate::control::overlay::UnderlayInfo;
 use crate::control::server::{self, Access, ServerError};
 use crate::control::state::{StateError, StateStore};
+use crate::datapath::capture::CaptureHub;
 use crate::datapath::pipeline::Pipeline;
 use crate::datapath::router::RouterCounters;
 use crate::datapath::topology::Topology;
@@ -129,6 +130,7 @@ pub fn run(opts: RunOptions) -> Result<(), DaemonError> {
     let worker_counters = Arc::new(WorkerCounters::default());
     let topology = Arc::new(ArcSwap::from_pointee(Topology::default()));
     let (events_tx, events_rx) = crossbeam_channel::unbounded();
+    let capture = Arc::new(CaptureHub::default());
     let worker = worker::spawn(WorkerConfig {
         pipeline: Pipeline::new(fdb.clone()),
         topology: topology.clone(),
@@ -138,6 +140,7 @@ pub fn run(opts: RunOptions) -> Result<(), DaemonError> {
         nat: nat.clone(),
         router_counters: router_counters.clone(),
         counters: worker_counters.clone(),
+        capture: capture.clone(),
     })
     .map_err(DaemonError::Worker)?;
     let tunnel_counters = underlay.map(|u| open::give_underlay(u, &worker));
@@ -163,6 +166,7 @@ pub fn run(opts: RunOptions) -> Result<(), DaemonError> {
         router_counters: router_counters.clone(),
         uplink_counters,
         worker_counters: Some(worker_counters),
+        capture,
     });
     manager.publish_topology();
     manager.reattach();

@@ -2,6 +2,7 @@
 //! (`worker`), and offload handling (virtio_net_hdr, checksum completion, GSO split / GRO
 //! coalesce) as pure functions.
 
+pub mod capture;
 pub mod counters;
 pub mod egress;
 pub mod offload;

@@ -19,6 +19,7 @@ use crossbeam_channel::{Receiver, Sender};
 use fdb::{Location, NetworkId, PortId};
 use vtep::PeerLookup;
 
+use super::capture::{CaptureHub, Direction};
 use super::counters::{DropReason, PortCounters};
 use super::offload::Coalescer;
 use super::pipeline::{Batch, FrameMeta, Ingress, Pipeline, Verdict};
@@ -148,6 +149,8 @@ pub struct WorkerConfig {
     /// This worker's own counters (busy time).
     pub counters: Arc<WorkerCounters>,
     pub router_counters: Arc<RouterCounters>,
+    /// Running captures (`vswitch capture`); looked at once per batch.
+    pub capture: Arc<CaptureHub>,
 }
 
 /// A worker's own counters, for metrics: how much of its time it spends working.
@@ -390,6 +393,13 @@ impl Worker {
             counters.rx_packets.add(1);
             counters.rx_bytes.add(buf.len() as u64);
         }
+        if self.cfg.capture.is_active() {
+            let topo = self.cfg.topology.load();
+            let frames = self.pool.all()[..n].iter().map(|b| b.frame());
+            self.cfg
+                .capture
+                .port_frames(&topo, id, Direction::Rx, frames);
+        }
         (n > 0).then_some((n, counters))
     }
 
@@ -469,10 +479,19 @@ impl Worker {
     fn flush(&mut self) {
         let pool = self.pool.all();
         let mut gone = Vec::new();
+        let capture = self
+            .cfg
+            .capture
+            .is_active()
+            .then(|| (&self.cfg.capture, self.cfg.topology.load()));
         for id in self.dirty.drain(..) {
             let Some(slot) = self.ports.get_mut(&id) else {
                 continue;
             };
+            if let Some((hub, topo)) = &capture {
+                let frames = slot.pending.iter().map(|&i| pool[i as usize].frame());
+                hub.port_frames(topo, id, Direction::Tx, frames);
+            }
             let queued = slot.pending.len();
             let result = slot.port.send_batch(pool, &slot.pending);
             let dropped = slot.port.take_drops();
@@ -502,6 +521,9 @@ impl Worker {
         if let Some(t) = self.tunnel.as_mut()
             && !self.txs.is_empty()
         {
+            if let Some((hub, topo)) = &capture {
+                tunnel::capture_tx(hub, topo, pool, &self.txs);
+            }
             let queued = self.txs.len();
             let done = match t.tunnel.send_batch(pool, &self.txs) {
                 Ok(done) => done,
@@ -534,6 +556,7 @@ impl Worker {
             }
             t.counters.tx_dropped.add((queued - done) as u64 + refused);
         }
+        drop(capture);
         self.txs.clear();
         self.pool.release_scratch();
         for id in gone {
