@@ -7,6 +7,7 @@ pub mod capture;
 pub mod client;
 mod frame_text;
 pub mod table;
+pub mod trace;
 
 use std::io::IsTerminal;
 use std::process::ExitCode;
@@ -182,6 +183,7 @@ fn dispatch(cli: Cli) -> Result<(), String> {
             Ok(())
         }
         Command::Capture(a) => capture::run(&socket, a),
+        Command::Trace(a) => trace::run(&socket, a),
         Command::Lab(LabCommand::Demo) => crate::lab::demo::run().map_err(|e| e.to_string()),
         Command::Lab(LabCommand::Up { file }) => {
             let lab =

@@ -171,6 +171,7 @@ impl Manager {
             } => self.port_unpublish(&network, &endpoint, &spec),
             Request::PortLs => Ok(self.port_ls()),
             Request::NatLs => self.nat_ls(),
+            Request::Trace(t) => self.trace(&t),
             Request::Capture(_) => Err(ControlError::Invalid(
                 "a capture streams its answer: send it on a connection of its own".into(),
             )),

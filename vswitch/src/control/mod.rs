@@ -16,4 +16,5 @@ pub mod overlay;
 pub mod router;
 pub mod server;
 pub mod state;
+pub mod trace;
 pub mod views;

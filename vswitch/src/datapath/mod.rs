@@ -5,6 +5,7 @@
 pub mod capture;
 pub mod counters;
 pub mod egress;
+pub mod observe;
 pub mod offload;
 pub mod pipeline;
 pub mod pool;

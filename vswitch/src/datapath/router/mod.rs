@@ -18,14 +18,17 @@ use std::time::Duration;
 use fdb::{MacAddr, NetworkId, PortId};
 
 use super::counters::Counter;
+use super::observe::Live;
 use super::offload::VnetHdr;
 use super::pipeline::ETH_HLEN;
 use super::pool::Pool;
 use super::topology::{Topology, UplinkParams};
-use crate::l3::{
-    self, Arp, ArpOp, LearnKind, Lookup, NeighCache, NeighConfig, QueuedFrame, Route, Waiting,
-};
-use crate::nat::{ChecksumState, Egress, Nat, NatDrop};
+use crate::l3::{self, NeighCache, NeighConfig};
+use crate::nat::{ChecksumState, Nat, NatDrop};
+use wire::{ArpAt, arp_at, build, build_from, ethertype, ipv4_dst};
+
+mod inside;
+mod wire;
 
 const ETHERTYPE_IPV4: [u8; 2] = [0x08, 0x00];
 const ETHERTYPE_ARP: [u8; 2] = [0x08, 0x06];
@@ -217,7 +220,7 @@ impl Router {
             && !self.announced
         {
             self.announced = true;
-            if let Some(s) = build(pool, &self.counters, |o| {
+            if let Some(s) = build(pool, Some(&self.counters), |o| {
                 l3::build_gratuitous(up.mac, up.addresses[0], o)
             }) {
                 out.push(Out::Uplink(s));
@@ -241,7 +244,7 @@ impl Router {
                 self.counters.count(RouterDrop::Unresolved);
             }
             for r in t.requests {
-                if let Some(s) = build(pool, &self.counters, |o| {
+                if let Some(s) = build(pool, Some(&self.counters), |o| {
                     l3::build_request(cx.topo.router_mac, info.gateway, r.target, r.dst, o)
                 }) {
                     out.push(Out::Network(n, s));
@@ -254,261 +257,12 @@ impl Router {
                 self.counters.count(RouterDrop::Unresolved);
             }
             for r in t.requests {
-                if let Some(s) = build(pool, &self.counters, |o| {
+                if let Some(s) = build(pool, Some(&self.counters), |o| {
                     l3::build_request(up.mac, up.addresses[0], r.target, r.dst, o)
                 }) {
                     out.push(Out::Uplink(s));
                 }
             }
-        }
-    }
-
-    /// A frame for the router from network `network` (from a local port when `in_port`
-    /// is set, else from a peer).
-    pub fn from_network(
-        &mut self,
-        cx: Ctx<'_>,
-        pool: &mut Pool,
-        i: u32,
-        network: NetworkId,
-        in_port: Option<PortId>,
-        out: &mut Vec<Out>,
-    ) {
-        self.sync(cx);
-        match ethertype(pool.get(i).frame()) {
-            ETHERTYPE_ARP => return self.arp_in_network(cx, pool, i, network, in_port, out),
-            ETHERTYPE_IPV4 => {}
-            _ => return self.counters.count(RouterDrop::NotIpv4),
-        }
-        let Some(dst) = ipv4_dst(pool.get(i).frame()) else {
-            return self.counters.count(RouterDrop::Malformed);
-        };
-        match cx.topo.routes.route(network, dst) {
-            Route::ToGateway => {
-                let Some(p) = in_port.filter(|_| l3::is_echo_request(pool.get(i).frame())) else {
-                    return self.counters.count(RouterDrop::ToGateway);
-                };
-                if let Some(s) = build_from(pool, i, &self.counters, l3::build_echo_reply) {
-                    self.counters.echo_replies.add(1);
-                    out.push(Out::Port(p, s));
-                }
-            }
-            Route::Local(to) => {
-                if self.ttl(cx, pool, i, network, in_port, out) {
-                    self.counters.routed.add(1);
-                    self.deliver(cx, pool, i, to, dst, out);
-                }
-            }
-            Route::External => self.masquerade(cx, pool, i, network, in_port, out),
-            Route::Denied(_) => self.counters.count(RouterDrop::Denied),
-            Route::NoRoute => self.counters.count(RouterDrop::NoRoute),
-        }
-    }
-
-    fn arp_in_network(
-        &mut self,
-        cx: Ctx<'_>,
-        pool: &mut Pool,
-        i: u32,
-        network: NetworkId,
-        in_port: Option<PortId>,
-        out: &mut Vec<Out>,
-    ) {
-        let (Some(info), Some(cache)) = (
-            cx.topo.networks.get(&network),
-            self.caches.get_mut(&network),
-        ) else {
-            return;
-        };
-        let port = in_port.unwrap_or_default();
-        let reply = move |s| Out::Port(port, s);
-        let at = ArpAt {
-            mac: cx.topo.router_mac,
-            owns: &|ip| ip == info.gateway,
-            // Only local senders are answered: a peer's hosts have their own gateway.
-            reply: in_port.map(|_| &reply as &dyn Fn(u32) -> Out),
-            send: &|s| Out::Network(network, s),
-        };
-        arp_at(cx.now, pool, i, &self.counters, cache, &at, out);
-    }
-
-    /// Decrements the TTL; when it runs out, answers with time exceeded from the source
-    /// network's gateway and says no.
-    fn ttl(
-        &mut self,
-        cx: Ctx<'_>,
-        pool: &mut Pool,
-        i: u32,
-        network: NetworkId,
-        in_port: Option<PortId>,
-        out: &mut Vec<Out>,
-    ) -> bool {
-        match l3::decrement_ttl(pool.get_mut(i).frame_mut()) {
-            Ok(()) => true,
-            Err(l3::ForwardError::TtlExpired) => {
-                self.counters.count(RouterDrop::TtlExpired);
-                let gw = cx.topo.networks.get(&network).map(|n| n.gateway);
-                if let (Some(p), Some(gw)) = (in_port, gw)
-                    && let Some(s) = build_from(pool, i, &self.counters, |f, o| {
-                        l3::build_time_exceeded(f, cx.topo.router_mac, gw, o)
-                    })
-                {
-                    out.push(Out::Port(p, s));
-                }
-                false
-            }
-            Err(_) => {
-                self.counters.count(RouterDrop::Malformed);
-                false
-            }
-        }
-    }
-
-    /// Sends buffer `i` to `dst` in network `to`: resolves its MAC (asking by ARP from the
-    /// gateway if needed, the frame waiting meanwhile) and rewrites the Ethernet header.
-    fn deliver(
-        &mut self,
-        cx: Ctx<'_>,
-        pool: &mut Pool,
-        i: u32,
-        to: NetworkId,
-        dst: Ipv4Addr,
-        out: &mut Vec<Out>,
-    ) {
-        let (Some(info), Some(cache)) = (cx.topo.networks.get(&to), self.caches.get_mut(&to))
-        else {
-            return self.counters.count(RouterDrop::NoRoute);
-        };
-        let buf = pool.get(i);
-        let waiting = Waiting {
-            vnet: buf.vnet,
-            frame: buf.frame(),
-        };
-        match cache.lookup(cx.now, dst, Some(waiting)) {
-            Lookup::Hit(mac) => {
-                let _ = l3::rewrite_l2(pool.get_mut(i).frame_mut(), cx.topo.router_mac, mac);
-                out.push(Out::Network(to, i));
-            }
-            Lookup::Miss { send_request, .. } => {
-                if send_request
-                    && let Some(s) = build(pool, &self.counters, |o| {
-                        l3::build_request(
-                            cx.topo.router_mac,
-                            info.gateway,
-                            dst,
-                            MacAddr::BROADCAST,
-                            o,
-                        )
-                    })
-                {
-                    out.push(Out::Network(to, s));
-                }
-            }
-            Lookup::Failed => self.counters.count(RouterDrop::Unresolved),
-        }
-    }
-
-    /// To the outside: uplink MTU, TTL, masquerade, next hop by ARP.
-    fn masquerade(
-        &mut self,
-        cx: Ctx<'_>,
-        pool: &mut Pool,
-        i: u32,
-        network: NetworkId,
-        in_port: Option<PortId>,
-        out: &mut Vec<Out>,
-    ) {
-        let (Some(nat), Some(up)) = (self.nat.clone(), cx.topo.uplink.as_ref()) else {
-            return self.counters.count(RouterDrop::NoRoute);
-        };
-        let mut hdr = VnetHdr::parse(&pool.get(i).vnet);
-        let max_frame = up.mtu as usize + ETH_HLEN;
-        if hdr.is_gso() {
-            // Segments must fit the uplink: lower the size the kernel cuts them at.
-            let fitted = super::egress::fit_gso(pool.get(i).frame(), &hdr, max_frame);
-            if fitted.gso_size != hdr.gso_size {
-                hdr = fitted;
-                pool.get_mut(i).vnet = hdr.to_bytes();
-            }
-        } else if pool.get(i).len() > max_frame {
-            let gw = cx.topo.networks.get(&network).map(|n| n.gateway);
-            match (vtep::needs_icmp(pool.get(i).frame(), up.mtu), in_port, gw) {
-                (vtep::Verdict::Ipv4Df, Some(p), Some(gw)) => {
-                    if let Some(s) = build_from(pool, i, &self.counters, |f, o| {
-                        vtep::build_frag_needed(f, up.mtu, cx.topo.router_mac.0, gw, o)
-                    }) {
-                        out.push(Out::Port(p, s));
-                    }
-                }
-                _ => self.counters.count(RouterDrop::UplinkTooBig),
-            }
-            return;
-        }
-        if !self.ttl(cx, pool, i, network, in_port, out) {
-            return;
-        }
-        let csum = if hdr.needs_csum() {
-            ChecksumState::Partial
-        } else {
-            ChecksumState::Complete
-        };
-        let t = match nat.outbound(cx.now, &mut pool.get_mut(i).frame_mut()[ETH_HLEN..], csum) {
-            Ok(t) => t,
-            Err(e) => return self.counters.nat_drop(e),
-        };
-        match t.egress {
-            Egress::Uplink => {
-                self.counters.masqueraded.add(1);
-                self.send_uplink(cx, pool, i, up, t.dst, out);
-            }
-            Egress::Internal => self.hairpin(cx, pool, i, t.dst, out),
-        }
-    }
-
-    fn hairpin(&mut self, cx: Ctx<'_>, pool: &mut Pool, i: u32, dst: Ipv4Addr, out: &mut Vec<Out>) {
-        match cx.topo.routes.network_of(dst).map(|n| n.id) {
-            Some(to) => {
-                self.counters.inbound.add(1);
-                self.deliver(cx, pool, i, to, dst, out);
-            }
-            None => self.counters.count(RouterDrop::NoRoute),
-        }
-    }
-
-    fn send_uplink(
-        &mut self,
-        cx: Ctx<'_>,
-        pool: &mut Pool,
-        i: u32,
-        up: &UplinkParams,
-        dst: Ipv4Addr,
-        out: &mut Vec<Out>,
-    ) {
-        let next = if up.subnet.contains(&dst) {
-            dst
-        } else {
-            up.gateway
-        };
-        let buf = pool.get(i);
-        let waiting = Waiting {
-            vnet: buf.vnet,
-            frame: buf.frame(),
-        };
-        match self.uplink_cache.lookup(cx.now, next, Some(waiting)) {
-            Lookup::Hit(mac) => {
-                let _ = l3::rewrite_l2(pool.get_mut(i).frame_mut(), up.mac, mac);
-                out.push(Out::Uplink(i));
-            }
-            Lookup::Miss { send_request, .. } => {
-                if send_request
-                    && let Some(s) = build(pool, &self.counters, |o| {
-                        l3::build_request(up.mac, up.addresses[0], next, MacAddr::BROADCAST, o)
-                    })
-                {
-                    out.push(Out::Uplink(s));
-                }
-            }
-            Lookup::Failed => self.counters.count(RouterDrop::Unresolved),
         }
     }
 
@@ -537,7 +291,7 @@ impl Router {
             return self.counters.count(RouterDrop::NotForUs);
         }
         if l3::is_echo_request(pool.get(i).frame()) {
-            if let Some(s) = build_from(pool, i, &self.counters, l3::build_echo_reply) {
+            if let Some(s) = build_from(pool, i, Some(&self.counters), l3::build_echo_reply) {
                 self.counters.echo_replies.add(1);
                 out.push(Out::Uplink(s));
             }
@@ -556,7 +310,7 @@ impl Router {
         if l3::decrement_ttl(pool.get_mut(i).frame_mut()).is_err() {
             return self.counters.count(RouterDrop::TtlExpired);
         }
-        self.hairpin(cx, pool, i, t.dst, out);
+        self.hairpin(cx, pool, i, t.dst, out, &mut Live);
     }
 
     fn arp_on_uplink(
@@ -577,151 +331,11 @@ impl Router {
             cx.now,
             pool,
             i,
-            &self.counters,
+            Some(&self.counters),
             &mut self.uplink_cache,
             &at,
             out,
+            &mut Live,
         );
-    }
-}
-
-/// One of the router's interfaces, as ARP sees it.
-struct ArpAt<'a> {
-    /// The interface's MAC: what it answers with and sends from.
-    mac: MacAddr,
-    /// Whether an address is the interface's own.
-    owns: &'a dyn Fn(Ipv4Addr) -> bool,
-    /// Where answers go; `None`: requests are learned from, not answered.
-    reply: Option<&'a dyn Fn(u32) -> Out>,
-    /// Where frames that waited for an answer go.
-    send: &'a dyn Fn(u32) -> Out,
-}
-
-/// ARP at one interface, in the order `l3` gives: a gratuitous one is learned; a request
-/// for our address is answered and, unless a probe, teaches its sender; a reply to us is
-/// learned. Frames that waited for the address are sent on.
-fn arp_at(
-    now: Duration,
-    pool: &mut Pool,
-    i: u32,
-    counters: &RouterCounters,
-    cache: &mut NeighCache,
-    at: &ArpAt<'_>,
-    out: &mut Vec<Out>,
-) {
-    let Ok(arp) = Arp::parse(pool.get(i).frame()) else {
-        return counters.count(RouterDrop::Malformed);
-    };
-    let kind = if arp.is_gratuitous() {
-        Some(LearnKind::Gratuitous)
-    } else if arp.op == ArpOp::Request && (at.owns)(arp.target_ip) {
-        if let Some(reply) = at.reply
-            && let Some(s) = build(pool, counters, |o| l3::build_reply(&arp, at.mac, o))
-        {
-            counters.arp_replies.add(1);
-            out.push(reply(s));
-        }
-        (!arp.is_probe()).then_some(LearnKind::Request)
-    } else if arp.op == ArpOp::Reply && arp.eth_dst == at.mac {
-        Some(LearnKind::Reply)
-    } else {
-        None
-    };
-    if let Some(kind) = kind {
-        let released = cache.learn(now, arp.sender_ip, arp.sender_mac, kind);
-        release(
-            pool,
-            counters,
-            released,
-            at.mac,
-            arp.sender_mac,
-            at.send,
-            out,
-        );
-    }
-}
-
-/// The EtherType of an untagged Ethernet frame (zeros when too short).
-fn ethertype(frame: &[u8]) -> [u8; 2] {
-    match frame.get(12..14) {
-        Some(&[a, b]) => [a, b],
-        _ => [0, 0],
-    }
-}
-
-/// The destination address of an untagged Ethernet + IPv4 frame.
-fn ipv4_dst(frame: &[u8]) -> Option<Ipv4Addr> {
-    let b: [u8; 4] = frame.get(ETH_HLEN + 16..ETH_HLEN + 20)?.try_into().ok()?;
-    Some(Ipv4Addr::from(b))
-}
-
-/// Builds a frame into a fresh scratch buffer; `None` (counted) when there is none or
-/// the builder refuses.
-fn build<E>(
-    pool: &mut Pool,
-    counters: &RouterCounters,
-    f: impl FnOnce(&mut [u8]) -> Result<usize, E>,
-) -> Option<u32> {
-    let Some(s) = pool.scratch() else {
-        counters.count(RouterDrop::NoBuffer);
-        return None;
-    };
-    let buf = pool.get_mut(s);
-    match f(buf.rx_space()) {
-        Ok(n) => {
-            buf.set_len(n);
-            Some(s)
-        }
-        Err(_) => {
-            counters.count(RouterDrop::Malformed);
-            None
-        }
-    }
-}
-
-/// Like `build`, from the frame in buffer `i`.
-fn build_from<E>(
-    pool: &mut Pool,
-    i: u32,
-    counters: &RouterCounters,
-    f: impl FnOnce(&[u8], &mut [u8]) -> Result<usize, E>,
-) -> Option<u32> {
-    let Some(s) = pool.scratch() else {
-        counters.count(RouterDrop::NoBuffer);
-        return None;
-    };
-    let (src, dst) = pool.pair(i, s);
-    match f(src.frame(), dst.rx_space()) {
-        Ok(n) => {
-            dst.set_len(n);
-            Some(s)
-        }
-        Err(_) => {
-            counters.count(RouterDrop::Malformed);
-            None
-        }
-    }
-}
-
-/// Sends frames that waited for an ARP answer, now addressed to `mac`.
-fn release(
-    pool: &mut Pool,
-    counters: &RouterCounters,
-    frames: Vec<QueuedFrame>,
-    src_mac: MacAddr,
-    mac: MacAddr,
-    to: &dyn Fn(u32) -> Out,
-    out: &mut Vec<Out>,
-) {
-    for q in frames {
-        let Some(s) = pool.scratch() else {
-            counters.count(RouterDrop::NoBuffer);
-            continue;
-        };
-        let buf = pool.get_mut(s);
-        buf.set_frame(&q.frame);
-        buf.vnet = q.vnet;
-        let _ = l3::rewrite_l2(buf.frame_mut(), src_mac, mac);
-        out.push(to(s));
     }
 }

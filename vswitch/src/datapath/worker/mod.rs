@@ -42,6 +42,7 @@ const SCRATCH: usize = 256;
 pub(super) const SCRATCH_PER_FRAME: usize = 48;
 
 mod routing;
+mod trace;
 mod tunnel;
 /// Super-frames the coalescer builds per batch of VXLAN reads, and flows it keeps open.
 const GRO_SLOTS: usize = 64;
@@ -77,6 +78,12 @@ pub enum Command {
         tunnel: Box<dyn Tunnel>,
         counters: Arc<TunnelCounters>,
     },
+    /// Trace a frame as if it arrived on `in_port`, changing nothing (`vswitch trace`).
+    Trace {
+        in_port: PortId,
+        frame: Vec<u8>,
+        reply: Sender<Vec<super::observe::Step>>,
+    },
     /// Stop the loop and hand every port back.
     Shutdown {
         reply: Sender<Vec<(PortId, Box<dyn Port>)>>,
@@ -90,6 +97,7 @@ impl std::fmt::Debug for Command {
             Command::RemovePort { id, .. } => write!(f, "RemovePort({id})"),
             Command::SetTunnel { .. } => write!(f, "SetTunnel"),
             Command::SetUplink { .. } => write!(f, "SetUplink"),
+            Command::Trace { in_port, .. } => write!(f, "Trace({in_port})"),
             Command::Shutdown { .. } => write!(f, "Shutdown"),
         }
     }
@@ -324,6 +332,13 @@ impl Worker {
                         tracing::error!("cannot watch the underlay socket: {e}");
                     }
                     self.tunnel = Some(TunnelSlot { tunnel, counters });
+                }
+                Command::Trace {
+                    in_port,
+                    frame,
+                    reply,
+                } => {
+                    let _ = reply.send(self.trace(in_port, &frame));
                 }
                 Command::Shutdown { reply } => {
                     let ids: Vec<PortId> = self.ports.keys().copied().collect();
