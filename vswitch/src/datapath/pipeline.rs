@@ -467,6 +467,45 @@ mod tests {
     }
 
     #[test]
+    fn a_traced_frame_gets_the_live_verdict_and_teaches_nothing() {
+        use crate::datapath::observe::Recorder;
+        let fdb = Arc::new(Fdb::new(FdbConfig::default()));
+        let p = Pipeline::new(fdb.clone());
+        let t = topo();
+        let b = p.begin(T, &t);
+        p.process(&b, P(2), &frame(BCAST, B, 0x0806, 60), PLAIN);
+        let mut rec = Recorder::default();
+        let v = p.decide(&b, P(1), &frame(B, A, 0x0800, 60), PLAIN, &mut rec);
+        assert_eq!(v, Verdict::Forward(PortId(2)));
+        assert_eq!(
+            fdb.lookup(NetworkId(1), MacAddr(A)),
+            None,
+            "the trace learned"
+        );
+        assert_eq!(
+            rec.steps,
+            vec![
+                Step::Ingress {
+                    port: PortId(1),
+                    network: NetworkId(1)
+                },
+                Step::Learn {
+                    mac: MacAddr(A),
+                    at: Location::Port(PortId(1)),
+                    before: None
+                },
+                Step::FdbHit {
+                    mac: MacAddr(B),
+                    at: Location::Port(PortId(2))
+                },
+            ]
+        );
+        // The same frame for real: same verdict, and A is learned.
+        assert_eq!(p.process(&b, P(1), &frame(B, A, 0x0800, 60), PLAIN), v);
+        assert!(fdb.lookup(NetworkId(1), MacAddr(A)).is_some());
+    }
+
+    #[test]
     fn static_entries_win_over_learning() {
         let fdb = Arc::new(Fdb::new(FdbConfig::default()));
         let p = Pipeline::new(fdb.clone());
