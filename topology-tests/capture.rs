@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::Duration;
 
+use common::nat::{EXTERNAL, NatLab, OUTSIDE};
 use common::overlay::{Underlay, VsHost};
 use common::{Daemon, Netns, require_root, unique, vswitch_bin, wait_until};
 
@@ -263,6 +264,35 @@ fn capture_of_the_underlay_shows_vxlan_outer_and_inner() {
     assert!(
         text.lines()
             .any(|l| l.contains(&format!("{peer}tx")) && l.contains("ICMP echo request")),
+        "{text}"
+    );
+}
+
+/// ```text
+///   c1 -- vswitch "red" -- [uplink ext0 203.0.113.2] -- outside 203.0.113.1
+/// ```
+/// The uplink capture sees the ping after masquerade (from the uplink's address), both
+/// ways.
+#[test]
+fn capture_of_the_uplink_shows_masqueraded_traffic() {
+    require_root();
+    let lab = NatLab::new("");
+    lab.d
+        .must(&["network", "create", "red", "--subnet", "10.44.0.0/24"]);
+    let c1 = lab.container("red");
+    assert!(c1.ping_until(OUTSIDE, Duration::from_secs(5)));
+    let cap = Capture::start(&lab.d, &["uplink", "-c", "2"]);
+    assert!(c1.ping(OUTSIDE, 1, 56));
+    let out = cap.wait(Duration::from_secs(10));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.lines().any(|l| l.contains("uplink tx ")
+            && l.contains(&format!("{EXTERNAL} > {OUTSIDE} ICMP echo request"))),
+        "{text}"
+    );
+    assert!(
+        text.lines().any(|l| l.contains("uplink rx ")
+            && l.contains(&format!("{OUTSIDE} > {EXTERNAL} ICMP echo reply"))),
         "{text}"
     );
 }

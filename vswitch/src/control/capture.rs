@@ -28,6 +28,8 @@ use crate::datapath::topology::Topology;
 pub const QUEUE_DEPTH: usize = 4096;
 /// How often the daemon writes a status line when no frame comes.
 pub const STATUS_EVERY: Duration = Duration::from_millis(250);
+/// A client that takes nothing for this long is gone: the session ends.
+const STUCK_CLIENT: Duration = Duration::from_secs(10);
 
 /// Which headers a capture shows where a frame crosses the underlay.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -190,6 +192,8 @@ pub fn serve(mut out: UnixStream, req: CaptureRequest, manager: &Mutex<Manager>)
             return;
         }
     };
+    // A client that stops reading must not keep the session (and the copying) alive.
+    let _ = out.set_write_timeout(Some(STUCK_CLIENT));
     tracing::info!("capture of '{}' started", req.target);
     let first = Response::Ok(json!({ "target": req.target }));
     let limit = req.count.unwrap_or(u64::MAX);
