@@ -62,6 +62,10 @@ pub enum Command {
     /// Show per-port counters, drops by reason, and FDB counters.
     #[command(after_help = "Example:\n  vswitch stats --format json")]
     Stats(FormatArg),
+    /// Capture frames at a port, a network, the underlay or the uplink (pcap or text).
+    Capture(crate::cli::capture::CaptureArgs),
+    /// Show what the switch would do with a frame, step by step, without sending it.
+    Trace(crate::cli::trace::TraceArgs),
     /// Labs of hosts and containers in network namespaces on this machine.
     #[command(
         subcommand,

@@ -1,4 +1,5 @@
-//! The CLI's side of the API socket: send one request, read one response.
+//! The CLI's side of the API socket: send one request, read one response (or, for a
+//! streaming answer, the first one, and keep the connection for the rest).
 
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::net::UnixStream;
@@ -32,6 +33,16 @@ pub enum ClientError {
 }
 
 pub fn call(socket: &Path, req: &Request) -> Result<Value, ClientError> {
+    call_and_keep(socket, req, TIMEOUT).map(|(v, _)| v)
+}
+
+/// Sends `req` and reads the first answer, then hands back the connection for the lines
+/// that follow (a streaming answer), with `read_timeout` on its reads.
+pub fn call_and_keep(
+    socket: &Path,
+    req: &Request,
+    read_timeout: Duration,
+) -> Result<(Value, BufReader<UnixStream>), ClientError> {
     let stream = UnixStream::connect(socket).map_err(|source| ClientError::Connect {
         path: socket.display().to_string(),
         source,
@@ -43,14 +54,16 @@ pub fn call(socket: &Path, req: &Request) -> Result<Value, ClientError> {
     // request; the write then fails, but its answer is already queued for us.
     let sent = (&stream).write_all(&body);
     let mut line = String::new();
-    let read = BufReader::new(&stream).read_line(&mut line);
+    let mut reader = BufReader::new(stream);
+    let read = reader.read_line(&mut line);
     if line.is_empty() {
         sent?;
         read?;
         return Err(ClientError::Protocol("no answer".into()));
     }
+    reader.get_ref().set_read_timeout(Some(read_timeout))?;
     match serde_json::from_str::<Response>(&line) {
-        Ok(Response::Ok(v)) => Ok(v),
+        Ok(Response::Ok(v)) => Ok((v, reader)),
         Ok(Response::Error(e)) => Err(ClientError::Refused(e)),
         Err(e) => Err(ClientError::Protocol(e.to_string())),
     }

@@ -3,10 +3,13 @@
 //! one line on stderr that says what to fix, and a non-zero exit.
 
 pub mod args;
+pub mod capture;
 pub mod client;
+mod frame_text;
 mod print;
 pub mod reference;
 pub mod table;
+pub mod trace;
 
 use std::io::IsTerminal;
 use std::process::ExitCode;
@@ -170,6 +173,8 @@ fn dispatch(cli: Cli) -> Result<(), String> {
             print::show(&v, f.format, print::conns);
             Ok(())
         }
+        Command::Capture(a) => capture::run(&socket, a),
+        Command::Trace(a) => trace::run(&socket, a),
         Command::Lab(LabCommand::Demo) => crate::lab::demo::run().map_err(|e| e.to_string()),
         Command::Lab(LabCommand::Up { file, format }) => {
             let lab =

@@ -65,6 +65,10 @@ pub enum Request {
     },
     PortLs,
     NatLs,
+    /// Streams copies of frames (see `control::capture`); served by the connection.
+    Capture(super::capture::CaptureRequest),
+    /// Runs a synthetic frame through the packet path without side effects.
+    Trace(super::trace::TraceRequest),
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -18,6 +18,7 @@ use super::overlay::{self, UnderlayInfo};
 use super::router::{UplinkInfo, published_ports};
 use super::state::{Driver, Network, State, StateStore};
 use super::{ids, views};
+use crate::datapath::capture::CaptureHub;
 use crate::datapath::counters::PortCounters;
 use crate::datapath::router::RouterCounters;
 use crate::datapath::topology::{NetworkInfo, OverlayParams, PortInfo, Topology, UplinkParams};
@@ -66,6 +67,8 @@ pub struct Manager {
     uplink_counters: Option<Arc<PortCounters>>,
     /// Set by [`Manager::stop`]: requests are refused and nothing is attached again.
     pub(super) stopped: bool,
+    /// Running captures, shared with the workers.
+    pub(super) capture: Arc<CaptureHub>,
 }
 
 /// What the manager is built from.
@@ -84,6 +87,7 @@ pub struct ManagerParts {
     pub nat: Option<Arc<Nat>>,
     pub router_counters: Arc<RouterCounters>,
     pub uplink_counters: Option<Arc<PortCounters>>,
+    pub capture: Arc<CaptureHub>,
 }
 
 impl Manager {
@@ -109,6 +113,7 @@ impl Manager {
             router_counters: p.router_counters,
             uplink_counters: p.uplink_counters,
             stopped: false,
+            capture: p.capture,
         };
         if let Some(nat) = &m.nat {
             nat.set_published(published_ports(&m.state));
@@ -167,6 +172,10 @@ impl Manager {
             } => self.port_unpublish(&network, &endpoint, &spec),
             Request::PortLs => Ok(self.port_ls()),
             Request::NatLs => self.nat_ls(),
+            Request::Trace(t) => self.trace(&t),
+            Request::Capture(_) => Err(ControlError::Invalid(
+                "a capture streams its answer: send it on a connection of its own".into(),
+            )),
         }
     }
 
@@ -521,6 +530,7 @@ impl Manager {
         topo.router_mac = self.state.router_mac.unwrap_or_default();
         topo.overlay = self.underlay.as_ref().map(|u| OverlayParams {
             local: u.config.local,
+            vxlan_port: u.config.port,
             src_ports: u.config.src_port_range,
             mss_clamp: u.config.mss_clamp,
         });

@@ -3,6 +3,7 @@
 //! commands for the workers.
 
 pub mod api;
+pub mod capture;
 pub mod endpoints;
 pub mod error;
 pub mod ids;
@@ -16,4 +17,5 @@ pub mod overlay;
 pub mod router;
 pub mod server;
 pub mod state;
+pub mod trace;
 pub mod views;

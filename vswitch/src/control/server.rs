@@ -142,7 +142,12 @@ fn serve_connection(stream: UnixStream, manager: &Mutex<Manager>) {
         let response = if too_long {
             Response::Error(format!("request longer than {MAX_REQUEST_LEN} bytes"))
         } else {
-            answer(&line, manager)
+            match serde_json::from_slice::<Request>(&line) {
+                // The connection now carries the capture until it ends.
+                Ok(Request::Capture(c)) => return super::capture::serve(out, c, manager),
+                Ok(req) => answer(req, manager),
+                Err(e) => Response::Error(format!("malformed request: {e}")),
+            }
         };
         let mut body =
             serde_json::to_vec(&response).unwrap_or_else(|_| br#"{"error":"internal"}"#.to_vec());
@@ -153,11 +158,7 @@ fn serve_connection(stream: UnixStream, manager: &Mutex<Manager>) {
     }
 }
 
-fn answer(line: &[u8], manager: &Mutex<Manager>) -> Response {
-    let req: Request = match serde_json::from_slice(line) {
-        Ok(r) => r,
-        Err(e) => return Response::Error(format!("malformed request: {e}")),
-    };
+fn answer(req: Request, manager: &Mutex<Manager>) -> Response {
     tracing::debug!("request: {req:?}");
     let mut m = match manager.lock() {
         Ok(m) => m,

@@ -22,6 +22,7 @@ use crate::control::metrics;
 use crate::control::overlay::UnderlayInfo;
 use crate::control::server::{self, Access, ServerError};
 use crate::control::state::{StateError, StateStore};
+use crate::datapath::capture::CaptureHub;
 use crate::datapath::router::RouterCounters;
 use crate::datapath::topology::Topology;
 use crate::datapath::worker::Event;
@@ -170,6 +171,7 @@ pub fn run(opts: RunOptions, log: Option<logging::LogControl>) -> Result<(), Dae
     let router_counters = Arc::new(RouterCounters::default());
     let topology = Arc::new(ArcSwap::from_pointee(Topology::default()));
     let (events_tx, events_rx) = crossbeam_channel::unbounded();
+    let capture = Arc::new(CaptureHub::default());
     let workers = workers::spawn(
         n_workers,
         workers::Shared {
@@ -180,6 +182,7 @@ pub fn run(opts: RunOptions, log: Option<logging::LogControl>) -> Result<(), Dae
             epoch,
             nat: nat.clone(),
             router_counters: router_counters.clone(),
+            capture: capture.clone(),
         },
     )?;
     let tunnel_counters = underlay.map(|u| open::give_underlay(u, &workers));
@@ -204,6 +207,7 @@ pub fn run(opts: RunOptions, log: Option<logging::LogControl>) -> Result<(), Dae
         nat: nat.clone(),
         router_counters: router_counters.clone(),
         uplink_counters,
+        capture,
     });
     manager.publish_topology();
     manager.restore();

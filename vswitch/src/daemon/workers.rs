@@ -8,6 +8,7 @@ use crossbeam_channel::Sender;
 use fdb::Fdb;
 
 use super::DaemonError;
+use crate::datapath::capture::CaptureHub;
 use crate::datapath::neigh_share::NeighShare;
 use crate::datapath::pipeline::Pipeline;
 use crate::datapath::router::RouterCounters;
@@ -32,6 +33,7 @@ pub struct Shared {
     pub epoch: Instant,
     pub nat: Option<Arc<Nat>>,
     pub router_counters: Arc<RouterCounters>,
+    pub capture: Arc<CaptureHub>,
 }
 
 /// Starts `n` workers. With more than one, worker `k` is pinned to the `k`-th CPU the
@@ -56,6 +58,7 @@ pub fn spawn(n: usize, s: Shared) -> Result<Workers, DaemonError> {
                 epoch: s.epoch,
                 nat: s.nat.clone(),
                 router_counters: s.router_counters.clone(),
+                capture: s.capture.clone(),
                 counters: c.clone(),
                 index,
                 pin_cpu: (!cpus.is_empty()).then(|| cpus[index % cpus.len()]),

@@ -2,9 +2,11 @@
 //! (`worker`), and offload handling (virtio_net_hdr, checksum completion, GSO split / GRO
 //! coalesce) as pure functions.
 
+pub mod capture;
 pub mod counters;
 pub mod egress;
 pub mod neigh_share;
+pub mod observe;
 pub mod offload;
 pub mod pipeline;
 pub mod pool;

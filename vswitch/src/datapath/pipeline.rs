@@ -9,6 +9,9 @@
 //! port or is encapsulated to its VTEP. A frame never leaves its network: the FDB key
 //! includes the network, and the flood list is the network's own.
 //!
+//! `process` runs with the no-op [`Live`] observer; `decide` is the same code watched by
+//! any observer, which is how `vswitch trace` sees it decide without learning.
+//!
 //! Size: on a bridge network a non-GSO frame larger than the network's MTU is dropped
 //! (as the Linux bridge does). On an overlay network it is let through here: what does not
 //! fit the tunnel gets an ICMP error or is fragmented on its way into VXLAN (`overlay`).
@@ -21,6 +24,7 @@ use fdb::{Fdb, FdbPin, Location, MacAddr, NetworkId, PortId};
 use vtep::Vni;
 
 use super::counters::DropReason;
+use super::observe::{Live, Observer, Step};
 use super::topology::Topology;
 
 pub const ETH_HLEN: usize = 14;
@@ -102,12 +106,26 @@ impl Pipeline {
         }
     }
 
+    #[inline]
     pub fn process(
         &self,
         b: &Batch<'_>,
         ingress: Ingress,
         frame: &[u8],
         meta: FrameMeta,
+    ) -> Verdict {
+        self.decide(b, ingress, frame, meta, &mut Live)
+    }
+
+    /// `process`, watched by `obs` (see `observe`): with a dry-run observer nothing is
+    /// learned.
+    pub fn decide<O: Observer>(
+        &self,
+        b: &Batch<'_>,
+        ingress: Ingress,
+        frame: &[u8],
+        meta: FrameMeta,
+        obs: &mut O,
     ) -> Verdict {
         let Some(eth) = frame.get(..ETH_HLEN) else {
             return Verdict::Drop(DropReason::Runt);
@@ -134,14 +152,26 @@ impl Pipeline {
                 None => return Verdict::Drop(DropReason::NoSuchPort),
             },
         };
+        if let Ingress::Port(port) = ingress {
+            obs.step(|| Step::Ingress { port, network: net });
+        }
         let from_peer = matches!(ingress, Ingress::Vtep { .. });
         if info.vni.is_none() && !meta.gso && frame.len() > info.mtu as usize + ETH_HLEN {
             return Verdict::Drop(DropReason::OverMtu);
         }
-        // Refused learns (table or location full) are counted by the FDB; the frame goes on.
-        b.fdb.learn(b.now, net, src, from);
+        obs.step(|| Step::Learn {
+            mac: src,
+            at: from,
+            before: b.fdb.lookup(net, src),
+        });
+        if !O::DRY_RUN {
+            // Refused learns (table or location full) are counted by the FDB; the frame
+            // goes on.
+            b.fdb.learn(b.now, net, src, from);
+        }
 
         if dst == b.topo.router_mac || (!from_peer && is_arp_request_for(frame, info.gateway)) {
+            obs.step(|| Step::ToRouter { network: net });
             return Verdict::ToRouter { network: net };
         }
 
@@ -150,9 +180,15 @@ impl Pipeline {
             vni: if from_peer { None } else { info.vni },
         };
         if dst.is_multicast() {
+            obs.step(|| Step::Multicast { mac: dst });
             return flood;
         }
-        match b.fdb.lookup(net, dst) {
+        let found = b.fdb.lookup(net, dst);
+        obs.step(|| match found {
+            Some(at) => Step::FdbHit { mac: dst, at },
+            None => Step::FdbMiss { mac: dst },
+        });
+        match found {
             Some(loc) if loc == from => Verdict::Drop(DropReason::SameSegment),
             Some(Location::Port(p)) => Verdict::Forward(p),
             // Split horizon: what a peer sent is never relayed to another peer.
@@ -170,7 +206,19 @@ impl Pipeline {
 impl Pipeline {
     /// Where a frame the router sends into `network` goes (its source is the router MAC:
     /// nothing is learned): a known MAC's port or VTEP, else a flood of the network.
+    #[inline]
     pub fn routed(&self, b: &Batch<'_>, network: NetworkId, frame: &[u8]) -> Verdict {
+        self.routed_with(b, network, frame, &mut Live)
+    }
+
+    /// `routed`, watched by `obs`.
+    pub fn routed_with<O: Observer>(
+        &self,
+        b: &Batch<'_>,
+        network: NetworkId,
+        frame: &[u8],
+        obs: &mut O,
+    ) -> Verdict {
         let Some(info) = b.topo.networks.get(&network) else {
             return Verdict::Drop(DropReason::NoSuchPort);
         };
@@ -182,9 +230,15 @@ impl Pipeline {
             vni: info.vni,
         };
         if dst.is_multicast() {
+            obs.step(|| Step::Multicast { mac: dst });
             return flood;
         }
-        match b.fdb.lookup(network, dst) {
+        let found = b.fdb.lookup(network, dst);
+        obs.step(|| match found {
+            Some(at) => Step::FdbHit { mac: dst, at },
+            None => Step::FdbMiss { mac: dst },
+        });
+        match found {
             Some(Location::Port(p)) => Verdict::Forward(p),
             Some(Location::Vtep(vtep)) => match info.vni {
                 Some(vni) => Verdict::Encap { vni, vtep },
@@ -410,6 +464,45 @@ mod tests {
                 vtep: v2
             }
         );
+    }
+
+    #[test]
+    fn a_traced_frame_gets_the_live_verdict_and_teaches_nothing() {
+        use crate::datapath::observe::Recorder;
+        let fdb = Arc::new(Fdb::new(FdbConfig::default()));
+        let p = Pipeline::new(fdb.clone());
+        let t = topo();
+        let b = p.begin(T, &t);
+        p.process(&b, P(2), &frame(BCAST, B, 0x0806, 60), PLAIN);
+        let mut rec = Recorder::default();
+        let v = p.decide(&b, P(1), &frame(B, A, 0x0800, 60), PLAIN, &mut rec);
+        assert_eq!(v, Verdict::Forward(PortId(2)));
+        assert_eq!(
+            fdb.lookup(NetworkId(1), MacAddr(A)),
+            None,
+            "the trace learned"
+        );
+        assert_eq!(
+            rec.steps,
+            vec![
+                Step::Ingress {
+                    port: PortId(1),
+                    network: NetworkId(1)
+                },
+                Step::Learn {
+                    mac: MacAddr(A),
+                    at: Location::Port(PortId(1)),
+                    before: None
+                },
+                Step::FdbHit {
+                    mac: MacAddr(B),
+                    at: Location::Port(PortId(2))
+                },
+            ]
+        );
+        // The same frame for real: same verdict, and A is learned.
+        assert_eq!(p.process(&b, P(1), &frame(B, A, 0x0800, 60), PLAIN), v);
+        assert!(fdb.lookup(NetworkId(1), MacAddr(A)).is_some());
     }
 
     #[test]

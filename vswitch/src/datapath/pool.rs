@@ -59,18 +59,18 @@ impl Pool {
         &mut self.bufs[i as usize]
     }
 
-    /// Receive buffer `i` to read from, and the scratch buffers to write several frames
-    /// into while it is borrowed.
+    /// Buffer `i` (a receive buffer, or a scratch buffer already handed out) to read
+    /// from, and fresh scratch buffers to write several frames into while it is borrowed.
     pub fn source_and_scratch(&mut self, i: u32) -> (&PacketBuf, Scratch<'_>) {
-        let (rx, scratch) = self.bufs.split_at_mut(self.rx);
-        let from = self.next - self.rx;
+        // Everything before `next` is in use, the source among it; fresh ones follow.
+        let (used, fresh) = self.bufs.split_at_mut(self.next);
         (
-            &rx[i as usize],
+            &used[i as usize],
             Scratch {
-                bufs: scratch,
-                base: self.rx,
+                bufs: fresh,
+                base: self.next,
                 next: &mut self.next,
-                from,
+                from: 0,
             },
         )
     }
@@ -113,6 +113,21 @@ impl Scratch<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_scratch_buffer_can_be_the_source_of_more_scratch() {
+        // A routed frame already in scratch, fragmented into further scratch buffers.
+        let mut p = Pool::new(2, 3);
+        let s = p.scratch().unwrap();
+        p.get_mut(s).set_frame(&[7, 7]);
+        let (src, mut more) = p.source_and_scratch(s);
+        assert_eq!(src.frame(), &[7, 7]);
+        let (a, _) = more.take().unwrap();
+        let (b, _) = more.take().unwrap();
+        assert_eq!((a, b), (3, 4));
+        assert!(more.take().is_none());
+        assert_eq!(p.scratch_left(), 0);
+    }
 
     #[test]
     fn scratch_runs_out_and_comes_back() {

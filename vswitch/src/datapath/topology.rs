@@ -80,6 +80,8 @@ pub struct NetworkInfo {
 #[derive(Debug, Clone, Copy)]
 pub struct OverlayParams {
     pub local: IpAddr,
+    /// The UDP port VXLAN is received on (and sent to).
+    pub vxlan_port: u16,
     pub src_ports: PortRange,
     /// Clamp the MSS of TCP SYNs that cross the overlay.
     pub mss_clamp: bool,

@@ -67,6 +67,24 @@ impl PortPool {
     /// Takes `preferred` if it is in the range, free and not `reserved`; else the
     /// next free, unreserved port after the cursor. `None` when none is left.
     pub fn take(&mut self, preferred: u16, reserved: impl Fn(u16) -> bool) -> Option<u16> {
+        let (i, port) = self.choose(preferred, reserved)?;
+        self.mark(i, true);
+        self.used += 1;
+        // The scan (never the preferred port: it would have been chosen first) moves
+        // the cursor on.
+        if port != preferred {
+            self.cursor = i + 1;
+        }
+        Some(port)
+    }
+
+    /// The port `take` would hand out now, without taking it.
+    pub fn peek(&self, preferred: u16, reserved: impl Fn(u16) -> bool) -> Option<u16> {
+        self.choose(preferred, reserved).map(|(_, port)| port)
+    }
+
+    /// The choice `take` makes: the index and port.
+    fn choose(&self, preferred: u16, reserved: impl Fn(u16) -> bool) -> Option<(usize, u16)> {
         if self.used >= self.size {
             return None;
         }
@@ -74,9 +92,7 @@ impl PortPool {
             && self.is_free(i)
             && !reserved(preferred)
         {
-            self.mark(i, true);
-            self.used += 1;
-            return Some(preferred);
+            return Some((i, preferred));
         }
         let mut i = self.cursor % self.size;
         let mut seen = 0;
@@ -91,10 +107,7 @@ impl PortPool {
             }
             let port = self.lo.wrapping_add(i as u16);
             if self.is_free(i) && !reserved(port) {
-                self.mark(i, true);
-                self.used += 1;
-                self.cursor = i + 1;
-                return Some(port);
+                return Some((i, port));
             }
             seen += 1;
             i = (i + 1) % self.size;

@@ -48,18 +48,18 @@ pub struct Translated {
 
 /// The NAT engine. Shared by all workers (`Send + Sync`, every method takes `&self`).
 pub struct Nat {
-    external: Ipv4Addr,
+    pub(super) external: Ipv4Addr,
     /// The port range the pools were built for: fixed for the engine's life.
     port_range: std::ops::RangeInclusive<u16>,
     // The next three may change at run time ([`Nat::set_tunables`]).
     max_entries: AtomicUsize,
     tcp_loose: AtomicBool,
     timeouts: ArcSwap<Timeouts>,
-    map: Map,
+    pub(super) map: Map,
     /// The creation lock: port pools, indexed by [`Proto::index`].
     pools: Mutex<[PortPool; 3]>,
     live: AtomicUsize,
-    published: ArcSwap<PublishedPorts>,
+    pub(super) published: ArcSwap<PublishedPorts>,
     frags: Fragments,
     created: AtomicU64,
     removed: AtomicU64,
@@ -81,13 +81,13 @@ impl fmt::Debug for Nat {
 }
 
 /// How a new connection is to be built from its first packet.
-struct NewFlow {
-    kind: NatKind,
-    state: ConnState,
+pub(super) struct NewFlow {
+    pub kind: NatKind,
+    pub state: ConnState,
     /// The translated destination (SNAT: unchanged).
-    dst: (Ipv4Addr, u16),
+    pub dst: (Ipv4Addr, u16),
     /// Whether the source becomes the external address and a pool port.
-    masquerade: bool,
+    pub masquerade: bool,
 }
 
 impl Nat {
@@ -162,7 +162,7 @@ impl Nat {
         self.published.load_full()
     }
 
-    fn lock(&self) -> MutexGuard<'_, [PortPool; 3]> {
+    pub(super) fn lock(&self) -> MutexGuard<'_, [PortPool; 3]> {
         // A panic elsewhere cannot leave the pools half-updated in a way that matters
         // more than stopping NAT altogether would.
         self.pools.lock().unwrap_or_else(PoisonError::into_inner)
@@ -260,18 +260,17 @@ impl Nat {
         }
     }
 
-    /// Decides whether the first packet of an unknown flow may start one, and how;
-    /// returns its slot and whether this call created it (another worker may have).
-    fn create<'r>(
+    /// Whether the first packet of an unknown flow may start one, and how: the rule
+    /// (masquerade, hairpin to a published port, a published port from outside), the
+    /// initial state and the translated destination. Changes nothing.
+    pub(super) fn plan(
         &self,
-        map: &'r MapRef<'_>,
-        now: Duration,
-        key: Key,
+        key: &Key,
         flags: u8,
-    ) -> Result<(&'r Slot, bool), NatDrop> {
+        published: &PublishedPorts,
+    ) -> Result<NewFlow, NatDrop> {
         let t = key.tuple;
-        let published = self.published.load();
-        let flow = match key.side {
+        Ok(match key.side {
             Side::Inside if published.is_host_address(t.dst, self.external) => {
                 let pp = published
                     .lookup_hairpin(key.proto, t.dst, t.dport, self.external)
@@ -308,7 +307,21 @@ impl Nat {
                     masquerade: false,
                 }
             }
-        };
+        })
+    }
+
+    /// Decides whether the first packet of an unknown flow may start one, and how;
+    /// returns its slot and whether this call created it (another worker may have).
+    fn create<'r>(
+        &self,
+        map: &'r MapRef<'_>,
+        now: Duration,
+        key: Key,
+        flags: u8,
+    ) -> Result<(&'r Slot, bool), NatDrop> {
+        let t = key.tuple;
+        let published = self.published.load();
+        let flow = self.plan(&key, flags, &published)?;
 
         let mut pools = self.lock();
         if let Some(slot) = map.get(&key) {

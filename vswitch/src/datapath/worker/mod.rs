@@ -19,6 +19,7 @@ use crossbeam_channel::{Receiver, Sender};
 use fdb::{Location, NetworkId, PortId};
 use vtep::PeerLookup;
 
+use super::capture::{CaptureHub, Direction};
 use super::counters::{DropReason, PortCounters};
 use super::offload::Coalescer;
 use super::pipeline::{Batch, FrameMeta, Ingress, Pipeline, Verdict};
@@ -42,6 +43,7 @@ pub(super) const SCRATCH_PER_FRAME: usize = 48;
 
 mod routing;
 mod set;
+mod trace;
 mod tunnel;
 
 pub use set::{Queues, Workers};
@@ -79,6 +81,12 @@ pub enum Command {
         tunnel: Box<dyn Tunnel>,
         counters: Arc<TunnelCounters>,
     },
+    /// Trace a frame as if it arrived on `in_port`, changing nothing (`vswitch trace`).
+    Trace {
+        in_port: PortId,
+        frame: Vec<u8>,
+        reply: Sender<Vec<super::observe::Step>>,
+    },
     /// Stop the loop and hand every port back.
     Shutdown {
         reply: Sender<Vec<(PortId, Box<dyn Port>)>>,
@@ -92,6 +100,7 @@ impl std::fmt::Debug for Command {
             Command::RemovePort { id, .. } => write!(f, "RemovePort({id})"),
             Command::SetTunnel { .. } => write!(f, "SetTunnel"),
             Command::SetUplink { .. } => write!(f, "SetUplink"),
+            Command::Trace { in_port, .. } => write!(f, "Trace({in_port})"),
             Command::Shutdown { .. } => write!(f, "Shutdown"),
         }
     }
@@ -157,6 +166,8 @@ pub struct WorkerConfig {
     /// This worker's end of the ARP news shared between workers.
     pub neigh: super::neigh_share::NeighShare,
     pub router_counters: Arc<RouterCounters>,
+    /// Running captures (`vswitch capture`); looked at once per batch.
+    pub capture: Arc<CaptureHub>,
 }
 
 /// A worker's own counters, for metrics: how much of its time it spends working.
@@ -348,6 +359,13 @@ impl Worker {
                     }
                     self.tunnel = Some(TunnelSlot { tunnel, counters });
                 }
+                Command::Trace {
+                    in_port,
+                    frame,
+                    reply,
+                } => {
+                    let _ = reply.send(self.trace(in_port, &frame));
+                }
                 Command::Shutdown { reply } => {
                     let ids: Vec<PortId> = self.ports.keys().copied().collect();
                     let ports = ids
@@ -425,6 +443,13 @@ impl Worker {
         for buf in &self.pool.rx()[..n] {
             counters.rx_packets.add(1);
             counters.rx_bytes.add(buf.len() as u64);
+        }
+        if self.cfg.capture.is_active() {
+            let topo = self.cfg.topology.load();
+            let frames = self.pool.all()[..n].iter().map(|b| b.frame());
+            self.cfg
+                .capture
+                .port_frames(&topo, id, Direction::Rx, frames);
         }
         (n > 0).then_some((n, counters))
     }
@@ -505,10 +530,19 @@ impl Worker {
     fn flush(&mut self) {
         let pool = self.pool.all();
         let mut gone = Vec::new();
+        let capture = self
+            .cfg
+            .capture
+            .is_active()
+            .then(|| (&self.cfg.capture, self.cfg.topology.load()));
         for id in self.dirty.drain(..) {
             let Some(slot) = self.ports.get_mut(&id) else {
                 continue;
             };
+            if let Some((hub, topo)) = &capture {
+                let frames = slot.pending.iter().map(|&i| pool[i as usize].frame());
+                hub.port_frames(topo, id, Direction::Tx, frames);
+            }
             let queued = slot.pending.len();
             let result = slot.port.send_batch(pool, &slot.pending);
             let dropped = slot.port.take_drops();
@@ -538,6 +572,9 @@ impl Worker {
         if let Some(t) = self.tunnel.as_mut()
             && !self.txs.is_empty()
         {
+            if let Some((hub, topo)) = &capture {
+                tunnel::capture_tx(hub, topo, pool, &self.txs);
+            }
             let queued = self.txs.len();
             let done = match t.tunnel.send_batch(pool, &self.txs) {
                 Ok(done) => done,
@@ -570,6 +607,7 @@ impl Worker {
             }
             t.counters.tx_dropped.add((queued - done) as u64 + refused);
         }
+        drop(capture);
         self.txs.clear();
         self.pool.release_scratch();
         for id in gone {

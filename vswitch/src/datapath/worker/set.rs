@@ -75,6 +75,14 @@ impl Workers {
         Ok(queues)
     }
 
+    /// Sends a command to the first worker only: one that reads the shared tables and
+    /// answers (a trace), for which any worker would do.
+    pub fn send_to_first(&self, cmd: Command) {
+        if let Some(w) = self.handles.first() {
+            w.send(cmd);
+        }
+    }
+
     /// Routes to the outside through these queues of the uplink.
     pub fn set_uplink(&self, queues: Queues, counters: &Arc<PortCounters>) {
         for (w, port) in self.handles.iter().zip(queues) {

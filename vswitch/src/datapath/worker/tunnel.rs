@@ -3,13 +3,16 @@
 
 use fdb::{NetworkId, PortId};
 
+use super::super::capture::{CaptureHub, Datagram, Direction};
 use super::super::counters::{DropReason, PortCounters};
 use super::super::egress::{self, Outcome, Target};
 use super::super::offload::{Fate, VnetHdr};
 use super::super::pipeline::{Batch, FrameMeta, Ingress, Pipeline, Verdict};
 use super::super::topology::Topology;
-use super::super::tunnel::TunnelCounters;
+use super::super::tunnel::{RxMeta, Transmit, TunnelCounters};
 use super::{Worker, enqueue};
+use crate::packet::PacketBuf;
+use std::net::SocketAddr;
 
 impl Worker {
     #[allow(clippy::too_many_arguments)]
@@ -87,6 +90,14 @@ impl Worker {
             return;
         }
         let topo = self.cfg.topology.load_full();
+        if self.cfg.capture.is_active() {
+            capture_rx(
+                &self.cfg.capture,
+                &topo,
+                &self.pool.all()[..n],
+                &self.rx_meta[..n],
+            );
+        }
         let pipeline = self.cfg.pipeline.clone();
         let batch = pipeline.begin(self.now(), &topo);
         for i in 0..n {
@@ -223,6 +234,43 @@ impl Worker {
             _ => {}
         }
     }
+}
+
+/// Offers received VXLAN datagrams (each buffer may hold several, GRO) to the captures.
+fn capture_rx(hub: &CaptureHub, topo: &Topology, bufs: &[PacketBuf], meta: &[RxMeta]) {
+    let Some(ov) = &topo.overlay else {
+        return;
+    };
+    let local = SocketAddr::new(ov.local, ov.vxlan_port);
+    let datagrams = bufs.iter().zip(meta).flat_map(|(b, m)| {
+        let seg = m.segment_size.map_or(b.len(), usize::from).max(1);
+        b.frame().chunks(seg).map(move |payload| Datagram {
+            local,
+            remote: m.src,
+            payload,
+        })
+    });
+    hub.tunnel_datagrams(Direction::Rx, datagrams);
+}
+
+/// Offers the VXLAN datagrams about to be sent (a GSO send carries several) to the
+/// captures; the source port is the one the underlay picks from the flow hash.
+pub(super) fn capture_tx(hub: &CaptureHub, topo: &Topology, pool: &[PacketBuf], txs: &[Transmit]) {
+    let Some(ov) = &topo.overlay else {
+        return;
+    };
+    let datagrams = txs.iter().flat_map(|tx| {
+        let payload = tx.payload(pool);
+        let seg = tx.segment_size.map_or(payload.len(), usize::from).max(1);
+        let local = SocketAddr::new(ov.local, vtep::source_port(tx.flow_hash, ov.src_ports));
+        let remote = SocketAddr::new(tx.dst, ov.vxlan_port);
+        payload.chunks(seg).map(move |payload| Datagram {
+            local,
+            remote,
+            payload,
+        })
+    });
+    hub.tunnel_datagrams(Direction::Tx, datagrams);
 }
 
 /// The virtio_net_hdr for a decapsulated frame: none, unless its sender left the inner

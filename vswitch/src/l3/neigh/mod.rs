@@ -194,6 +194,39 @@ impl NeighCache {
         }
     }
 
+    /// What `lookup` would answer now, changing nothing (no resolution started, no
+    /// entry touched, no counter): for `vswitch trace`.
+    pub fn peek(&self, now: Duration, ip: Ipv4Addr) -> Lookup {
+        let Some(e) = self.entries.get(&ip) else {
+            // A full table that cannot evict sends no request.
+            let room = self.entries.len() < self.cfg.max_entries
+                || self
+                    .entries
+                    .values()
+                    .any(|e| matches!(e.state, State::Failed { .. } | State::Stale { .. }));
+            return Lookup::Miss {
+                send_request: room,
+                queued: false,
+            };
+        };
+        match &e.state {
+            State::Reachable { mac }
+            | State::Delay { mac, .. }
+            | State::Probe { mac, .. }
+            | State::Permanent { mac }
+            | State::Stale { mac } => Lookup::Hit(*mac),
+            State::Failed { until } if now < *until => Lookup::Failed,
+            State::Failed { .. } => Lookup::Miss {
+                send_request: true,
+                queued: false,
+            },
+            State::Incomplete { .. } => Lookup::Miss {
+                send_request: false,
+                queued: false,
+            },
+        }
+    }
+
     /// Copies `w` into the queue of INCOMPLETE `ip` if every limit allows it.
     fn enqueue(&mut self, now: Duration, ip: Ipv4Addr, w: Waiting<'_>) -> bool {
         let cost = w.frame.len() + VNET_HDR_LEN;

@@ -529,3 +529,36 @@ fn permanent_entries_are_neither_aged_nor_changed_nor_evicted() {
         }
     );
 }
+
+#[test]
+fn peek_says_what_lookup_would_and_changes_nothing() {
+    let mut c = cache();
+    assert_eq!(
+        c.peek(secs(1), A),
+        Lookup::Miss {
+            send_request: true,
+            queued: false
+        }
+    );
+    assert!(c.is_empty(), "peek started a resolution");
+    assert_eq!(c.counters().misses, 0, "peek was counted");
+    // Resolving: another lookup would not ask again.
+    let f = frame(1);
+    assert!(matches!(
+        c.lookup(secs(1), A, wait(&f)),
+        Lookup::Miss {
+            send_request: true,
+            ..
+        }
+    ));
+    assert_eq!(
+        c.peek(secs(1), A),
+        Lookup::Miss {
+            send_request: false,
+            queued: false
+        }
+    );
+    assert_eq!(c.queued(), (1, f.len() + crate::packet::VNET_HDR_LEN));
+    c.learn(secs(2), A, A_MAC, LearnKind::Reply);
+    assert_eq!(c.peek(secs(2), A), Lookup::Hit(A_MAC));
+}

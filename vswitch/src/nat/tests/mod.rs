@@ -8,6 +8,7 @@ mod fuzz;
 mod icmp;
 mod limits;
 mod model;
+mod preview;
 mod translate;
 
 use std::net::Ipv4Addr;

@@ -1,0 +1,230 @@
+//! `vswitch trace` against real switches: its steps must match what the switch knows (the
+//! FDB the pings taught it, its peers, the NAT, the overlay MTU) and leave no trace
+//! behind (no FDB entry, no counter, no conntrack entry).
+
+// Test code: a failed unwrap is a failed test, with its message.
+#![allow(clippy::unwrap_used)]
+
+#[path = "common/mod.rs"]
+mod common;
+
+use std::time::Duration;
+
+use common::nat::{EXTERNAL, NatLab};
+use common::overlay::{Underlay, VsHost};
+use common::{Daemon, Netns, require_root};
+use serde_json::Value;
+
+/// The trace as JSON steps, and as the lines a person reads.
+fn trace(d: &Daemon, args: &[&str]) -> (Vec<Value>, String) {
+    let mut json_args = vec!["trace"];
+    json_args.extend_from_slice(args);
+    let text = d.must(&json_args);
+    json_args.extend_from_slice(&["--format", "json"]);
+    let v = d.json(&json_args);
+    (v["steps"].as_array().unwrap().clone(), text)
+}
+
+fn step<'a>(steps: &'a [Value], kind: &str) -> Vec<&'a Value> {
+    steps.iter().filter(|s| s["step"] == kind).collect()
+}
+
+/// The FDB's learning counters: a trace must not move them.
+fn fdb_learning(d: &Daemon) -> (Value, Value, Value) {
+    let v = d.json(&["stats", "--format", "json"]);
+    let f = &v["fdb"];
+    (
+        f["entries"].clone(),
+        f["learned"].clone(),
+        f["moved"].clone(),
+    )
+}
+
+/// ```text
+///   c1 .11   c2 .12   c3 .13
+///     \        |        /
+///      vswitch "blue" 10.42.0.0/24
+/// ```
+/// A known destination MAC: the FDB hit names c2's port and it leaves there. An unknown
+/// one floods to every other port. The trace learns nothing and counts nothing.
+#[test]
+fn trace_shows_fdb_hit_and_flood_and_changes_nothing() {
+    require_root();
+    let host = Netns::new("h");
+    let d = Daemon::start(&host);
+    d.must(&["network", "create", "blue", "--subnet", "10.42.0.0/24"]);
+    let cs: Vec<Netns> = (0..3).map(|_| Netns::new("c")).collect();
+    for (c, ip) in cs.iter().zip(["10.42.0.11", "10.42.0.12", "10.42.0.13"]) {
+        // No IPv6 neighbour discovery teaching the FDB while the test compares it.
+        for key in ["all", "default"] {
+            c.must(
+                "sysctl",
+                &["-qw", &format!("net.ipv6.conf.{key}.disable_ipv6=1")],
+            );
+        }
+        d.must(&["network", "connect", "blue", "--netns", &c.name, "--ip", ip]);
+    }
+    assert!(cs[0].ping_until("10.42.0.12", Duration::from_secs(5)));
+    let (c1, c2, c3) = (&cs[0].name, &cs[1].name, &cs[2].name);
+
+    let learning = fdb_learning(&d);
+    let (steps, text) = trace(&d, &["blue", "--in", c1, "--dst-ip", "10.42.0.12"]);
+    let hit = step(&steps, "fdb");
+    assert_eq!(hit.len(), 1, "{text}");
+    assert_eq!(hit[0]["result"], "hit", "{text}");
+    assert_eq!(hit[0]["at"], format!("port {c2}"), "{text}");
+    let egress = step(&steps, "egress");
+    assert_eq!(egress.len(), 1, "{text}");
+    assert_eq!(egress[0]["port"], c2.as_str(), "{text}");
+    assert_eq!(step(&steps, "ingress")[0]["port"], c1.as_str());
+    assert!(text.contains(&format!("egress   port {c2}")), "{text}");
+
+    // Unknown destination, from a source the switch has never seen.
+    let stranger = "02:00:00:00:99:01";
+    let (steps, text) = trace(
+        &d,
+        &[
+            "blue",
+            "--in",
+            c1,
+            "--src-mac",
+            stranger,
+            "--dst-mac",
+            "02:00:00:00:99:02",
+        ],
+    );
+    assert_eq!(step(&steps, "learn")[0]["before"], Value::Null, "{text}");
+    assert_eq!(step(&steps, "fdb")[0]["result"], "miss", "{text}");
+    let flood = step(&steps, "flood");
+    assert_eq!(flood.len(), 1, "{text}");
+    let mut ports: Vec<&str> = flood[0]["ports"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p.as_str().unwrap())
+        .collect();
+    ports.sort();
+    let mut want = vec![c2.as_str(), c3.as_str()];
+    want.sort();
+    assert_eq!(ports, want, "{text}");
+
+    // Nothing learned.
+    let fdb = d.must(&["fdb", "show", "blue"]);
+    assert!(!fdb.contains(stranger), "the trace taught the FDB:\n{fdb}");
+    assert_eq!(
+        fdb_learning(&d),
+        learning,
+        "the trace moved the FDB's counters"
+    );
+
+    // Mistakes: one line, non-zero exit.
+    let bad = d.cli(&["trace", "blue", "--in", "nosuch"]);
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("endpoint 'nosuch' not found"));
+    let bad = d.cli(&["trace", "blue", "--in", c1, "--size", "10"]);
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("--size 10"));
+}
+
+/// ```text
+///   c1 -- vswitch "red" 10.43.0.0/24 -- [uplink ext0 203.0.113.2] -- outside 203.0.113.1
+/// ```
+/// An off-subnet destination goes to the gateway, is routed to the outside and
+/// masqueraded behind the uplink's address; the trace creates no conntrack entry.
+#[test]
+fn trace_off_subnet_shows_gateway_route_and_nat_without_tracking() {
+    require_root();
+    let lab = NatLab::new("");
+    lab.d
+        .must(&["network", "create", "red", "--subnet", "10.43.0.0/24"]);
+    let c1 = lab.container("red");
+    let (steps, text) = trace(
+        &lab.d,
+        &[
+            "red",
+            "--in",
+            &c1.name,
+            "--dst-ip",
+            "198.51.100.7",
+            "--proto",
+            "udp",
+            "--dport",
+            "53",
+        ],
+    );
+    // Sent to the router's MAC (the gateway), routed outside, masqueraded.
+    assert_eq!(step(&steps, "router").len(), 1, "{text}");
+    let route = step(&steps, "route");
+    assert_eq!(route[0]["kind"], "external", "{text}");
+    let nat = step(&steps, "nat");
+    assert_eq!(nat.len(), 1, "{text}");
+    assert_eq!(nat[0]["rule"], "snat", "{text}");
+    assert_eq!(nat[0]["translated"]["dst"], "198.51.100.7:53", "{text}");
+    let src = nat[0]["translated"]["src"].as_str().unwrap();
+    assert!(src.starts_with(&format!("{EXTERNAL}:")), "{text}");
+    assert_eq!(nat[0]["existing"], false);
+    assert!(text.contains("snat udp"), "{text}");
+    let arp = step(&steps, "arp");
+    assert_eq!(arp[0]["on"], "uplink", "{text}");
+    let conns = lab.d.json(&["nat", "ls", "--format", "json"]);
+    assert_eq!(
+        conns.as_array().unwrap().len(),
+        0,
+        "the trace made a connection"
+    );
+}
+
+/// ```text
+///   c1 10.90.0.17 -- [h1]==underlay MTU 1500 (overlay 1450), VNI 44==[h2] -- c2 10.90.0.33
+/// ```
+/// To a MAC behind the peer: encapsulated to that VTEP when it fits; too big with DF, an
+/// ICMP frag-needed goes back; without DF it is fragmented and still goes to the VTEP.
+#[test]
+fn trace_through_the_overlay_shows_the_vtep_and_the_mtu_verdict() {
+    require_root();
+    let mut ul = Underlay::new(1500);
+    let a = VsHost::new(&mut ul, "");
+    let b = VsHost::new(&mut ul, "");
+    a.peer(&b.addr);
+    b.peer(&a.addr);
+    a.network("teal", 44, "10.90.0.0/24", "10.90.0.16/28");
+    b.network("teal", 44, "10.90.0.0/24", "10.90.0.32/28");
+    let c1 = a.container("teal", "10.90.0.17");
+    let c2 = b.container("teal", "10.90.0.33");
+    assert!(c1.ping_until("10.90.0.33", Duration::from_secs(5)));
+    let mac = c2.ip(&["-br", "link", "show", "eth0"]);
+    let mac = mac.split_whitespace().nth(2).unwrap().to_string();
+    let base = ["teal", "--in", &c1.name, "--dst-mac", &mac];
+
+    let (steps, text) = trace(&a.d, &base);
+    assert_eq!(
+        step(&steps, "fdb")[0]["at"],
+        format!("vtep {}", b.addr),
+        "{text}"
+    );
+    assert_eq!(step(&steps, "mtu")[0]["verdict"], "fits", "{text}");
+    let egress = step(&steps, "egress");
+    assert_eq!(egress[0]["vtep"], b.addr.as_str(), "{text}");
+    assert_eq!(egress[0]["vni"], 44, "{text}");
+
+    let mut big = base.to_vec();
+    big.extend_from_slice(&["--size", "1600"]);
+    let (steps, text) = trace(&a.d, &big);
+    let mtu = step(&steps, "mtu");
+    assert_eq!(
+        (mtu[0]["mtu"].as_u64(), mtu[0]["verdict"].as_str()),
+        (Some(1450), Some("icmp_too_big")),
+        "{text}"
+    );
+    assert!(step(&steps, "egress").is_empty(), "{text}");
+    assert_eq!(
+        step(&steps, "reply")[0]["what"],
+        "ICMP fragmentation needed",
+        "{text}"
+    );
+
+    big.push("--no-df");
+    let (steps, text) = trace(&a.d, &big);
+    assert_eq!(step(&steps, "mtu")[0]["verdict"], "fragment", "{text}");
+    assert!(text.contains("fragmented into 2"), "{text}");
+    assert_eq!(step(&steps, "egress")[0]["vtep"], b.addr.as_str(), "{text}");
+}

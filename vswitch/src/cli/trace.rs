@@ -1,0 +1,101 @@
+//! `vswitch trace`: asks the daemon what it would do with a frame (like `ovs-appctl
+//! ofproto/trace`) and prints each decision on a line of its own, or the steps as JSON.
+
+use std::net::Ipv4Addr;
+use std::path::Path;
+
+use clap::{Args, ValueEnum};
+use fdb::MacAddr;
+use serde_json::Value;
+
+use super::args::{Format, FormatArg};
+use super::client::call;
+use crate::control::api::Request;
+use crate::control::trace::{TraceProto, TraceRequest};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ProtoArg {
+    Icmp,
+    Tcp,
+    Udp,
+}
+
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Examples:\n  vswitch trace blue --in ctr1 --dst-ip 10.1.0.11\n  vswitch trace blue --in ctr1 --dst-ip 198.51.100.7 --proto tcp --dport 443\n  vswitch trace blue --in ctr1 --dst-mac 02:42:0a:01:00:0b --size 1600 --format json\n\nNothing is sent, learned or counted, and no connection is tracked. Fields left out\ncome from what the switch knows: the source is the in-port endpoint; an address\noutside the subnet is sent to the gateway's MAC, one inside it to its endpoint's."
+)]
+pub struct TraceArgs {
+    /// The network the frame is in.
+    pub network: String,
+    /// The endpoint (or its switch-side interface) the frame arrives on.
+    #[arg(long = "in", value_name = "PORT")]
+    pub in_port: String,
+    #[arg(long, value_name = "MAC", value_parser = parse_mac)]
+    pub src_mac: Option<MacAddr>,
+    #[arg(long, value_name = "MAC", value_parser = parse_mac)]
+    pub dst_mac: Option<MacAddr>,
+    #[arg(long, value_name = "IP")]
+    pub src_ip: Option<Ipv4Addr>,
+    #[arg(long, value_name = "IP")]
+    pub dst_ip: Option<Ipv4Addr>,
+    /// The protocol [default: icmp (echo request); tcp is a SYN].
+    #[arg(long, value_enum)]
+    pub proto: Option<ProtoArg>,
+    #[arg(long, value_name = "PORT")]
+    pub sport: Option<u16>,
+    #[arg(long, value_name = "PORT")]
+    pub dport: Option<u16>,
+    /// IPv4 packet length in bytes, headers included [default: 64].
+    #[arg(long, value_name = "N")]
+    pub size: Option<usize>,
+    /// Clear the don't-fragment bit (set by default, as Linux sends).
+    #[arg(long)]
+    pub no_df: bool,
+    /// Tag the frame with this 802.1Q VLAN id.
+    #[arg(long, value_name = "ID")]
+    pub vlan: Option<u16>,
+    #[command(flatten)]
+    pub format: FormatArg,
+}
+
+fn parse_mac(s: &str) -> Result<MacAddr, String> {
+    s.parse::<MacAddr>().map_err(|e| e.to_string())
+}
+
+pub fn run(socket: &Path, a: TraceArgs) -> Result<(), String> {
+    let req = Request::Trace(TraceRequest {
+        network: a.network,
+        in_port: a.in_port,
+        src_mac: a.src_mac,
+        dst_mac: a.dst_mac,
+        src_ip: a.src_ip,
+        dst_ip: a.dst_ip,
+        proto: match a.proto {
+            None | Some(ProtoArg::Icmp) => TraceProto::Icmp,
+            Some(ProtoArg::Tcp) => TraceProto::Tcp,
+            Some(ProtoArg::Udp) => TraceProto::Udp,
+        },
+        sport: a.sport,
+        dport: a.dport,
+        size: a.size,
+        vlan: a.vlan,
+        no_df: a.no_df,
+    });
+    let v = call(socket, &req).map_err(|e| e.to_string())?;
+    match a.format.format {
+        Format::Json => println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default()),
+        Format::Table => print_steps(&v),
+    }
+    Ok(())
+}
+
+fn print_steps(v: &Value) {
+    println!("frame: {}", v["frame"].as_str().unwrap_or_default());
+    for s in v["steps"].as_array().into_iter().flatten() {
+        println!(
+            "{:<8} {}",
+            s["step"].as_str().unwrap_or("?"),
+            s["text"].as_str().unwrap_or_default()
+        );
+    }
+}

@@ -1,0 +1,417 @@
+//! The router for frames from a network: ARP for the gateway, echo to it, routing to
+//! another network, masquerade to the outside. Every function takes an [`Observer`]:
+//! `Live` on the packet path; a trace's dry-run observer sees each decision and makes
+//! the same code change nothing (no counters, no neighbour entries or queued frames, no
+//! conntrack entry: NAT is previewed, addresses are peeked).
+
+use std::net::Ipv4Addr;
+
+use fdb::{MacAddr, NetworkId, PortId};
+
+use super::super::neigh_share::{Heard, HeardAt};
+use super::super::observe::{MtuVerdict, Observer, Resolution, Step};
+use super::super::offload::VnetHdr;
+use super::super::pipeline::ETH_HLEN;
+use super::super::pool::Pool;
+use super::super::topology::UplinkParams;
+use super::wire::{ArpAt, arp_at, build, build_from, ethertype, ipv4_dst};
+use super::{Ctx, ETHERTYPE_ARP, ETHERTYPE_IPV4, Out, Router, RouterDrop};
+use crate::l3::{self, Lookup, NeighCache, Route, Waiting};
+use crate::nat::{ChecksumState, Egress};
+
+impl Router {
+    /// A frame for the router from network `network` (from a local port when `in_port`
+    /// is set, else from a peer).
+    #[inline]
+    pub fn from_network(
+        &mut self,
+        cx: Ctx<'_>,
+        pool: &mut Pool,
+        i: u32,
+        network: NetworkId,
+        in_port: Option<PortId>,
+        out: &mut Vec<Out>,
+    ) {
+        self.from_network_with(cx, pool, i, network, in_port, out, &mut super::Live);
+    }
+
+    /// `from_network`, watched by `obs`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn from_network_with<O: Observer>(
+        &mut self,
+        cx: Ctx<'_>,
+        pool: &mut Pool,
+        i: u32,
+        network: NetworkId,
+        in_port: Option<PortId>,
+        out: &mut Vec<Out>,
+        obs: &mut O,
+    ) {
+        self.sync(cx);
+        match ethertype(pool.get(i).frame()) {
+            ETHERTYPE_ARP => return self.arp_in_network(cx, pool, i, network, in_port, out, obs),
+            ETHERTYPE_IPV4 => {}
+            _ => return self.dropped(obs, RouterDrop::NotIpv4),
+        }
+        let Some(dst) = ipv4_dst(pool.get(i).frame()) else {
+            return self.dropped(obs, RouterDrop::Malformed);
+        };
+        let route = cx.topo.routes.route(network, dst);
+        obs.step(|| {
+            let (kind, to) = match route {
+                Route::ToGateway => ("gateway", None),
+                Route::Local(to) => ("network", Some(to)),
+                Route::External => ("external", None),
+                Route::Denied(to) => ("denied", Some(to)),
+                Route::NoRoute => ("none", None),
+            };
+            Step::Route { dst, kind, to }
+        });
+        match route {
+            Route::ToGateway => {
+                let Some(p) = in_port.filter(|_| l3::is_echo_request(pool.get(i).frame())) else {
+                    return self.dropped(obs, RouterDrop::ToGateway);
+                };
+                if let Some(s) = build_from(pool, i, self.live::<O>(), l3::build_echo_reply) {
+                    obs.step(|| Step::EchoReply);
+                    self.tally::<O>(|c| c.echo_replies.add(1));
+                    out.push(Out::Port(p, s));
+                }
+            }
+            Route::Local(to) => {
+                if self.ttl(cx, pool, i, network, in_port, out, obs) {
+                    self.tally::<O>(|c| c.routed.add(1));
+                    self.deliver(cx, pool, i, to, dst, out, obs);
+                }
+            }
+            Route::External => self.masquerade(cx, pool, i, network, in_port, out, obs),
+            Route::Denied(_) => self.dropped(obs, RouterDrop::Denied),
+            Route::NoRoute => self.dropped(obs, RouterDrop::NoRoute),
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn arp_in_network<O: Observer>(
+        &mut self,
+        cx: Ctx<'_>,
+        pool: &mut Pool,
+        i: u32,
+        network: NetworkId,
+        in_port: Option<PortId>,
+        out: &mut Vec<Out>,
+        obs: &mut O,
+    ) {
+        let (Some(info), Some(cache)) = (
+            cx.topo.networks.get(&network),
+            self.caches.get_mut(&network),
+        ) else {
+            return;
+        };
+        let port = in_port.unwrap_or_default();
+        let reply = move |s| Out::Port(port, s);
+        let at = ArpAt {
+            mac: cx.topo.router_mac,
+            owns: &|ip| ip == info.gateway,
+            // Only local senders are answered: a peer's hosts have their own gateway.
+            reply: in_port.map(|_| &reply as &dyn Fn(u32) -> Out),
+            send: &|s| Out::Network(network, s),
+        };
+        let counters = (!O::DRY_RUN).then_some(&*self.counters);
+        if let Some((ip, mac, kind)) = arp_at(cx.now, pool, i, counters, cache, &at, out, obs) {
+            self.share.tell(Heard {
+                at: HeardAt::Network(network),
+                ip,
+                mac,
+                kind,
+            });
+        }
+    }
+
+    /// Decrements the TTL; when it runs out, answers with time exceeded from the source
+    /// network's gateway and says no.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn ttl<O: Observer>(
+        &mut self,
+        cx: Ctx<'_>,
+        pool: &mut Pool,
+        i: u32,
+        network: NetworkId,
+        in_port: Option<PortId>,
+        out: &mut Vec<Out>,
+        obs: &mut O,
+    ) -> bool {
+        match l3::decrement_ttl(pool.get_mut(i).frame_mut()) {
+            Ok(()) => true,
+            Err(l3::ForwardError::TtlExpired) => {
+                self.dropped(obs, RouterDrop::TtlExpired);
+                let gw = cx.topo.networks.get(&network).map(|n| n.gateway);
+                if let (Some(p), Some(gw)) = (in_port, gw)
+                    && let Some(s) = build_from(pool, i, self.live::<O>(), |f, o| {
+                        l3::build_time_exceeded(f, cx.topo.router_mac, gw, o)
+                    })
+                {
+                    out.push(Out::Port(p, s));
+                }
+                false
+            }
+            Err(_) => {
+                self.dropped(obs, RouterDrop::Malformed);
+                false
+            }
+        }
+    }
+
+    /// Sends buffer `i` to `dst` in network `to`: resolves its MAC (asking by ARP from the
+    /// gateway if needed, the frame waiting meanwhile) and rewrites the Ethernet header.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn deliver<O: Observer>(
+        &mut self,
+        cx: Ctx<'_>,
+        pool: &mut Pool,
+        i: u32,
+        to: NetworkId,
+        dst: Ipv4Addr,
+        out: &mut Vec<Out>,
+        obs: &mut O,
+    ) {
+        let (Some(info), Some(cache)) = (cx.topo.networks.get(&to), self.caches.get_mut(&to))
+        else {
+            return self.dropped(obs, RouterDrop::NoRoute);
+        };
+        let buf = pool.get(i);
+        let waiting = Waiting {
+            vnet: buf.vnet,
+            frame: buf.frame(),
+        };
+        let found = resolve::<O>(cache, cx.now, dst, waiting);
+        obs.step(|| Step::Neighbour {
+            ip: dst,
+            network: Some(to),
+            resolution: resolution(&found),
+        });
+        match found {
+            Lookup::Hit(mac) => {
+                let _ = l3::rewrite_l2(pool.get_mut(i).frame_mut(), cx.topo.router_mac, mac);
+                out.push(Out::Network(to, i));
+            }
+            Lookup::Miss { send_request, .. } => {
+                if send_request
+                    && let Some(s) = build(pool, self.live::<O>(), |o| {
+                        l3::build_request(
+                            cx.topo.router_mac,
+                            info.gateway,
+                            dst,
+                            MacAddr::BROADCAST,
+                            o,
+                        )
+                    })
+                {
+                    out.push(Out::Network(to, s));
+                }
+            }
+            Lookup::Failed => self.dropped(obs, RouterDrop::Unresolved),
+        }
+    }
+
+    /// To the outside: uplink MTU, TTL, masquerade, next hop by ARP.
+    #[allow(clippy::too_many_arguments)]
+    fn masquerade<O: Observer>(
+        &mut self,
+        cx: Ctx<'_>,
+        pool: &mut Pool,
+        i: u32,
+        network: NetworkId,
+        in_port: Option<PortId>,
+        out: &mut Vec<Out>,
+        obs: &mut O,
+    ) {
+        let (Some(nat), Some(up)) = (self.nat.clone(), cx.topo.uplink.as_ref()) else {
+            return self.dropped(obs, RouterDrop::NoRoute);
+        };
+        let mut hdr = VnetHdr::parse(&pool.get(i).vnet);
+        let max_frame = up.mtu as usize + ETH_HLEN;
+        let len = pool.get(i).len();
+        if hdr.is_gso() {
+            // Segments must fit the uplink: lower the size the kernel cuts them at.
+            obs.step(|| Step::Mtu {
+                len,
+                mtu: up.mtu,
+                verdict: MtuVerdict::Split,
+            });
+            let fitted = super::super::egress::fit_gso(pool.get(i).frame(), &hdr, max_frame);
+            if fitted.gso_size != hdr.gso_size {
+                hdr = fitted;
+                pool.get_mut(i).vnet = hdr.to_bytes();
+            }
+        } else if len > max_frame {
+            let gw = cx.topo.networks.get(&network).map(|n| n.gateway);
+            match (vtep::needs_icmp(pool.get(i).frame(), up.mtu), in_port, gw) {
+                (vtep::Verdict::Ipv4Df, Some(p), Some(gw)) => {
+                    obs.step(|| Step::Mtu {
+                        len,
+                        mtu: up.mtu,
+                        verdict: MtuVerdict::IcmpTooBig,
+                    });
+                    if let Some(s) = build_from(pool, i, self.live::<O>(), |f, o| {
+                        vtep::build_frag_needed(f, up.mtu, cx.topo.router_mac.0, gw, o)
+                    }) {
+                        out.push(Out::Port(p, s));
+                    }
+                }
+                _ => self.dropped(obs, RouterDrop::UplinkTooBig),
+            }
+            return;
+        } else {
+            obs.step(|| Step::Mtu {
+                len,
+                mtu: up.mtu,
+                verdict: MtuVerdict::Fits,
+            });
+        }
+        if !self.ttl(cx, pool, i, network, in_port, out, obs) {
+            return;
+        }
+        let csum = if hdr.needs_csum() {
+            ChecksumState::Partial
+        } else {
+            ChecksumState::Complete
+        };
+        let packet = &mut pool.get_mut(i).frame_mut()[ETH_HLEN..];
+        let translated = if O::DRY_RUN {
+            // What the NAT would do, then the same rewrite on this copy of the frame
+            // would follow; routing needs only the destination.
+            nat.preview_outbound(packet).map(|p| {
+                obs.step(|| Step::Nat(p));
+                (p.egress, p.translated.dst.0)
+            })
+        } else {
+            nat.outbound(cx.now, packet, csum)
+                .map(|t| (t.egress, t.dst))
+        };
+        let (egress, dst) = match translated {
+            Ok(t) => t,
+            Err(e) => {
+                obs.step(|| Step::NatRefused(e));
+                if !O::DRY_RUN {
+                    self.counters.nat_drop(e);
+                }
+                return;
+            }
+        };
+        match egress {
+            Egress::Uplink => {
+                self.tally::<O>(|c| c.masqueraded.add(1));
+                self.send_uplink(cx, pool, i, up, dst, out, obs);
+            }
+            Egress::Internal => self.hairpin(cx, pool, i, dst, out, obs),
+        }
+    }
+
+    pub(super) fn hairpin<O: Observer>(
+        &mut self,
+        cx: Ctx<'_>,
+        pool: &mut Pool,
+        i: u32,
+        dst: Ipv4Addr,
+        out: &mut Vec<Out>,
+        obs: &mut O,
+    ) {
+        match cx.topo.routes.network_of(dst).map(|n| n.id) {
+            Some(to) => {
+                self.tally::<O>(|c| c.inbound.add(1));
+                self.deliver(cx, pool, i, to, dst, out, obs);
+            }
+            None => self.dropped(obs, RouterDrop::NoRoute),
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn send_uplink<O: Observer>(
+        &mut self,
+        cx: Ctx<'_>,
+        pool: &mut Pool,
+        i: u32,
+        up: &UplinkParams,
+        dst: Ipv4Addr,
+        out: &mut Vec<Out>,
+        obs: &mut O,
+    ) {
+        let next = if up.subnet.contains(&dst) {
+            dst
+        } else {
+            up.gateway
+        };
+        let buf = pool.get(i);
+        let waiting = Waiting {
+            vnet: buf.vnet,
+            frame: buf.frame(),
+        };
+        let found = resolve::<O>(&mut self.uplink_cache, cx.now, next, waiting);
+        obs.step(|| Step::Neighbour {
+            ip: next,
+            network: None,
+            resolution: resolution(&found),
+        });
+        match found {
+            Lookup::Hit(mac) => {
+                let _ = l3::rewrite_l2(pool.get_mut(i).frame_mut(), up.mac, mac);
+                out.push(Out::Uplink(i));
+            }
+            Lookup::Miss { send_request, .. } => {
+                if send_request
+                    && let Some(s) = build(pool, self.live::<O>(), |o| {
+                        l3::build_request(up.mac, up.addresses[0], next, MacAddr::BROADCAST, o)
+                    })
+                {
+                    out.push(Out::Uplink(s));
+                }
+            }
+            Lookup::Failed => self.dropped(obs, RouterDrop::Unresolved),
+        }
+    }
+
+    /// Counts a drop (on the packet path) or records it (traced).
+    pub(super) fn dropped<O: Observer>(&self, obs: &mut O, r: RouterDrop) {
+        obs.step(|| Step::RouterDrop(r));
+        if !O::DRY_RUN {
+            self.counters.count(r);
+        }
+    }
+
+    /// Adds to a counter, unless traced.
+    fn tally<O: Observer>(&self, add: impl FnOnce(&super::RouterCounters)) {
+        if !O::DRY_RUN {
+            add(&self.counters);
+        }
+    }
+
+    /// The counters a frame may touch: none when traced.
+    fn live<O: Observer>(&self) -> Option<&super::RouterCounters> {
+        (!O::DRY_RUN).then_some(&*self.counters)
+    }
+}
+
+/// The neighbour's MAC: looked up (starting a resolution, the frame waiting) on the
+/// packet path, only peeked at when traced.
+fn resolve<O: Observer>(
+    cache: &mut NeighCache,
+    now: std::time::Duration,
+    ip: Ipv4Addr,
+    waiting: Waiting<'_>,
+) -> Lookup {
+    if O::DRY_RUN {
+        cache.peek(now, ip)
+    } else {
+        cache.lookup(now, ip, Some(waiting))
+    }
+}
+
+fn resolution(l: &Lookup) -> Resolution {
+    match *l {
+        Lookup::Hit(mac) => Resolution::Known(mac),
+        Lookup::Miss { send_request, .. } => Resolution::Resolving {
+            request: send_request,
+        },
+        Lookup::Failed => Resolution::Failed,
+    }
+}

@@ -1,0 +1,92 @@
+//! What the NAT would do with a packet, changing nothing: for `vswitch trace`. An
+//! existing connection's translation, or the rule that would create a new one and the
+//! translation it would get ([`Nat::plan`], the same decision `outbound` makes; the
+//! port is the one the pool would hand out now, which another flow may take first).
+
+use std::net::Ipv4Addr;
+
+use super::conn::{Egress, NatKind};
+use super::drop::NatDrop;
+use super::packet::{self, Kind};
+use super::table::Nat;
+use super::tuple::{Key, Side};
+
+/// One side of a connection as the trace shows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Endpoints {
+    pub src: (Ipv4Addr, u16),
+    pub dst: (Ipv4Addr, u16),
+}
+
+/// The translation a packet would get.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Preview {
+    pub kind: NatKind,
+    pub egress: Egress,
+    /// `tcp`, `udp` or `icmp`.
+    pub proto: &'static str,
+    pub original: Endpoints,
+    pub translated: Endpoints,
+    /// A tracked connection's translation (else: what a new one would be).
+    pub existing: bool,
+}
+
+impl Nat {
+    /// What [`Nat::outbound`] would do with `pkt` (an IPv4 packet from a local
+    /// network), without creating, refreshing or counting anything.
+    pub fn preview_outbound(&self, pkt: &[u8]) -> Result<Preview, NatDrop> {
+        let p = packet::parse(pkt)?;
+        let Kind::Flow { flags } = p.kind else {
+            // An ICMP error follows the flow it quotes; the trace does not build those.
+            return Err(NatDrop::NotTracked);
+        };
+        let key = Key {
+            proto: p.proto,
+            side: Side::Inside,
+            tuple: p.tuple,
+        };
+        let t = p.tuple;
+        let original = Endpoints {
+            src: (t.src, t.sport),
+            dst: (t.dst, t.dport),
+        };
+        let map = self.map.pin();
+        if let Some(slot) = map.get(&key) {
+            let n = slot.conn.translate(slot.dir);
+            return Ok(Preview {
+                kind: slot.conn.kind,
+                egress: slot.conn.egress(slot.dir),
+                proto: p.proto.name(),
+                original,
+                translated: Endpoints {
+                    src: (n.src, n.sport),
+                    dst: (n.dst, n.dport),
+                },
+                existing: true,
+            });
+        }
+        let published = self.published.load();
+        let flow = self.plan(&key, flags, &published)?;
+        let src = if flow.masquerade {
+            let reserved = |port: u16| published.reserves(key.proto, port, self.external);
+            let pools = self.lock();
+            let port = pools[key.proto.index()]
+                .peek(t.sport, reserved)
+                .ok_or(NatDrop::PortsExhausted)?;
+            (self.external, port)
+        } else {
+            (t.src, t.sport)
+        };
+        Ok(Preview {
+            kind: flow.kind,
+            egress: match flow.kind {
+                NatKind::Snat => Egress::Uplink,
+                NatKind::Dnat | NatKind::Hairpin => Egress::Internal,
+            },
+            proto: p.proto.name(),
+            original,
+            translated: Endpoints { src, dst: flow.dst },
+            existing: false,
+        })
+    }
+}
