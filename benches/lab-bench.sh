@@ -44,12 +44,16 @@ META="$RUN/meta.tsv"
 . "$LAB/l2.sh"
 . "$LAB/overlay.sh"
 . "$LAB/nat.sh"
+trap 'cleanup; rm -rf "$RUN"' EXIT
+trap 'exit 130' INT TERM
 
 [ "$(id -u)" = 0 ] || die "run as root (network namespaces)"
 for t in ip iperf3 ping ethtool python3; do
     command -v $t >/dev/null || die "$t is missing (apt-get install iproute2 iperf3 iputils-ping ethtool python3)"
 done
-for s in $SCENARIOS; do [ -f "$LAB/$s.sh" ] || die "unknown scenario $s (have: l2 overlay nat)"; done
+for s in $SCENARIOS; do
+    case $s in l2 | overlay | nat) ;; *) die "unknown scenario $s (have: l2 overlay nat)" ;; esac
+done
 for v in $VARIANTS; do
     case $v in kernel | ovs | ovs-tso | vswitch) ;; *) die "unknown variant $v (have: kernel ovs ovs-tso vswitch)" ;; esac
 done
@@ -61,8 +65,6 @@ if [ -z "${VSWITCH:-}" ]; then
 fi
 [ -x "$VSWITCH" ] || die "no vswitch binary at $VSWITCH"
 
-trap 'cleanup; rm -rf "$RUN"' EXIT
-trap 'exit 130' INT TERM
 : > "$RAW"
 
 for s in $SCENARIOS; do
