@@ -3,48 +3,15 @@
 //! frame (the raw checksum speed). Throughput is in segments, so criterion prints both
 //! the time per super-frame and segments per second.
 
+mod fixtures;
+
 use std::hint::black_box;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use etherparse::{IpHeaders, IpNumber, Ipv4Header, PacketBuilder, TcpHeader};
+use fixtures::{SEGS, super_frame};
 use vswitch::datapath::offload::{
     Coalescer, GsoType, SegmentSpec, VnetHdr, complete_checksum, split,
 };
-
-const MSS: usize = 1448;
-const SEGS: usize = 44;
-
-/// A TSO super-frame as a veth hands it over: 44 x 1448 bytes of payload, timestamps
-/// option, NEEDS_CSUM with the pseudo-header sum in the TCP checksum field.
-fn super_frame() -> (Vec<u8>, VnetHdr) {
-    let mut th = TcpHeader::new(40000, 5201, 1, 512);
-    th.ack = true;
-    th.acknowledgment_number = 7;
-    th.set_options_raw(&[1, 1, 8, 10, 0, 0, 1, 0, 0, 0, 2, 0])
-        .expect("option fits");
-    let mut ip =
-        Ipv4Header::new(0, 64, IpNumber::TCP, [10, 0, 0, 1], [10, 0, 0, 2]).expect("header");
-    ip.dont_fragment = true;
-    let payload: Vec<u8> = (0..SEGS * MSS).map(|i| (i * 7) as u8).collect();
-    let mut f = Vec::new();
-    PacketBuilder::ethernet2([2, 0, 0, 0, 0, 1], [2, 0, 0, 0, 0, 2])
-        .ip(IpHeaders::Ipv4(ip, Default::default()))
-        .tcp_header(th)
-        .write(&mut f, &payload)
-        .expect("frame");
-    // The kernel leaves only the pseudo-header sum; split recomputes it anyway.
-    f[50..52].copy_from_slice(&[0x12, 0x34]);
-    let hdr = VnetHdr {
-        flags: VnetHdr::F_NEEDS_CSUM,
-        gso_type: GsoType::TcpV4,
-        gso_ecn: false,
-        hdr_len: 66,
-        gso_size: MSS as u16,
-        csum_start: 34,
-        csum_offset: 16,
-    };
-    (f, hdr)
-}
 
 fn bench(c: &mut Criterion) {
     let (frame, hdr) = super_frame();

@@ -1,0 +1,143 @@
+#!/usr/bin/env python3
+"""Turns lab-bench.sh's raw measurements into the report: a Markdown table (also printed)
+and a CSV, with medians per scenario, workload and variant, and the ratios vswitch /
+kernel and vswitch / OVS.
+
+Usage: report.py RAW.tsv META.tsv OUT.md OUT.csv
+RAW lines:  scenario <TAB> variant <TAB> metric <TAB> value   (value "ERR" = failed run;
+            metric "status" carries ok / why a variant did not run)
+META lines: key <TAB> value   (date, cpu, cores, kernel, reps, tcp_t, ...)
+"""
+
+import collections
+import csv
+import statistics
+import sys
+
+SCENARIOS = {
+    "l2": ("same host", "Linux bridge"),
+    "overlay": ("VXLAN, 2 hosts", "kernel VXLAN + bridge"),
+    "nat": ("NAT to outside", "kernel + iptables MASQUERADE"),
+}
+# metric -> (workload label, unit, higher is better)
+METRICS = {
+    "tcp1": ("TCP x1", "Gbit/s", True),
+    "tcp4": ("TCP x4", "Gbit/s", True),
+    "udp1400_kpps": ("UDP 1400 B", "kpps", True),
+    "udp1400_gbps": ("UDP 1400 B", "Gbit/s", True),
+    "rtt_us": ("ping RTT", "us", False),
+}
+VARIANTS = ["kernel", "ovs", "ovs-tso", "vswitch"]
+
+
+def load(raw):
+    vals = collections.defaultdict(list)
+    status = {}
+    for line in open(raw):
+        s, v, m, x = line.rstrip("\n").split("\t")
+        if m == "status":
+            status[(s, v)] = x
+        else:
+            vals[(s, v, m)].append(x)
+    return vals, status
+
+
+def median(xs):
+    nums = []
+    for x in xs:
+        try:
+            nums.append(float(x))
+        except ValueError:
+            pass
+    return (statistics.median(nums) if nums else None), len(nums), len(xs)
+
+
+def fmt(x, unit):
+    if x is None:
+        return "-"
+    return f"{x:.0f}" if unit in ("us", "kpps") else f"{x:.2f}"
+
+
+def ratio(a, b):
+    return f"{a / b:.2f}x" if a is not None and b else "-"
+
+
+def main():
+    raw, meta_path, out_md, out_csv = sys.argv[1:5]
+    meta = dict(line.rstrip("\n").split("\t", 1) for line in open(meta_path) if "\t" in line)
+    vals, status = load(raw)
+    scenarios = [s for s in SCENARIOS if any(k[0] == s for k in status)]
+
+    rows = []  # (scenario, metric, {variant: (median, ok, n)})
+    for s in scenarios:
+        for m in METRICS:
+            cells = {v: median(vals.get((s, v, m), [])) for v in VARIANTS}
+            if any(c[2] for c in cells.values()):
+                rows.append((s, m, cells))
+
+    with open(out_csv, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["scenario", "reference", "workload", "unit", "higher_is_better",
+                    "variant", "median", "runs_ok", "runs"])
+        for s, m, cells in rows:
+            label, unit, up = METRICS[m]
+            for v in VARIANTS:
+                med, ok, n = cells[v]
+                if n:
+                    w.writerow([s, SCENARIOS[s][1], label, unit, int(up), v,
+                                "" if med is None else f"{med:.4g}", ok, n])
+
+    lines = [
+        "# vswitch lab bench",
+        "",
+        f"- date: {meta.get('date', '?')}; CPU: {meta.get('cpu', '?')}, "
+        f"{meta.get('cores', '?')} cores; kernel {meta.get('kernel', '?')}",
+        f"- vswitch {meta.get('vswitch', '?')}; Open vSwitch {meta.get('ovs', '-')} "
+        f"(userspace datapath, `datapath_type=netdev`); iperf3 {meta.get('iperf3', '?')}",
+        f"- method: median of {meta.get('reps', '?')} runs per figure; TCP `iperf3 -t "
+        f"{meta.get('tcp_t', '?')}` (receiver side), one stream and `-P 4`; UDP `iperf3 -u "
+        f"-b 0 -l 1400 -t {meta.get('udp_t', '?')}` (packets received per second); ping "
+        f"`-c {meta.get('pings', '?')} -i 0.01` average. Client, server and switch share the "
+        "machine's cores; nothing is pinned.",
+        "- variants: **kernel** = the scenario's kernel setup (column header of each block); "
+        "**OVS** = Open vSwitch userspace datapath, container veths with `tx off` (without "
+        "userspace TSO OVS cannot forward partial-checksum super-frames); **OVS+TSO** = the "
+        "same with `other_config:userspace-tso-enable=true` and offloads on; **vswitch** = "
+        "this project. Ratios are vswitch / other: above 1x is better for throughput, "
+        "below 1x is better for RTT. `-` = not run or failed (see below).",
+    ]
+    if meta.get("note"):
+        lines += [f"- **note: {meta['note']}**"]
+    lines += [
+        "",
+        "| scenario | reference | workload | kernel | OVS | OVS+TSO | vswitch "
+        "| vswitch / kernel | vswitch / OVS | vswitch / OVS+TSO |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for s, m, cells in rows:
+        label, unit, _ = METRICS[m]
+        med = {v: cells[v][0] for v in VARIANTS}
+        shown = []
+        for v in VARIANTS:
+            text = fmt(med[v], unit)
+            ok, n = cells[v][1], cells[v][2]
+            if n and ok < n:
+                text += f" ({ok}/{n} ok)"
+            shown.append(text)
+        lines.append(
+            f"| {s} ({SCENARIOS[s][0]}) | {SCENARIOS[s][1]} | {label} {unit} | "
+            + " | ".join(shown)
+            + f" | {ratio(med['vswitch'], med['kernel'])} | {ratio(med['vswitch'], med['ovs'])}"
+            f" | {ratio(med['vswitch'], med['ovs-tso'])} |")
+    notes = [f"- {s} / {v}: {why}" for (s, v), why in sorted(status.items()) if why != "ok"]
+    if notes:
+        lines += ["", "Variants without figures:", ""] + notes
+    lines += ["", "![benchmark chart](latest.svg)", ""]
+    text = "\n".join(lines)
+    with open(out_md, "w") as f:
+        f.write(text)
+    print(text)
+
+
+if __name__ == "__main__":
+    main()
