@@ -19,6 +19,7 @@
 # Usage:  sudo benches/lab-bench.sh            (builds vswitch in release mode first)
 # Knobs:  SCENARIOS="l2 overlay nat"  VARIANTS="kernel ovs ovs-tso vswitch"
 #         REPS=3 TCP_T=10 UDP_T=3 PINGS=200  VSWITCH=path/to/vswitch
+#         WORKERS=N (vswitch run --workers N; default: the daemon's own default)
 #         OUT_DIR=benches/results (where latest.md, latest.csv, latest.svg go)
 #         NOTE="..." (a remark printed in the report and on the chart, e.g. "smoke run")
 # Smoke:  REPS=1 TCP_T=2 UDP_T=1 PINGS=20 OUT_DIR=/tmp/smoke sudo -E benches/lab-bench.sh

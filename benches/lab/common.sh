@@ -42,7 +42,7 @@ tx_off() {
 vs_start() {
     local ns=$P-$1 d=$RUN/$1
     mkdir -p "$d"
-    ip netns exec "$ns" "$VSWITCH" run --state-dir "$d/state" --socket "$d/sock" ${2:+--config "$2"} 2> "$d/log" &
+    ip netns exec "$ns" "$VSWITCH" run --state-dir "$d/state" --socket "$d/sock" ${2:+--config "$2"} ${WORKERS:+--workers "$WORKERS"} 2> "$d/log" &
     for _ in $(seq 1 100); do "$VSWITCH" --socket "$d/sock" network ls >/dev/null 2>&1 && return 0; sleep 0.05; done
     log "vswitch did not start in $ns: $(cat "$d/log")"
     return 1
