@@ -4,6 +4,7 @@
 
 pub mod counters;
 pub mod egress;
+pub mod id_hash;
 pub mod neigh_share;
 pub mod offload;
 pub mod pipeline;

@@ -20,6 +20,7 @@ use fdb::{Location, NetworkId, PortId};
 use vtep::PeerLookup;
 
 use super::counters::{DropReason, PortCounters};
+use super::id_hash::IdMap;
 use super::offload::Coalescer;
 use super::pipeline::{Batch, FrameMeta, Ingress, Pipeline, Verdict};
 use super::pool::{Pool, SCRATCH_EXTRA};
@@ -182,7 +183,7 @@ pub fn spawn(mut cfg: WorkerConfig) -> std::io::Result<WorkerHandle> {
         epoll,
         wake: wake.clone(),
         commands: rx,
-        ports: HashMap::new(),
+        ports: IdMap::default(),
         pool: Pool::new(batch, SCRATCH),
         dirty: Vec::new(),
         tunnel: None,
@@ -232,7 +233,7 @@ struct Worker {
     epoll: Epoll,
     wake: Arc<EventFd>,
     commands: Receiver<Command>,
-    ports: HashMap<PortId, Slot>,
+    ports: IdMap<PortId, Slot>,
     pool: Pool,
     /// Ports with pending frames, in the order they were first queued.
     dirty: Vec<PortId>,
@@ -581,12 +582,7 @@ impl Worker {
 }
 
 /// Queues pool index `i` on port `out`; false when there is no such port.
-fn enqueue(
-    ports: &mut HashMap<PortId, Slot>,
-    dirty: &mut Vec<PortId>,
-    out: PortId,
-    i: u32,
-) -> bool {
+fn enqueue(ports: &mut IdMap<PortId, Slot>, dirty: &mut Vec<PortId>, out: PortId, i: u32) -> bool {
     let Some(slot) = ports.get_mut(&out) else {
         return false;
     };
