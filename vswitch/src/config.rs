@@ -18,6 +18,7 @@
 //! [datapath]
 //! batch = 64                # frames read from a port per turn
 //! workers = 1               # packet threads; each port gets one queue per worker
+//! busy_poll_us = 0          # keep polling this long after traffic before sleeping (0: off)
 //!
 //! [underlay]                # VXLAN between hosts (needed by overlay networks)
 //! local = "192.0.2.1"       # this host's VTEP address (IPv4 or IPv6), on an interface here
@@ -183,6 +184,8 @@ fn yes() -> bool {
 }
 
 /// Largest source-port range: the daemon keeps one socket per port of it.
+/// A longer busy-poll window is a CPU burnt, not a configuration.
+pub const MAX_BUSY_POLL_US: u64 = 10_000;
 pub const MAX_SRC_PORTS: u32 = crate::port::underlay::MAX_SOURCE_PORTS;
 
 fn de_port_range<'de, D: serde::Deserializer<'de>>(d: D) -> Result<PortRange, D::Error> {
@@ -242,6 +245,9 @@ pub struct DatapathSection {
     pub batch: usize,
     /// Worker threads (`vswitch run --workers` overrides it).
     pub workers: Option<usize>,
+    /// Microseconds a worker keeps polling after a turn that carried frames, instead of
+    /// sleeping at once (saves a thread wakeup per hop of a request/response; costs CPU).
+    pub busy_poll_us: u64,
 }
 
 impl Default for DatapathSection {
@@ -249,6 +255,7 @@ impl Default for DatapathSection {
         DatapathSection {
             batch: crate::datapath::worker::DEFAULT_BATCH,
             workers: None,
+            busy_poll_us: crate::datapath::worker::DEFAULT_BUSY_POLL.as_micros() as u64,
         }
     }
 }
@@ -286,6 +293,11 @@ impl Config {
         };
         if cfg.datapath.batch == 0 || cfg.datapath.batch > 1024 {
             return Err(invalid("[datapath] batch must be between 1 and 1024"));
+        }
+        if cfg.datapath.busy_poll_us > MAX_BUSY_POLL_US {
+            return Err(invalid(
+                "[datapath] busy_poll_us must be between 0 (off) and 10000",
+            ));
         }
         if cfg.fdb.aging_secs == 0 {
             return Err(invalid("[fdb] aging_secs must be at least 1"));
@@ -362,6 +374,9 @@ mod tests {
         assert_eq!(c.ipam.default_prefix, 26);
         assert!(Config::parse("[fdb]\naging_sec = 10\n", p).is_err());
         assert!(Config::parse("[datapath]\nbatch = 0\n", p).is_err());
+        assert!(Config::parse("[datapath]\nbusy_poll_us = 10001\n", p).is_err());
+        let c = Config::parse("[datapath]\nbusy_poll_us = 0\n", p).unwrap();
+        assert_eq!(c.datapath.busy_poll_us, 0);
         assert!(
             Config::parse(
                 "[ipam]\ndefault_pool = \"10.0.0.0/16\"\ndefault_prefix = 8\n",

@@ -179,6 +179,7 @@ pub fn run(opts: RunOptions, log: Option<logging::LogControl>) -> Result<(), Dae
             topology: topology.clone(),
             events: events_tx,
             batch: cfg.datapath.batch,
+            busy_poll: std::time::Duration::from_micros(cfg.datapath.busy_poll_us),
             epoch,
             nat: nat.clone(),
             router_counters: router_counters.clone(),

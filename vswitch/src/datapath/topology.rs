@@ -4,6 +4,8 @@
 //! and publishes it through `arc-swap`; a worker loads it once per batch.
 
 use std::collections::HashMap;
+
+use super::id_hash::IdMap;
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
 
@@ -15,10 +17,10 @@ use vtep::{PeerTable, PortRange, Vni};
 
 #[derive(Debug, Clone, Default)]
 pub struct Topology {
-    pub ports: HashMap<PortId, PortInfo>,
-    pub networks: HashMap<NetworkId, NetworkInfo>,
+    pub ports: IdMap<PortId, PortInfo>,
+    pub networks: IdMap<NetworkId, NetworkInfo>,
     /// Overlay networks by VNI.
-    pub vnis: HashMap<Vni, NetworkId>,
+    pub vnis: IdMap<Vni, NetworkId>,
     /// VXLAN peers and the VNIs each carries (head-end replication lists inside).
     pub peers: PeerTable,
     /// The gateway's MAC, source of the ICMP errors the switch sends.

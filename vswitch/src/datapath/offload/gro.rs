@@ -11,7 +11,8 @@
 //! limit. Every merged segment but the last carries exactly gso_size (the first segment's
 //! payload) bytes; a shorter one closes the super-frame; one that would take the IP
 //! packet past 64 KiB starts a new one. Segments with a wrong IPv4 or TCP checksum are never merged: they pass through
-//! as they came and the receiving stack drops and counts them. SYN, FIN, RST, URG, CWR
+//! as they came and the receiving stack drops and counts them (unless the caller vouches
+//! for the bytes: [`Coalescer::push_trusted`]). SYN, FIN, RST, URG, CWR
 //! and empty segments pass through too.
 //!
 //! Order within a flow is kept: a flow has at most one open super-frame, and any frame of
@@ -207,6 +208,23 @@ impl Coalescer {
     /// Offers one Ethernet frame (complete checksums, as decapsulated). Slots reported
     /// ready stay untouched until the round ends.
     pub fn push(&mut self, frame: &[u8]) -> Push {
+        self.push_checked(frame, true)
+    }
+
+    /// Like [`push`](Self::push), for a frame whose bytes something below has already
+    /// vouched for, so its IPv4 header and TCP checksums are not summed again here.
+    ///
+    /// The underlay uses it for the datagrams of a UDP GRO read: the kernel coalesces
+    /// only datagrams with a non-zero UDP checksum, validated before they were merged
+    /// (or that never left the host's memory: a `UDP_SEGMENT` run that crossed a veth
+    /// whole), and that checksum covers the whole inner frame. What remains unchecked is
+    /// a peer that built a wrong inner checksum itself; the kernel's own VXLAN trusts a
+    /// local sender's partial checksums the same way.
+    pub fn push_trusted(&mut self, frame: &[u8]) -> Push {
+        self.push_checked(frame, false)
+    }
+
+    fn push_checked(&mut self, frame: &[u8], verify: bool) -> Push {
         let pass = |ready, why| Push {
             ready,
             frame: Fate::Pass(why),
@@ -219,7 +237,7 @@ impl Coalescer {
             .position(|it| it.key == seg.key);
         let why = if !eligible(&seg) {
             Some(PassReason::Ineligible)
-        } else if !checksums_ok(&seg) {
+        } else if verify && !checksums_ok(&seg) {
             Some(PassReason::BadChecksum)
         } else {
             None

@@ -21,6 +21,7 @@ use vtep::PeerLookup;
 
 use super::capture::{CaptureHub, Direction};
 use super::counters::{DropReason, PortCounters};
+use super::id_hash::IdMap;
 use super::offload::Coalescer;
 use super::pipeline::{Batch, FrameMeta, Ingress, Pipeline, Verdict};
 use super::pool::{Pool, SCRATCH_EXTRA};
@@ -41,11 +42,14 @@ const SCRATCH: usize = 256;
 /// fragmented to a 1450-byte overlay).
 pub(super) const SCRATCH_PER_FRAME: usize = 48;
 
+mod busy_poll;
 mod routing;
 mod set;
 mod trace;
 mod tunnel;
 
+use busy_poll::BusyPoll;
+pub use busy_poll::DEFAULT_BUSY_POLL;
 pub use set::{Queues, Workers};
 /// Super-frames the coalescer builds per batch of VXLAN reads, and flows it keeps open.
 const GRO_SLOTS: usize = 64;
@@ -165,6 +169,9 @@ pub struct WorkerConfig {
     pub pin_cpu: Option<usize>,
     /// This worker's end of the ARP news shared between workers.
     pub neigh: super::neigh_share::NeighShare,
+    /// How long to keep polling without sleeping after a turn that carried frames
+    /// (zero: always sleep in `epoll_wait`). See [`BusyPoll`].
+    pub busy_poll: Duration,
     pub router_counters: Arc<RouterCounters>,
     /// Running captures (`vswitch capture`); looked at once per batch.
     pub capture: Arc<CaptureHub>,
@@ -193,7 +200,7 @@ pub fn spawn(mut cfg: WorkerConfig) -> std::io::Result<WorkerHandle> {
         epoll,
         wake: wake.clone(),
         commands: rx,
-        ports: HashMap::new(),
+        ports: IdMap::default(),
         pool: Pool::new(batch, SCRATCH),
         dirty: Vec::new(),
         tunnel: None,
@@ -243,7 +250,7 @@ struct Worker {
     epoll: Epoll,
     wake: Arc<EventFd>,
     commands: Receiver<Command>,
-    ports: HashMap<PortId, Slot>,
+    ports: IdMap<PortId, Slot>,
     pool: Pool,
     /// Ports with pending frames, in the order they were first queued.
     dirty: Vec<PortId>,
@@ -270,12 +277,25 @@ impl Worker {
         let mut ready: Vec<u64> = Vec::with_capacity(64);
         let mut last_check = Instant::now();
         let mut last_tick = Instant::now();
+        let mut poll = BusyPoll::new(self.cfg.busy_poll);
         loop {
-            if let Err(e) = self.epoll.wait(&mut events, Some(IDLE_WAIT)) {
-                tracing::error!("worker: epoll_wait failed: {e}");
-                std::thread::sleep(Duration::from_millis(100));
+            let timeout = poll.timeout(IDLE_WAIT);
+            let ready_fds = match self.epoll.wait(&mut events, Some(timeout)) {
+                Ok(n) => n,
+                Err(e) => {
+                    tracing::error!("worker: epoll_wait failed: {e}");
+                    std::thread::sleep(Duration::from_millis(100));
+                    0
+                }
+            };
+            if ready_fds == 0 && poll.spinning() {
+                // Nothing yet, and still inside the window: give a thread that shares
+                // this CPU (often the traffic's own sender) its turn, then look again.
+                std::thread::yield_now();
+                continue;
             }
             let busy_since = Instant::now();
+            let received_before = self.cfg.counters.received.get();
             ready.clear();
             ready.extend(events.iter().map(|e| e.token));
             for &token in &ready {
@@ -302,6 +322,8 @@ impl Worker {
                 self.tick_router();
                 last_tick = Instant::now();
             }
+            let carried = self.cfg.counters.received.get() != received_before;
+            poll.after_turn(carried);
             self.cfg
                 .counters
                 .busy_ns
@@ -628,12 +650,7 @@ impl Worker {
 }
 
 /// Queues pool index `i` on port `out`; false when there is no such port.
-fn enqueue(
-    ports: &mut HashMap<PortId, Slot>,
-    dirty: &mut Vec<PortId>,
-    out: PortId,
-    i: u32,
-) -> bool {
+fn enqueue(ports: &mut IdMap<PortId, Slot>, dirty: &mut Vec<PortId>, out: PortId, i: u32) -> bool {
     let Some(slot) = ports.get_mut(&out) else {
         return false;
     };
