@@ -55,7 +55,7 @@ for t in $targets; do
         tail -n 60 "$log"
         summary+=("$t: FAILED (exit $status), input in fuzz/artifacts/$t/, log $log")
     else
-        summary+=("$t: ok, ${execs:-?} runs, ${cov:-cov: ?}, $units new corpus units")
+        summary+=("$t: ok, ${execs:-?} runs, ${cov:-cov: ?}, $units units in $work/$t")
     fi
 done
 

@@ -1,5 +1,5 @@
 //! The fuzz harnesses: one `run(&[u8])` per target, shared by the cargo-fuzz targets
-//! (`fuzz/fuzz_targets/*.rs`, nightly) and by the corpus replay test that runs on stable
+//! (`fuzz/fuzz_targets/*.rs`, with libFuzzer) and by the corpus replay test
 //! (`fuzz/replay.rs`, an integration test of the vswitch package). Each harness drives
 //! real code with the input and asserts what must hold for any input, not only that
 //! nothing panics; the module docs say what each one checks.
