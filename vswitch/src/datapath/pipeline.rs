@@ -222,7 +222,9 @@ impl Pipeline {
         let Some(info) = b.topo.networks.get(&network) else {
             return Verdict::Drop(DropReason::NoSuchPort);
         };
-        let Some(dst) = MacAddr::from_slice(frame) else {
+        // A whole Ethernet header, as `process` requires: a shorter frame would go to
+        // a peer as a VXLAN datagram without an inner frame.
+        let Some(dst) = frame.get(..ETH_HLEN).and_then(MacAddr::from_slice) else {
             return Verdict::Drop(DropReason::Runt);
         };
         let flood = Verdict::Flood {
@@ -362,6 +364,21 @@ mod tests {
             p.process(&b, P(4), &frame(A, B, 0x0800, 60), PLAIN),
             flood(2, None)
         );
+    }
+
+    #[test]
+    fn routed_drops_a_frame_shorter_than_an_ethernet_header() {
+        let p = Pipeline::new(Arc::new(Fdb::new(FdbConfig::default())));
+        let t = topo();
+        let b = p.begin(T, &t);
+        let f = frame(BCAST, A, 0x0800, 60);
+        // Found by the pipeline fuzz target: 6 bytes passed for a frame and were flooded
+        // to the overlay's peers.
+        assert_eq!(
+            p.routed(&b, NetworkId(3), &f[..13]),
+            Verdict::Drop(DropReason::Runt)
+        );
+        assert_eq!(p.routed(&b, NetworkId(3), &f[..14]), flood(3, Some(42)));
     }
 
     #[test]

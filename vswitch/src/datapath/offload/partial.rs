@@ -12,24 +12,29 @@
 //! have. A complete checksum that happens to equal the pseudo-header sum (1 in 65536)
 //! gets the same header: the local stack trusts it, which is harmless for delivery.
 
-use super::layout::{self, IPPROTO_TCP, IPPROTO_UDP};
+use super::layout::{self, IPPROTO_TCP, IPPROTO_UDP, TCP_HLEN, UDP_HLEN};
 use super::vnet::VnetHdr;
 use vtep::checksum::{fold, pseudo_header_v4, pseudo_header_v6};
 
 /// The virtio_net_hdr that finishes `frame`'s L4 checksum, when it looks unfinished.
 pub fn partial_checksum(frame: &[u8]) -> Option<VnetHdr> {
     let ip = layout::locate(frame).ok()?;
-    let csum_offset: u16 = match ip.proto {
-        IPPROTO_TCP => 16,
-        IPPROTO_UDP => 6,
+    let (csum_offset, l4_hlen): (u16, usize) = match ip.proto {
+        IPPROTO_TCP => (16, TCP_HLEN),
+        IPPROTO_UDP => (6, UDP_HLEN),
         _ => return None,
     };
+    let l4_len = ip.end.checked_sub(ip.l4)?;
+    // The L4 header, checksum field included, must lie inside the IP packet: bytes of
+    // link padding past its end are no checksum to finish.
+    if l4_len < l4_hlen {
+        return None;
+    }
     let at = ip.l4 + usize::from(csum_offset);
     let field = u16::from_be_bytes([*frame.get(at)?, *frame.get(at + 1)?]);
     if ip.proto == IPPROTO_UDP && !ip.v6 && field == 0 {
         return None;
     }
-    let l4_len = ip.end.checked_sub(ip.l4)?;
     let addrs = ip.addrs(frame);
     let pseudo = if ip.v6 {
         let src: [u8; 16] = addrs[..16].try_into().ok()?;
@@ -128,6 +133,22 @@ mod tests {
             };
             assert_eq!(ok, tcp.checksum());
         }
+    }
+
+    #[test]
+    fn a_field_in_the_padding_past_the_ip_packet_is_not_partial() {
+        // Found by the vxlan_decap fuzz target: an IP length of 4 TCP bytes, and the
+        // pseudo-header sum for that length in the padding where the field would be.
+        let mut f = tcp_frame(false);
+        f[16..18].copy_from_slice(&24u16.to_be_bytes());
+        let sum = fold(pseudo_header_v4(
+            [10, 0, 0, 1].into(),
+            [10, 0, 0, 2].into(),
+            6,
+            4,
+        ));
+        f[34 + 16..34 + 18].copy_from_slice(&sum.to_be_bytes());
+        assert_eq!(partial_checksum(&f), None);
     }
 
     #[test]
