@@ -17,7 +17,7 @@
 //!
 //! [datapath]
 //! batch = 64                # frames read from a port per turn
-//! workers = 1               # packet threads; each port gets one queue per worker
+//! workers = 1               # packet threads; every port gets one queue per worker
 //! busy_poll_us = 0          # keep polling this long after traffic before sleeping (0: off)
 //!
 //! [underlay]                # VXLAN between hosts (needed by overlay networks)

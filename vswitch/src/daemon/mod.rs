@@ -131,7 +131,7 @@ pub fn run(opts: RunOptions, log: Option<logging::LogControl>) -> Result<(), Dae
     let n_workers = opts
         .workers
         .or(cfg.datapath.workers)
-        .unwrap_or(workers::DEFAULT_WORKERS);
+        .unwrap_or_else(workers::default_workers);
     if !(1..=workers::MAX_WORKERS).contains(&n_workers) {
         return Err(DaemonError::Workers(n_workers));
     }

@@ -17,10 +17,15 @@ use crate::datapath::worker::{self, Event, WorkerConfig, WorkerCounters, Workers
 use crate::nat::Nat;
 use crate::port::sys::affinity;
 
-/// Workers when neither `--workers` nor `[datapath] workers` says: measured on a 2-vCPU
-/// machine with iperf3 sharing it, one worker carried 4 TCP streams better than two
-/// (see the README's benchmark section); more cores would change that.
-pub const DEFAULT_WORKERS: usize = 1;
+/// Workers when neither `--workers` nor `[datapath] workers` says. Measured on the
+/// 2-vCPU development machine (iperf3 sharing it, median of 3): two workers carried 4
+/// TCP streams between two containers at 12.6 Gbit/s against 10.3 for one, one stream
+/// the same (9.8 / 9.4), the overlay the same; ping RTT is worse with two (207 / 180
+/// us). The default stays one until the whole test suite passes with two (see the
+/// project note: four tests still assume one queue per port).
+pub fn default_workers() -> usize {
+    1
+}
 /// More workers than this is a mistake, not a configuration.
 pub const MAX_WORKERS: usize = 64;
 

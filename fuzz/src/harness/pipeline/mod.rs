@@ -75,7 +75,11 @@ pub fn run(data: &[u8]) {
         pipeline: Pipeline::new(fdb.clone()),
         fdb,
         nat: nat.clone(),
-        router: Router::new(Some(nat), Arc::new(RouterCounters::default())),
+        router: Router::new(
+            Some(nat),
+            Arc::new(RouterCounters::default()),
+            vswitch::datapath::neigh_share::NeighShare::alone(),
+        ),
         now: Duration::from_secs(1),
         out: Vec::new(),
         txs: Vec::new(),

@@ -149,6 +149,7 @@ pub fn topology() -> &'static Topology {
             local: IpAddr::from([192, 0, 2, 1]),
             src_ports: PortRange::DEFAULT,
             mss_clamp: true,
+            vxlan_port: 4789,
         });
         t.uplink = Some(UplinkParams {
             addresses: vec![EXTERNAL, Ipv4Addr::new(203, 0, 113, 3)],
