@@ -11,21 +11,19 @@
 use std::collections::HashMap;
 use std::os::fd::AsFd;
 use std::sync::Arc;
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use arc_swap::ArcSwap;
-use crossbeam_channel::{Receiver, Sender};
+use crossbeam_channel::Receiver;
 use fdb::{Location, NetworkId, PortId};
 use vtep::PeerLookup;
 
-use super::capture::{CaptureHub, Direction};
+use super::capture::Direction;
 use super::counters::{DropReason, PortCounters};
 use super::id_hash::IdMap;
 use super::offload::Coalescer;
-use super::pipeline::{Batch, FrameMeta, Ingress, Pipeline, Verdict};
+use super::pipeline::{Batch, FrameMeta, Ingress, Verdict};
 use super::pool::{Pool, SCRATCH_EXTRA};
-use super::router::{Out, Router, RouterCounters};
+use super::router::{Out, Router};
 use super::topology::Topology;
 use super::tunnel::{PeerCounters, RxMeta, Transmit, Tunnel, TunnelCounters};
 use crate::packet::MAX_FRAME;
@@ -43,6 +41,7 @@ const SCRATCH: usize = 256;
 pub(super) const SCRATCH_PER_FRAME: usize = 48;
 
 mod busy_poll;
+mod control;
 mod routing;
 mod set;
 mod trace;
@@ -50,6 +49,7 @@ mod tunnel;
 
 use busy_poll::BusyPoll;
 pub use busy_poll::DEFAULT_BUSY_POLL;
+pub use control::{Command, Event, WorkerConfig, WorkerCounters, WorkerHandle};
 pub use set::{Queues, Workers};
 /// Super-frames the coalescer builds per batch of VXLAN reads, and flows it keeps open.
 const GRO_SLOTS: usize = 64;
@@ -62,131 +62,6 @@ const WAKE_TOKEN: u64 = u64::MAX;
 const TUNNEL_TOKEN: u64 = u64::MAX - 1;
 /// The uplink is a port of the worker under this id, in no network.
 pub const UPLINK_PORT: PortId = PortId(u32::MAX - 2);
-
-/// What the control plane asks of a worker.
-pub enum Command {
-    AddPort {
-        id: PortId,
-        port: Box<dyn Port>,
-        counters: Arc<PortCounters>,
-    },
-    /// Stop serving the port and hand it back (so the caller can close or destroy it).
-    RemovePort {
-        id: PortId,
-        reply: Sender<Option<Box<dyn Port>>>,
-    },
-    /// Route to the outside through this port (the `[uplink]` interface).
-    SetUplink {
-        port: Box<dyn Port>,
-        counters: Arc<PortCounters>,
-    },
-    /// Carry overlay networks over this underlay.
-    SetTunnel {
-        tunnel: Box<dyn Tunnel>,
-        counters: Arc<TunnelCounters>,
-    },
-    /// Trace a frame as if it arrived on `in_port`, changing nothing (`vswitch trace`).
-    Trace {
-        in_port: PortId,
-        frame: Vec<u8>,
-        reply: Sender<Vec<super::observe::Step>>,
-    },
-    /// Stop the loop and hand every port back.
-    Shutdown {
-        reply: Sender<Vec<(PortId, Box<dyn Port>)>>,
-    },
-}
-
-impl std::fmt::Debug for Command {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Command::AddPort { id, .. } => write!(f, "AddPort({id})"),
-            Command::RemovePort { id, .. } => write!(f, "RemovePort({id})"),
-            Command::SetTunnel { .. } => write!(f, "SetTunnel"),
-            Command::SetUplink { .. } => write!(f, "SetUplink"),
-            Command::Trace { in_port, .. } => write!(f, "Trace({in_port})"),
-            Command::Shutdown { .. } => write!(f, "Shutdown"),
-        }
-    }
-}
-
-/// What a worker tells the control plane without being asked.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Event {
-    /// The port's interface disappeared; the worker has dropped the port.
-    PortGone(PortId),
-}
-
-/// The control plane's end of a running worker.
-#[derive(Debug)]
-pub struct WorkerHandle {
-    commands: Sender<Command>,
-    wake: Arc<EventFd>,
-    thread: Option<JoinHandle<()>>,
-}
-
-impl WorkerHandle {
-    /// Queues a command and wakes the loop.
-    pub fn send(&self, cmd: Command) {
-        // The worker only goes away after Shutdown; a send after that is a no-op.
-        let _ = self.commands.send(cmd);
-        if let Err(e) = self.wake.signal() {
-            tracing::error!("cannot wake the worker: {e}");
-        }
-    }
-
-    /// Stops the worker, waits for it, and returns its ports.
-    pub fn shutdown(&mut self) -> Vec<(PortId, Box<dyn Port>)> {
-        if self.thread.is_none() {
-            return Vec::new();
-        }
-        let (tx, rx) = crossbeam_channel::bounded(1);
-        self.send(Command::Shutdown { reply: tx });
-        let ports = rx.recv().unwrap_or_default();
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-        ports
-    }
-}
-
-/// Everything a worker needs from the daemon.
-#[derive(Debug)]
-pub struct WorkerConfig {
-    pub pipeline: Pipeline,
-    pub topology: Arc<ArcSwap<Topology>>,
-    pub events: Sender<Event>,
-    pub batch: usize,
-    /// The daemon's time origin: `now` given to the pipeline is the time since then.
-    pub epoch: Instant,
-    /// The NAT the router masquerades with (when there is an uplink).
-    pub nat: Option<Arc<crate::nat::Nat>>,
-    /// This worker's own counters (busy time).
-    pub counters: Arc<WorkerCounters>,
-    /// The worker's number, from 0: its thread is `vswitch-worker-<index>`.
-    pub index: usize,
-    /// The CPU to pin the worker's thread to, if any.
-    pub pin_cpu: Option<usize>,
-    /// This worker's end of the ARP news shared between workers.
-    pub neigh: super::neigh_share::NeighShare,
-    /// How long to keep polling without sleeping after a turn that carried frames
-    /// (zero: always sleep in `epoll_wait`). See [`BusyPoll`].
-    pub busy_poll: Duration,
-    pub router_counters: Arc<RouterCounters>,
-    /// Running captures (`vswitch capture`); looked at once per batch.
-    pub capture: Arc<CaptureHub>,
-}
-
-/// A worker's own counters, for metrics: how much of its time it spends working.
-#[derive(Debug, Default)]
-pub struct WorkerCounters {
-    /// Time spent between waking up and waiting again.
-    pub busy_ns: super::counters::Counter,
-    pub wakeups: super::counters::Counter,
-    /// Frames and datagrams read (local ports, uplink, underlay): how the kernel spreads
-    /// the load over the workers.
-    pub received: super::counters::Counter,
-}
 
 /// Starts a worker thread.
 pub fn spawn(mut cfg: WorkerConfig) -> std::io::Result<WorkerHandle> {
