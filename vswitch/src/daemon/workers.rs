@@ -21,8 +21,8 @@ use crate::port::sys::affinity;
 /// 2-vCPU development machine (iperf3 sharing it, median of 3): two workers carried 4
 /// TCP streams between two containers at 12.6 Gbit/s against 10.3 for one, one stream
 /// the same (9.8 / 9.4), the overlay the same; ping RTT is worse with two (207 / 180
-/// us). The default stays one until the whole test suite passes with two (see the
-/// project note: four tests still assume one queue per port).
+/// us). The default stays one until the whole test suite passes with two under load
+/// (see the project note).
 pub fn default_workers() -> usize {
     1
 }

@@ -514,7 +514,10 @@ impl Worker {
 
     fn port_gone(&mut self, id: PortId) {
         if let Some(port) = self.detach(id) {
-            tracing::warn!("port {} ({id}): interface gone, port removed", port.name());
+            // Every worker loses its own queue of the port; one line says it.
+            if self.cfg.index == 0 {
+                tracing::warn!("port {} ({id}): interface gone, port removed", port.name());
+            }
             self.cfg
                 .pipeline
                 .fdb()
