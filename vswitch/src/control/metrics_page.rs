@@ -62,43 +62,29 @@ impl Manager {
         );
         self.vxlan_metrics(&mut p);
         self.nat_metrics(&mut p);
-        let workers = self.workers.counters();
-        p.family(
-            "vswitch_worker_busy_seconds_total",
-            "counter",
-            "Time the worker spent working (not waiting).",
-        );
-        for (k, w) in workers.iter().enumerate() {
-            let k = k.to_string();
-            let busy = w.busy_ns.get() as f64 / 1e9;
-            p.sample("vswitch_worker_busy_seconds_total", &[("worker", &k)], busy);
-        }
-        p.family(
-            "vswitch_worker_wakeups_total",
-            "counter",
-            "Times the worker woke up.",
-        );
-        for (k, w) in workers.iter().enumerate() {
-            let k = k.to_string();
-            p.sample(
+        type Get = fn(&crate::datapath::worker::WorkerCounters) -> f64;
+        let families: [(&str, &str, Get); 3] = [
+            (
+                "vswitch_worker_busy_seconds_total",
+                "Time the worker spent working (not waiting).",
+                |w| w.busy_ns.get() as f64 / 1e9,
+            ),
+            (
                 "vswitch_worker_wakeups_total",
-                &[("worker", &k)],
-                w.wakeups.get(),
-            );
-        }
-        p.family(
-            "vswitch_worker_received_packets_total",
-            "counter",
-            "Frames and datagrams the worker read from its queues.",
-        );
-        for (k, w) in workers.iter().enumerate() {
-            let k = k.to_string();
-            let n = w.received.get();
-            p.sample(
+                "Times the worker woke up.",
+                |w| w.wakeups.get() as f64,
+            ),
+            (
                 "vswitch_worker_received_packets_total",
-                &[("worker", &k)],
-                n,
-            );
+                "Frames and datagrams the worker read from its queues.",
+                |w| w.received.get() as f64,
+            ),
+        ];
+        for (name, help, get) in families {
+            p.family(name, "counter", help);
+            for (k, w) in self.workers.counters().iter().enumerate() {
+                p.sample(name, &[("worker", &k.to_string())], get(w));
+            }
         }
         p.finish()
     }

@@ -6,7 +6,7 @@
 
 use std::net::Ipv4Addr;
 
-use crossbeam_channel::{Receiver, Sender, TrySendError};
+use crossbeam_channel::{Receiver, Sender};
 use fdb::{MacAddr, NetworkId};
 
 use crate::l3::LearnKind;
@@ -59,18 +59,17 @@ impl NeighShare {
 
     /// A worker alone: nobody to tell, nothing to hear.
     pub fn alone() -> NeighShare {
-        NeighShare::mesh(1).pop().unwrap_or_else(|| NeighShare {
+        NeighShare {
             others: Vec::new(),
             inbox: crossbeam_channel::never(),
-        })
+        }
     }
 
     /// Tells every other worker; a full inbox loses the message.
     pub fn tell(&self, heard: Heard) {
         for o in &self.others {
-            match o.try_send(heard) {
-                Ok(()) | Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => {}
-            }
+            // Full or gone: the other worker asks again itself.
+            let _ = o.try_send(heard);
         }
     }
 

@@ -6,7 +6,8 @@ use vtep::PeerLookup;
 
 use super::super::counters::{DropReason, PortCounters};
 use super::super::pipeline::{Batch, Verdict};
-use super::super::router::{Ctx as RouterCtx, Out};
+use super::super::pool::Pool;
+use super::super::router::{Ctx as RouterCtx, Out, Router};
 use super::{SCRATCH_PER_FRAME, UPLINK_PORT, Worker, enqueue};
 
 impl Worker {
@@ -111,26 +112,17 @@ impl Worker {
 
     /// Applies ARP bindings other workers heard, sending on what waited for them here.
     pub(super) fn hear_neighbours(&mut self) {
-        let topo = self.cfg.topology.load_full();
-        let pipeline = self.cfg.pipeline.clone();
-        let batch = pipeline.begin(self.now(), &topo);
-        let mut out = std::mem::take(&mut self.router_out);
-        let cx = RouterCtx {
-            now: batch.now,
-            topo: &topo,
-        };
-        self.router.hear_others(cx, &mut self.pool, &mut out);
-        if !out.is_empty() {
-            let counters = self.spare_counters.clone();
-            self.dispatch(&batch, &mut out, None, &counters);
-        }
-        self.router_out = out;
-        drop(batch);
-        self.flush();
+        self.router_turn(Router::hear_others);
     }
 
     /// The router's timers: ARP retries, cache ageing, the uplink's announcement.
     pub(super) fn tick_router(&mut self) {
+        self.router_turn(Router::tick);
+    }
+
+    /// Runs one router step that comes from no port (`step` fills `out`) and sends
+    /// what it produced.
+    fn router_turn(&mut self, step: fn(&mut Router, RouterCtx<'_>, &mut Pool, &mut Vec<Out>)) {
         let topo = self.cfg.topology.load_full();
         let pipeline = self.cfg.pipeline.clone();
         let batch = pipeline.begin(self.now(), &topo);
@@ -139,7 +131,7 @@ impl Worker {
             now: batch.now,
             topo: &topo,
         };
-        self.router.tick(cx, &mut self.pool, &mut out);
+        step(&mut self.router, cx, &mut self.pool, &mut out);
         if !out.is_empty() {
             let counters = self.spare_counters.clone();
             self.dispatch(&batch, &mut out, None, &counters);
