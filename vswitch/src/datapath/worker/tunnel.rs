@@ -108,6 +108,7 @@ impl Worker {
             let peer = self.peer_counters(&counters, meta.src.ip().to_canonical());
             peer.rx_datagrams.add(len.div_ceil(seg) as u64);
             peer.rx_bytes.add(len as u64);
+            let mut known = KnownHead::default();
             let mut off = 0;
             while off < len {
                 // A GRO read holds many datagrams, each needing a buffer of its own once
@@ -118,15 +119,13 @@ impl Worker {
                 let end = (off + seg).min(len);
                 counters.rx_datagrams.add(1);
                 counters.rx_bytes.add((end - off) as u64);
-                self.decap_one(
-                    &pipeline,
-                    &batch,
-                    &counters,
-                    i as u32,
-                    off..end,
-                    meta.src.ip(),
+                let at = Received {
+                    i: i as u32,
+                    range: off..end,
+                    src: meta.src.ip(),
                     single,
-                );
+                };
+                self.decap_one(&pipeline, &batch, &counters, at, &mut known);
                 off = end;
             }
         }
@@ -153,34 +152,47 @@ impl Worker {
         enqueue(&mut self.ports, &mut self.dirty, port, s);
     }
 
-    /// One VXLAN datagram at `range` of buffer `i`: check, decapsulate, switch.
-    #[allow(clippy::too_many_arguments)]
-    pub(super) fn decap_one(
+    /// One VXLAN datagram: check, decapsulate, switch. `known` carries the verdict of
+    /// the previous datagram of the same read, which this one shares if its VXLAN and
+    /// inner Ethernet headers are the same bytes.
+    fn decap_one(
         &mut self,
         pipeline: &Pipeline,
         b: &Batch<'_>,
         counters: &TunnelCounters,
-        i: u32,
-        range: std::ops::Range<usize>,
-        src: std::net::IpAddr,
-        single: bool,
+        at: Received,
+        known: &mut KnownHead,
     ) {
+        let Received {
+            i,
+            range,
+            src,
+            single,
+        } = at;
         let topo = b.topo;
         let datagram = &self.pool.get(i).frame()[range.clone()];
-        let knows = |v: vtep::Vni| topo.vnis.contains_key(&v);
-        let d = match vtep::decapsulate(datagram, src.to_canonical(), &knows, &topo.peers) {
-            Ok(d) => d,
-            Err(e) => return counters.decap_drop(e),
-        };
-        let Some(&network) = topo.vnis.get(&d.vni) else {
-            return counters.decap_drop(vtep::DecapError::UnknownVni);
+        let (d, verdict) = match known.verdict_for(datagram) {
+            Some(hit) => hit,
+            None => {
+                let knows = |v: vtep::Vni| topo.vnis.contains_key(&v);
+                let d = match vtep::decapsulate(datagram, src.to_canonical(), &knows, &topo.peers) {
+                    Ok(d) => d,
+                    Err(e) => return counters.decap_drop(e),
+                };
+                let Some(&network) = topo.vnis.get(&d.vni) else {
+                    return counters.decap_drop(vtep::DecapError::UnknownVni);
+                };
+                let ingress = Ingress::Vtep {
+                    ip: src.to_canonical(),
+                    network,
+                };
+                let inner = &datagram[d.inner.clone()];
+                let verdict = pipeline.process(b, ingress, inner, FrameMeta { gso: false });
+                known.remember(datagram, &d, &verdict);
+                (d, verdict)
+            }
         };
         let inner = &datagram[d.inner.clone()];
-        let ingress = Ingress::Vtep {
-            ip: src.to_canonical(),
-            network,
-        };
-        let verdict = pipeline.process(b, ingress, inner, FrameMeta { gso: false });
         if let Verdict::Forward(port) = verdict {
             // Segments of one flow to one port become one super-frame. The datagrams of
             // a GRO read passed the kernel's UDP checksum check, which covers the inner
@@ -242,6 +254,52 @@ impl Worker {
     }
 }
 
+/// Where one VXLAN datagram lies: `range` of pool buffer `i`, from `src`; `single` when
+/// it has the buffer to itself.
+struct Received {
+    i: u32,
+    range: std::ops::Range<usize>,
+    src: std::net::IpAddr,
+    single: bool,
+}
+
+/// The VXLAN header and inner Ethernet header of the last datagram of a GRO read that
+/// was forwarded to one port, with that verdict. The datagrams of one read come from one
+/// peer and are mostly segments of one flow: one with the same 22 header bytes would be
+/// decapsulated and switched the same way (same VNI, flags and reserved bits, the same
+/// MACs and ethertype within the same batch), so it skips both. Only a plain forward is
+/// remembered: floods, the router and drops take the full path every time.
+#[derive(Default)]
+struct KnownHead {
+    head: Option<([u8; KNOWN_HEAD_LEN], vtep::Vni, PortId)>,
+}
+
+const KNOWN_HEAD_LEN: usize = vtep::VXLAN_HLEN + super::super::pipeline::ETH_HLEN;
+
+impl KnownHead {
+    fn verdict_for(&self, datagram: &[u8]) -> Option<(vtep::Decapsulated, Verdict)> {
+        let (head, vni, port) = self.head.as_ref()?;
+        (datagram.get(..KNOWN_HEAD_LEN)? == head).then(|| {
+            let d = vtep::Decapsulated {
+                vni: *vni,
+                inner: vtep::VXLAN_HLEN..datagram.len(),
+            };
+            (d, Verdict::Forward(*port))
+        })
+    }
+
+    fn remember(&mut self, datagram: &[u8], d: &vtep::Decapsulated, verdict: &Verdict) {
+        self.head = match (verdict, datagram.get(..KNOWN_HEAD_LEN)) {
+            (Verdict::Forward(port), Some(head)) if d.inner.start == vtep::VXLAN_HLEN => {
+                let mut h = [0; KNOWN_HEAD_LEN];
+                h.copy_from_slice(head);
+                Some((h, d.vni, *port))
+            }
+            _ => None,
+        };
+    }
+}
+
 /// Offers received VXLAN datagrams (each buffer may hold several, GRO) to the captures.
 fn capture_rx(hub: &CaptureHub, topo: &Topology, bufs: &[PacketBuf], meta: &[RxMeta]) {
     let Some(ov) = &topo.overlay else {
@@ -285,4 +343,71 @@ fn inner_vnet(frame: &[u8]) -> [u8; crate::packet::VNET_HDR_LEN] {
     super::super::offload::partial_checksum(frame)
         .unwrap_or(VnetHdr::NONE)
         .to_bytes()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn datagram(vni: u8, dst_mac_last: u8, len: usize) -> Vec<u8> {
+        let mut d = vec![0u8; len];
+        d[0] = 0x08;
+        d[6] = vni;
+        d[8..14].copy_from_slice(&[2, 0, 0, 0, 0, dst_mac_last]);
+        d[14..20].copy_from_slice(&[2, 0, 0, 0, 0, 1]);
+        d[20..22].copy_from_slice(&[0x08, 0x00]);
+        d
+    }
+
+    fn decapsulated(vni: u8, len: usize) -> vtep::Decapsulated {
+        vtep::Decapsulated {
+            vni: vtep::Vni::new(u32::from(vni)).unwrap(),
+            inner: vtep::VXLAN_HLEN..len,
+        }
+    }
+
+    #[test]
+    fn known_head_reuses_only_a_forward_with_the_same_header_bytes() {
+        let mut known = KnownHead::default();
+        let first = datagram(42, 9, 1450);
+        assert!(
+            known.verdict_for(&first).is_none(),
+            "nothing remembered yet"
+        );
+        known.remember(
+            &first,
+            &decapsulated(42, 1450),
+            &Verdict::Forward(PortId(3)),
+        );
+
+        // A shorter segment of the same flow: same verdict, inner frame to its own end.
+        let (d, v) = known.verdict_for(&datagram(42, 9, 300)).unwrap();
+        assert_eq!(v, Verdict::Forward(PortId(3)));
+        assert_eq!(d.inner, vtep::VXLAN_HLEN..300);
+        assert_eq!(d.vni, vtep::Vni::new(42).unwrap());
+
+        // Another VNI, another destination MAC, or too short for both headers: full path.
+        assert!(known.verdict_for(&datagram(43, 9, 1450)).is_none());
+        assert!(known.verdict_for(&datagram(42, 8, 1450)).is_none());
+        assert!(known.verdict_for(&first[..KNOWN_HEAD_LEN - 1]).is_none());
+
+        // A flood, a drop or the router is never remembered, and forgets the last forward.
+        let flood = Verdict::Flood {
+            network: NetworkId(1),
+            vni: None,
+        };
+        known.remember(&first, &decapsulated(42, 1450), &flood);
+        assert!(known.verdict_for(&first).is_none());
+        known.remember(
+            &first,
+            &decapsulated(42, 1450),
+            &Verdict::Forward(PortId(3)),
+        );
+        known.remember(
+            &first,
+            &decapsulated(42, 1450),
+            &Verdict::Drop(DropReason::InvalidSource),
+        );
+        assert!(known.verdict_for(&first).is_none());
+    }
 }
