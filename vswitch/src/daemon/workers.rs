@@ -9,6 +9,7 @@ use fdb::Fdb;
 
 use super::DaemonError;
 use crate::datapath::capture::CaptureHub;
+use crate::datapath::counters::PerWorker;
 use crate::datapath::neigh_share::NeighShare;
 use crate::datapath::pipeline::Pipeline;
 use crate::datapath::router::RouterCounters;
@@ -38,7 +39,7 @@ pub struct Shared {
     pub busy_poll: std::time::Duration,
     pub epoch: Instant,
     pub nat: Option<Arc<Nat>>,
-    pub router_counters: Arc<RouterCounters>,
+    pub router_counters: Arc<PerWorker<RouterCounters>>,
     pub capture: Arc<CaptureHub>,
 }
 
@@ -64,7 +65,7 @@ pub fn spawn(n: usize, s: Shared) -> Result<Workers, DaemonError> {
                 busy_poll: s.busy_poll,
                 epoch: s.epoch,
                 nat: s.nat.clone(),
-                router_counters: s.router_counters.clone(),
+                router_counters: s.router_counters.mine(index),
                 capture: s.capture.clone(),
                 counters: c.clone(),
                 index,
