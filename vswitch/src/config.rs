@@ -17,7 +17,7 @@
 //!
 //! [datapath]
 //! batch = 64                # frames read from a port per turn
-//! workers = 1               # packet threads; every port gets one queue per worker
+//! workers = 2               # packet threads, one queue each on every port [default: one per CPU]
 //! busy_poll_us = 0          # keep polling this long after traffic before sleeping (0: off)
 //!
 //! [underlay]                # VXLAN between hosts (needed by overlay networks)
@@ -243,7 +243,8 @@ impl FdbSection {
 #[serde(deny_unknown_fields, default)]
 pub struct DatapathSection {
     pub batch: usize,
-    /// Worker threads (`vswitch run --workers` overrides it).
+    /// Worker threads (`vswitch run --workers` overrides it); `None` is one per CPU the
+    /// daemon may use.
     pub workers: Option<usize>,
     /// Microseconds a worker keeps polling after a turn that carried frames, instead of
     /// sleeping at once (saves a thread wakeup per hop of a request/response; costs CPU).

@@ -19,7 +19,7 @@ use super::router::{UplinkInfo, published_ports};
 use super::state::{Driver, Network, State, StateStore};
 use super::{ids, views};
 use crate::datapath::capture::CaptureHub;
-use crate::datapath::counters::PortCounters;
+use crate::datapath::counters::{PerWorker, PortCounters};
 use crate::datapath::router::RouterCounters;
 use crate::datapath::topology::{NetworkInfo, OverlayParams, PortInfo, Topology, UplinkParams};
 use crate::datapath::tunnel::TunnelCounters;
@@ -37,7 +37,8 @@ pub const DEFAULT_MTU: u32 = 1500;
 pub struct Attached {
     pub network: String,
     pub endpoint: String,
-    pub counters: Arc<PortCounters>,
+    /// One block per worker: every worker has a queue of the port.
+    pub counters: Arc<PerWorker<PortCounters>>,
 }
 
 #[derive(Debug)]
@@ -57,14 +58,14 @@ pub struct Manager {
     pub(super) ports_lost: u64,
     /// `None` when the daemon has no `[underlay]`: then it has no overlay networks.
     pub(super) underlay: Option<UnderlayInfo>,
-    pub(super) tunnel_counters: Option<Arc<TunnelCounters>>,
+    pub(super) tunnel_counters: Option<Arc<PerWorker<TunnelCounters>>>,
     /// `None` when the daemon has no `[uplink]`: nothing is routed out then.
     pub(super) uplink: Option<UplinkInfo>,
     pub(super) nat: Option<Arc<Nat>>,
     /// Numbers topology snapshots.
     generation: std::sync::atomic::AtomicU64,
-    pub(super) router_counters: Arc<RouterCounters>,
-    uplink_counters: Option<Arc<PortCounters>>,
+    pub(super) router_counters: Arc<PerWorker<RouterCounters>>,
+    uplink_counters: Option<Arc<PerWorker<PortCounters>>>,
     /// Set by [`Manager::stop`]: requests are refused and nothing is attached again.
     pub(super) stopped: bool,
     /// Running captures, shared with the workers.
@@ -82,11 +83,11 @@ pub struct ManagerParts {
     pub workers: Workers,
     pub epoch: Instant,
     pub underlay: Option<UnderlayInfo>,
-    pub tunnel_counters: Option<Arc<TunnelCounters>>,
+    pub tunnel_counters: Option<Arc<PerWorker<TunnelCounters>>>,
     pub uplink: Option<UplinkInfo>,
     pub nat: Option<Arc<Nat>>,
-    pub router_counters: Arc<RouterCounters>,
-    pub uplink_counters: Option<Arc<PortCounters>>,
+    pub router_counters: Arc<PerWorker<RouterCounters>>,
+    pub uplink_counters: Option<Arc<PerWorker<PortCounters>>>,
     pub capture: Arc<CaptureHub>,
 }
 
@@ -414,7 +415,7 @@ impl Manager {
     pub(super) fn attach(&mut self, network: &str, endpoint: &str, queues: Queues) -> PortId {
         let id = PortId(self.next_port);
         self.next_port += 1;
-        let counters = Arc::new(PortCounters::default());
+        let counters = PerWorker::new(self.workers.len());
         self.ports.insert(
             id,
             Attached {

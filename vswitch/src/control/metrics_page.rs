@@ -126,7 +126,7 @@ impl Manager {
                         ("network", &a.network),
                         ("endpoint", &a.endpoint),
                     ],
-                    get(&a.counters),
+                    a.counters.sum(get),
                 );
             }
         }
@@ -160,31 +160,31 @@ impl Manager {
             "vswitch_vxlan_receive_datagrams_total",
             "counter",
             "VXLAN datagrams received.",
-            t.rx_datagrams.get(),
+            t.sum(|c| c.rx_datagrams.get()),
         );
         p.single(
             "vswitch_vxlan_receive_bytes_total",
             "counter",
             "VXLAN payload bytes received.",
-            t.rx_bytes.get(),
+            t.sum(|c| c.rx_bytes.get()),
         );
         p.single(
             "vswitch_vxlan_transmit_datagrams_total",
             "counter",
             "VXLAN datagrams sent.",
-            t.tx_datagrams.get(),
+            t.sum(|c| c.tx_datagrams.get()),
         );
         p.single(
             "vswitch_vxlan_transmit_bytes_total",
             "counter",
             "VXLAN payload bytes sent.",
-            t.tx_bytes.get(),
+            t.sum(|c| c.tx_bytes.get()),
         );
         p.single(
             "vswitch_vxlan_transmit_dropped_total",
             "counter",
             "VXLAN sends refused or would block.",
-            t.tx_dropped.get(),
+            t.sum(|c| c.tx_dropped.get()),
         );
         p.family(
             "vswitch_vxlan_drops_total",
@@ -203,27 +203,27 @@ impl Manager {
             p.sample("vswitch_vxlan_inner_drops_total", &[("reason", reason)], n);
         }
         let peers = t.peers();
-        type Get = fn(&crate::datapath::tunnel::PeerCounters) -> u64;
+        type Get = fn(&crate::datapath::tunnel::PeerStats) -> u64;
         let families: [(&str, &str, Get); 4] = [
             (
                 "vswitch_vxlan_peer_receive_datagrams_total",
                 "Datagrams received from a peer.",
-                |c| c.rx_datagrams.get(),
+                |c| c.rx_datagrams,
             ),
             (
                 "vswitch_vxlan_peer_receive_bytes_total",
                 "Bytes received from a peer.",
-                |c| c.rx_bytes.get(),
+                |c| c.rx_bytes,
             ),
             (
                 "vswitch_vxlan_peer_transmit_datagrams_total",
                 "Datagrams sent to a peer.",
-                |c| c.tx_datagrams.get(),
+                |c| c.tx_datagrams,
             ),
             (
                 "vswitch_vxlan_peer_transmit_bytes_total",
                 "Bytes sent to a peer.",
-                |c| c.tx_bytes.get(),
+                |c| c.tx_bytes,
             ),
         ];
         for (name, help, get) in families {

@@ -23,6 +23,7 @@ use crate::control::overlay::UnderlayInfo;
 use crate::control::server::{self, Access, ServerError};
 use crate::control::state::{StateError, StateStore};
 use crate::datapath::capture::CaptureHub;
+use crate::datapath::counters::PerWorker;
 use crate::datapath::router::RouterCounters;
 use crate::datapath::topology::Topology;
 use crate::datapath::worker::Event;
@@ -168,7 +169,7 @@ pub fn run(opts: RunOptions, log: Option<logging::LogControl>) -> Result<(), Dae
             })
             .map_err(DaemonError::Worker)?;
     }
-    let router_counters = Arc::new(RouterCounters::default());
+    let router_counters = PerWorker::<RouterCounters>::new(n_workers);
     let topology = Arc::new(ArcSwap::from_pointee(Topology::default()));
     let (events_tx, events_rx) = crossbeam_channel::unbounded();
     let capture = Arc::new(CaptureHub::default());

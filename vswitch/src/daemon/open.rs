@@ -8,7 +8,7 @@ use super::DaemonError;
 use crate::config::{Config, UnderlaySection, UplinkSection};
 use crate::control::links;
 use crate::control::router::UplinkInfo;
-use crate::datapath::counters::PortCounters;
+use crate::datapath::counters::{PerWorker, PortCounters};
 use crate::datapath::tunnel::TunnelCounters;
 use crate::datapath::worker::{Queues, Workers};
 use crate::nat::{Nat, NatConfig};
@@ -42,8 +42,8 @@ pub fn underlay(u: &UnderlaySection, workers: usize) -> Result<Vec<Underlay>, Da
 }
 
 /// Gives the underlay's queues to the workers; its counters are for `stats`.
-pub fn give_underlay(queues: Vec<Underlay>, workers: &Workers) -> Arc<TunnelCounters> {
-    let counters = Arc::new(TunnelCounters::default());
+pub fn give_underlay(queues: Vec<Underlay>, workers: &Workers) -> Arc<PerWorker<TunnelCounters>> {
+    let counters = PerWorker::new(workers.len());
     let tunnels = queues
         .into_iter()
         .map(|u| Box::new(u) as Box<dyn crate::datapath::tunnel::Tunnel>)
@@ -103,8 +103,8 @@ pub fn uplink(u: &UplinkSection, workers: usize) -> Result<(UplinkInfo, Queues),
 }
 
 /// Gives the uplink's queues to the workers; its counters are for `stats`.
-pub fn give_uplink(queues: Queues, workers: &Workers) -> Arc<PortCounters> {
-    let counters = Arc::new(PortCounters::default());
+pub fn give_uplink(queues: Queues, workers: &Workers) -> Arc<PerWorker<PortCounters>> {
+    let counters = PerWorker::new(workers.len());
     workers.set_uplink(queues, &counters);
     counters
 }

@@ -12,7 +12,7 @@ use std::os::fd::BorrowedFd;
 
 use vtep::DecapError;
 
-use super::counters::{Counter, DropReason};
+use super::counters::{Counter, DropReason, PerWorker};
 use crate::packet::PacketBuf;
 
 /// One received buffer.
@@ -93,7 +93,8 @@ pub trait Tunnel: Send {
     }
 }
 
-/// The underlay's counters (one writer: the worker).
+/// One worker's underlay counters (kept [`PerWorker`]: each worker has a socket of the
+/// underlay).
 #[derive(Debug, Default)]
 pub struct TunnelCounters {
     pub rx_datagrams: Counter,
@@ -117,11 +118,12 @@ pub struct TunnelCounters {
     /// (a group or zero inner source, a tagged inner frame, split horizon, ...).
     inner: [Counter; DropReason::COUNT],
     /// Per-peer counters, by underlay address. The worker keeps its own map of these
-    /// and comes here (a lock) only for a peer it has not met yet.
+    /// and comes here (a lock) only for a peer it has not met yet; the control plane
+    /// comes here to read them.
     peers: std::sync::Mutex<std::collections::BTreeMap<IpAddr, std::sync::Arc<PeerCounters>>>,
 }
 
-/// Datagrams and bytes exchanged with one peer.
+/// Datagrams and bytes exchanged with one peer (by one worker).
 #[derive(Debug, Default)]
 pub struct PeerCounters {
     pub rx_datagrams: Counter,
@@ -140,25 +142,46 @@ impl TunnelCounters {
         self.inner[r as usize].add(1);
     }
 
-    /// Decapsulated frames dropped per pipeline reason, zeros left out.
-    pub fn inner_drops(&self) -> Vec<(&'static str, u64)> {
-        DropReason::ALL
-            .iter()
-            .map(|r| (r.name(), self.inner[*r as usize].get()))
-            .filter(|(_, n)| *n > 0)
-            .collect()
-    }
-
     /// The counters of one peer, made on first use.
     pub fn peer(&self, ip: IpAddr) -> std::sync::Arc<PeerCounters> {
         let mut peers = self.peers.lock().unwrap_or_else(|p| p.into_inner());
         peers.entry(ip).or_default().clone()
     }
+}
 
-    /// Every peer's counters, for stats and metrics.
-    pub fn peers(&self) -> Vec<(IpAddr, std::sync::Arc<PeerCounters>)> {
-        let peers = self.peers.lock().unwrap_or_else(|p| p.into_inner());
-        peers.iter().map(|(ip, c)| (*ip, c.clone())).collect()
+/// One peer's counters summed over the workers.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PeerStats {
+    pub rx_datagrams: u64,
+    pub rx_bytes: u64,
+    pub tx_datagrams: u64,
+    pub tx_bytes: u64,
+}
+
+impl PerWorker<TunnelCounters> {
+    /// Decapsulated frames dropped per pipeline reason, zeros left out.
+    pub fn inner_drops(&self) -> Vec<(&'static str, u64)> {
+        DropReason::ALL
+            .iter()
+            .map(|r| (r.name(), self.sum(|c| c.inner[*r as usize].get())))
+            .filter(|(_, n)| *n > 0)
+            .collect()
+    }
+
+    /// Every peer's counters, summed over the workers, for stats and metrics.
+    pub fn peers(&self) -> Vec<(IpAddr, PeerStats)> {
+        let mut sums = std::collections::BTreeMap::<IpAddr, PeerStats>::new();
+        for block in self.blocks() {
+            let peers = block.peers.lock().unwrap_or_else(|p| p.into_inner());
+            for (ip, c) in peers.iter() {
+                let s = sums.entry(*ip).or_default();
+                s.rx_datagrams += c.rx_datagrams.get();
+                s.rx_bytes += c.rx_bytes.get();
+                s.tx_datagrams += c.tx_datagrams.get();
+                s.tx_bytes += c.tx_bytes.get();
+            }
+        }
+        sums.into_iter().collect()
     }
 
     /// Drops on receipt per reason (decapsulation, truncation, receive overrun), zeros
@@ -166,15 +189,16 @@ impl TunnelCounters {
     pub fn decap_drops(&self) -> Vec<(&'static str, u64)> {
         DecapError::ALL
             .iter()
-            .map(|e| (e.name(), self.decap[e.index()].get()))
+            .map(|e| (e.name(), self.sum(|c| c.decap[e.index()].get())))
             .chain([
-                ("rx_truncated", self.rx_truncated.get()),
-                ("rx_overrun", self.rx_overrun.get()),
+                ("rx_truncated", self.sum(|c| c.rx_truncated.get())),
+                ("rx_overrun", self.sum(|c| c.rx_overrun.get())),
             ])
             .filter(|(_, n)| *n > 0)
             .collect()
     }
 
+    /// Every worker's counts added up, for `vswitch stats`.
     pub fn snapshot(&self) -> serde_json::Value {
         let drops: serde_json::Map<String, serde_json::Value> = self
             .decap_drops()
@@ -186,24 +210,24 @@ impl TunnelCounters {
             .into_iter()
             .map(|(ip, c)| {
                 let v = serde_json::json!({
-                    "rx_datagrams": c.rx_datagrams.get(),
-                    "rx_bytes": c.rx_bytes.get(),
-                    "tx_datagrams": c.tx_datagrams.get(),
-                    "tx_bytes": c.tx_bytes.get(),
+                    "rx_datagrams": c.rx_datagrams,
+                    "rx_bytes": c.rx_bytes,
+                    "tx_datagrams": c.tx_datagrams,
+                    "tx_bytes": c.tx_bytes,
                 });
                 (ip.to_string(), v)
             })
             .collect();
         serde_json::json!({
             "peers": peers,
-            "rx_datagrams": self.rx_datagrams.get(),
-            "rx_bytes": self.rx_bytes.get(),
-            "tx_datagrams": self.tx_datagrams.get(),
-            "tx_bytes": self.tx_bytes.get(),
-            "tx_dropped": self.tx_dropped.get(),
-            "rx_no_buffer": self.rx_no_buffer.get(),
-            "icmp_too_big_sent": self.icmp_too_big_sent.get(),
-            "fragmented": self.fragmented.get(),
+            "rx_datagrams": self.sum(|c| c.rx_datagrams.get()),
+            "rx_bytes": self.sum(|c| c.rx_bytes.get()),
+            "tx_datagrams": self.sum(|c| c.tx_datagrams.get()),
+            "tx_bytes": self.sum(|c| c.tx_bytes.get()),
+            "tx_dropped": self.sum(|c| c.tx_dropped.get()),
+            "rx_no_buffer": self.sum(|c| c.rx_no_buffer.get()),
+            "icmp_too_big_sent": self.sum(|c| c.icmp_too_big_sent.get()),
+            "fragmented": self.sum(|c| c.fragmented.get()),
             "drops": drops,
             "inner_drops": self
                 .inner_drops()

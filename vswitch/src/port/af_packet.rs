@@ -83,6 +83,12 @@ pub enum PacketPortError {
         #[source]
         source: io::Error,
     },
+    #[error("cannot attach the socket filter that drops outgoing frames to {name}: {source}")]
+    SetOutgoingFilter {
+        name: String,
+        #[source]
+        source: io::Error,
+    },
     #[error("cannot set PACKET_QDISC_BYPASS on the socket for {name}: {source}")]
     SetQdiscBypass {
         name: String,
@@ -194,6 +200,13 @@ impl PacketPort {
             })?;
         sock.set_ignore_outgoing(true)
             .map_err(|source| PacketPortError::SetIgnoreOutgoing {
+                name: name.clone(),
+                source,
+            })?;
+        // Once the socket joins a fanout group (several workers) the option above stops
+        // counting; the filter holds in both cases (see `drop_outgoing`).
+        sock.drop_outgoing()
+            .map_err(|source| PacketPortError::SetOutgoingFilter {
                 name: name.clone(),
                 source,
             })?;

@@ -21,6 +21,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use fdb::{Fdb, FdbConfig, Location, MacAddr, NetworkId, PortId};
+use vswitch::datapath::counters::PerWorker;
 use vswitch::datapath::offload::{self, VnetHdr};
 use vswitch::datapath::pipeline::{FrameMeta, Ingress, Pipeline, Verdict};
 use vswitch::datapath::pool::Pool;
@@ -77,7 +78,7 @@ pub fn run(data: &[u8]) {
         nat: nat.clone(),
         router: Router::new(
             Some(nat),
-            Arc::new(RouterCounters::default()),
+            PerWorker::<RouterCounters>::new(1).mine(0),
             vswitch::datapath::neigh_share::NeighShare::alone(),
         ),
         now: Duration::from_secs(1),

@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use fdb::{MacAddr, NetworkId, PortId};
 
-use super::counters::Counter;
+use super::counters::{Counter, Mine, PerWorker};
 use super::neigh_share::{Heard, HeardAt, NeighShare};
 use super::observe::Live;
 use super::offload::VnetHdr;
@@ -103,7 +103,7 @@ impl RouterDrop {
     }
 }
 
-/// The router's counters (one writer: the worker).
+/// One worker's router counters (kept [`PerWorker`]: every worker routes).
 #[derive(Debug, Default)]
 pub struct RouterCounters {
     drops: [Counter; RouterDrop::ALL.len()],
@@ -123,7 +123,10 @@ impl RouterCounters {
     fn nat_drop(&self, r: NatDrop) {
         self.nat[r.index()].add(1);
     }
+}
 
+impl PerWorker<RouterCounters> {
+    /// Every worker's counts added up, for `vswitch stats` and the metrics page.
     pub fn snapshot(&self) -> serde_json::Value {
         let named = |pairs: Vec<(&str, u64)>| -> serde_json::Map<String, serde_json::Value> {
             pairs
@@ -133,13 +136,13 @@ impl RouterCounters {
                 .collect()
         };
         serde_json::json!({
-            "arp_replies": self.arp_replies.get(),
-            "echo_replies": self.echo_replies.get(),
-            "routed": self.routed.get(),
-            "masqueraded": self.masqueraded.get(),
-            "inbound": self.inbound.get(),
-            "drops": named(RouterDrop::ALL.iter().map(|r| (r.name(), self.drops[*r as usize].get())).collect()),
-            "nat_drops": named(NatDrop::ALL.iter().map(|r| (r.name(), self.nat[r.index()].get())).collect()),
+            "arp_replies": self.sum(|c| c.arp_replies.get()),
+            "echo_replies": self.sum(|c| c.echo_replies.get()),
+            "routed": self.sum(|c| c.routed.get()),
+            "masqueraded": self.sum(|c| c.masqueraded.get()),
+            "inbound": self.sum(|c| c.inbound.get()),
+            "drops": named(RouterDrop::ALL.iter().map(|r| (r.name(), self.sum(|c| c.drops[*r as usize].get()))).collect()),
+            "nat_drops": named(NatDrop::ALL.iter().map(|r| (r.name(), self.sum(|c| c.nat[r.index()].get()))).collect()),
         })
     }
 }
@@ -162,12 +165,12 @@ pub struct Router {
     generation: Option<u64>,
     announced: bool,
     last_tick: Duration,
-    counters: Arc<RouterCounters>,
+    counters: Mine<RouterCounters>,
     share: NeighShare,
 }
 
 impl Router {
-    pub fn new(nat: Option<Arc<Nat>>, counters: Arc<RouterCounters>, share: NeighShare) -> Router {
+    pub fn new(nat: Option<Arc<Nat>>, counters: Mine<RouterCounters>, share: NeighShare) -> Router {
         Router {
             nat,
             caches: HashMap::new(),

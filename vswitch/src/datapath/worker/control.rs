@@ -11,7 +11,7 @@ use crossbeam_channel::Sender;
 use fdb::PortId;
 
 use crate::datapath::capture::CaptureHub;
-use crate::datapath::counters::PortCounters;
+use crate::datapath::counters::{Mine, PortCounters};
 use crate::datapath::pipeline::Pipeline;
 use crate::datapath::router::RouterCounters;
 use crate::datapath::topology::Topology;
@@ -24,7 +24,7 @@ pub enum Command {
     AddPort {
         id: PortId,
         port: Box<dyn Port>,
-        counters: Arc<PortCounters>,
+        counters: Mine<PortCounters>,
     },
     /// Stop serving the port and hand it back (so the caller can close or destroy it).
     RemovePort {
@@ -34,12 +34,12 @@ pub enum Command {
     /// Route to the outside through this port (the `[uplink]` interface).
     SetUplink {
         port: Box<dyn Port>,
-        counters: Arc<PortCounters>,
+        counters: Mine<PortCounters>,
     },
     /// Carry overlay networks over this underlay.
     SetTunnel {
         tunnel: Box<dyn Tunnel>,
-        counters: Arc<TunnelCounters>,
+        counters: Mine<TunnelCounters>,
     },
     /// Trace a frame as if it arrived on `in_port`, changing nothing (`vswitch trace`).
     Trace {
@@ -128,7 +128,8 @@ pub struct WorkerConfig {
     /// How long to keep polling without sleeping after a turn that carried frames
     /// (zero: always sleep in `epoll_wait`). See [`BusyPoll`].
     pub busy_poll: Duration,
-    pub router_counters: Arc<RouterCounters>,
+    /// This worker's block of the router's counters.
+    pub router_counters: Mine<RouterCounters>,
     /// Running captures (`vswitch capture`); looked at once per batch.
     pub capture: Arc<CaptureHub>,
 }

@@ -18,7 +18,7 @@ use fdb::{Location, NetworkId, PortId};
 use vtep::PeerLookup;
 
 use super::capture::Direction;
-use super::counters::{DropReason, PortCounters};
+use super::counters::{DropReason, Mine, PerWorker, PortCounters};
 use super::id_hash::IdMap;
 use super::offload::Coalescer;
 use super::pipeline::{Batch, FrameMeta, Ingress, Verdict};
@@ -85,7 +85,7 @@ pub fn spawn(mut cfg: WorkerConfig) -> std::io::Result<WorkerHandle> {
         gro_port: vec![None; GRO_SLOTS],
         router: Router::new(cfg.nat.clone(), cfg.router_counters.clone(), share),
         router_out: Vec::with_capacity(16),
-        spare_counters: Arc::new(PortCounters::default()),
+        spare_counters: PerWorker::new(1).mine(0),
         peers: HashMap::new(),
         cfg,
     };
@@ -111,14 +111,14 @@ pub fn spawn(mut cfg: WorkerConfig) -> std::io::Result<WorkerHandle> {
 
 struct Slot {
     port: Box<dyn Port>,
-    counters: Arc<PortCounters>,
+    counters: Mine<PortCounters>,
     /// Pool indices queued for this port in the current batch.
     pending: Vec<u32>,
 }
 
 struct TunnelSlot {
     tunnel: Box<dyn Tunnel>,
-    counters: Arc<TunnelCounters>,
+    counters: Mine<TunnelCounters>,
 }
 
 struct Worker {
@@ -140,7 +140,7 @@ struct Worker {
     router: Router,
     router_out: Vec<Out>,
     /// Drops of frames the switch made itself (not from a port).
-    spare_counters: Arc<PortCounters>,
+    spare_counters: Mine<PortCounters>,
     /// This worker's handles on the per-peer counters.
     peers: HashMap<std::net::IpAddr, Arc<PeerCounters>>,
     cfg: WorkerConfig,
@@ -319,7 +319,7 @@ impl Worker {
 
     /// Reads a batch from port `id` into the receive buffers and counts it; `None` when
     /// nothing came (or the port failed, which is handled here).
-    fn receive(&mut self, id: PortId) -> Option<(usize, Arc<PortCounters>)> {
+    fn receive(&mut self, id: PortId) -> Option<(usize, Mine<PortCounters>)> {
         let slot = self.ports.get_mut(&id)?;
         let received = slot.port.recv_batch(self.pool.rx());
         let counters = slot.counters.clone();

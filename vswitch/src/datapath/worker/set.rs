@@ -1,8 +1,9 @@
 //! The datapath's workers as one: every port has one queue per worker, and the control
 //! plane's commands go to all of them. Each worker reads only its own queues (the kernel
 //! spreads flows over them: `PACKET_FANOUT`, multi-queue TAP, `SO_REUSEPORT`) and sends
-//! on its own queue of whichever port a frame leaves by, so workers share no port state,
-//! only the lock-free tables (FDB, topology, NAT).
+//! on its own queue of whichever port a frame leaves by, and counts into its own block
+//! of the port's counters, so workers share no port state, only the lock-free tables
+//! (FDB, topology, NAT).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -10,7 +11,7 @@ use std::time::Duration;
 use fdb::PortId;
 
 use super::{Command, WorkerCounters, WorkerHandle};
-use crate::datapath::counters::PortCounters;
+use crate::datapath::counters::{PerWorker, PortCounters};
 use crate::datapath::tunnel::{Tunnel, TunnelCounters};
 use crate::port::Port;
 
@@ -46,14 +47,15 @@ impl Workers {
         &self.counters
     }
 
-    /// Gives queue `k` of a port to worker `k`. Extra queues are closed; a worker left
-    /// without one cannot send to the port, so callers open exactly [`len`](Self::len).
-    pub fn add_port(&self, id: PortId, queues: Queues, counters: &Arc<PortCounters>) {
-        for (w, port) in self.handles.iter().zip(queues) {
+    /// Gives queue `k` of a port, and block `k` of its counters, to worker `k`. Extra
+    /// queues are closed; a worker left without one cannot send to the port, so callers
+    /// open exactly [`len`](Self::len) (and make the counters with as many blocks).
+    pub fn add_port(&self, id: PortId, queues: Queues, counters: &Arc<PerWorker<PortCounters>>) {
+        for (k, (w, port)) in self.handles.iter().zip(queues).enumerate() {
             w.send(Command::AddPort {
                 id,
                 port,
-                counters: counters.clone(),
+                counters: counters.mine(k),
             });
         }
     }
@@ -84,21 +86,25 @@ impl Workers {
     }
 
     /// Routes to the outside through these queues of the uplink.
-    pub fn set_uplink(&self, queues: Queues, counters: &Arc<PortCounters>) {
-        for (w, port) in self.handles.iter().zip(queues) {
+    pub fn set_uplink(&self, queues: Queues, counters: &Arc<PerWorker<PortCounters>>) {
+        for (k, (w, port)) in self.handles.iter().zip(queues).enumerate() {
             w.send(Command::SetUplink {
                 port,
-                counters: counters.clone(),
+                counters: counters.mine(k),
             });
         }
     }
 
     /// Carries overlay networks over these queues of the underlay.
-    pub fn set_tunnel(&self, tunnels: Vec<Box<dyn Tunnel>>, counters: &Arc<TunnelCounters>) {
-        for (w, tunnel) in self.handles.iter().zip(tunnels) {
+    pub fn set_tunnel(
+        &self,
+        tunnels: Vec<Box<dyn Tunnel>>,
+        counters: &Arc<PerWorker<TunnelCounters>>,
+    ) {
+        for (k, (w, tunnel)) in self.handles.iter().zip(tunnels).enumerate() {
             w.send(Command::SetTunnel {
                 tunnel,
-                counters: counters.clone(),
+                counters: counters.mine(k),
             });
         }
     }

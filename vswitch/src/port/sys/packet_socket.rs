@@ -11,6 +11,8 @@ const ETH_P_ALL_BE: u16 = (libc::ETH_P_ALL as u16).to_be();
 // From <linux/if_packet.h> (stable kernel ABI; not in every libc release for Linux).
 const PACKET_STATISTICS: libc::c_int = 6;
 const PACKET_AUXDATA: libc::c_int = 8;
+/// `skb->pkt_type` of a frame leaving the interface.
+const PACKET_OUTGOING: u32 = 4;
 
 /// `struct tpacket_stats`.
 #[repr(C)]
@@ -53,6 +55,56 @@ impl PacketSocket {
     /// the local stack's).
     pub fn set_ignore_outgoing(&self, on: bool) -> io::Result<()> {
         self.set_int(libc::SOL_PACKET, libc::PACKET_IGNORE_OUTGOING, on.into())
+    }
+
+    /// `SO_ATTACH_FILTER` with a classic BPF program that drops frames leaving the
+    /// interface (`pkttype` OUTGOING: the local stack's own, such as the IPv6 router
+    /// solicitations and MLD reports of an interface without addresses).
+    ///
+    /// [`set_ignore_outgoing`](Self::set_ignore_outgoing) does this for a lone socket
+    /// and spares the kernel the copy, but a socket in a `PACKET_FANOUT` group receives
+    /// through the group's hook, which does not look at the option (only the group flag
+    /// `PACKET_FANOUT_FLAG_IGNORE_OUTGOING`, Linux 6.9, does; older kernels ignore the
+    /// flag silently). The filter runs on the socket the group picked, on every kernel.
+    /// What the switch itself sends never comes back either way: the kernel skips the
+    /// sending socket, and with fanout every socket of its group.
+    pub fn drop_outgoing(&self) -> io::Result<()> {
+        let insn = |code: u32, jt: u8, jf: u8, k: u32| libc::sock_filter {
+            code: code as u16,
+            jt,
+            jf,
+            k,
+        };
+        let filter = [
+            // A = skb->pkt_type (an ancillary load: a negative offset names it).
+            insn(
+                libc::BPF_LD | libc::BPF_B | libc::BPF_ABS,
+                0,
+                0,
+                (libc::SKF_AD_OFF + libc::SKF_AD_PKTTYPE) as u32,
+            ),
+            insn(
+                libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K,
+                0,
+                1,
+                PACKET_OUTGOING,
+            ),
+            // Outgoing: keep 0 bytes (drop). Otherwise the whole frame.
+            insn(libc::BPF_RET | libc::BPF_K, 0, 0, 0),
+            insn(libc::BPF_RET | libc::BPF_K, 0, 0, u32::MAX),
+        ];
+        let prog = libc::sock_fprog {
+            len: filter.len() as u16,
+            filter: filter.as_ptr().cast_mut(),
+        };
+        // `prog` points at `filter`, alive until after the call; the kernel copies the
+        // program and never writes through the pointer.
+        setsockopt(
+            self.fd.as_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_ATTACH_FILTER,
+            &prog,
+        )
     }
 
     /// `PACKET_FANOUT` in hash mode with defragmentation: joins fanout group `group` of

@@ -167,6 +167,61 @@ fn af_packet_port_reports_down_and_gone() {
     });
 }
 
+/// The local stack's own frames leaving the interface are not read back, by a lone
+/// port nor by the queues of a fanout group (where `PACKET_IGNORE_OUTGOING` alone lets
+/// them through):
+///
+/// ```text
+///   sw: swp1 10.78.0.1/24 [PacketPort x1, then x2] ==veth== ctr: eth0 10.78.0.2/24
+/// ```
+///
+/// `sw` pings `ctr` out of swp1: the ARP request and the echo requests leave swp1 (the
+/// local stack's), the answers arrive on it. The ports read the answers, none of the
+/// requests.
+#[test]
+fn af_packet_queues_do_not_read_back_what_the_local_stack_sends() {
+    for queues in [1, 2] {
+        let sw = Ns::new("sw");
+        let ctr = Ns::new("c");
+        veth(&sw, "swp1", &ctr, "eth0");
+        sw.ip(&["addr", "add", "10.78.0.1/24", "dev", "swp1"]);
+        ctr.ip(&["addr", "add", "10.78.0.2/24", "dev", "eth0"]);
+        let own_mac = sw
+            .exec(&["cat", "/sys/class/net/swp1/address"])
+            .expect("swp1's MAC");
+        let own_mac: Vec<u8> = own_mac
+            .trim()
+            .split(':')
+            .map(|b| u8::from_str_radix(b, 16).expect("hex"))
+            .collect();
+        let mut ports = sw.run(move || PacketPort::open_queues("swp1", queues).expect("open"));
+        sw.exec(&["ping", "-c", "3", "-i", "0.2", "-W", "2", "10.78.0.2"])
+            .expect("ping out of swp1");
+        let (mut ours, mut theirs) = (0, 0);
+        let mut bufs: Vec<PacketBuf> = (0..64).map(|_| PacketBuf::new()).collect();
+        for port in &mut ports {
+            loop {
+                let n = port.recv_batch(&mut bufs).expect("recv");
+                if n == 0 {
+                    break;
+                }
+                for b in &bufs[..n] {
+                    if b.frame().get(6..12) == Some(&own_mac[..]) {
+                        ours += 1;
+                    } else {
+                        theirs += 1;
+                    }
+                }
+            }
+        }
+        assert_eq!(
+            ours, 0,
+            "{queues} queue(s) read back the local stack's frames"
+        );
+        assert!(theirs >= 3, "{queues} queue(s): {theirs} frames from ctr");
+    }
+}
+
 #[test]
 fn af_packet_open_names_the_missing_interface() {
     let sw = Ns::new("sw");
