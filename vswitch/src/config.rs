@@ -17,7 +17,7 @@
 //!
 //! [datapath]
 //! batch = 64                # frames read from a port per turn
-//! workers = 2               # packet threads, one queue each on every port [default: one per CPU]
+//! workers = 2               # packet threads, one queue each on every port [default: one per CPU, 1 if <= 2]
 //! busy_poll_us = 0          # keep polling this long after traffic before sleeping (0: off)
 //!
 //! [underlay]                # VXLAN between hosts (needed by overlay networks)
@@ -244,7 +244,7 @@ impl FdbSection {
 pub struct DatapathSection {
     pub batch: usize,
     /// Worker threads (`vswitch run --workers` overrides it); `None` is one per CPU the
-    /// daemon may use.
+    /// daemon may use, or one when it may use two or fewer (`daemon::workers`).
     pub workers: Option<usize>,
     /// Microseconds a worker keeps polling after a turn that carried frames, instead of
     /// sleeping at once (saves a thread wakeup per hop of a request/response; costs CPU).

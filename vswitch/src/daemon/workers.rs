@@ -19,19 +19,31 @@ use crate::nat::Nat;
 use crate::port::sys::affinity;
 
 /// Workers when neither `--workers` nor `[datapath] workers` says: one per CPU the
-/// daemon may use (its affinity mask, so `taskset` and cgroup cpusets count), at least
-/// one and at most [`MAX_WORKERS`]. Measured on the 2-vCPU development machine (iperf3
-/// sharing it, median of 3): two workers carried 4 TCP streams between two containers
-/// at 12.6 Gbit/s against 10.3 for one, one stream the same (9.8 / 9.4), the overlay the
-/// same (4.97 / 4.86); ping RTT is worse with two (207 / 180 us), which `--workers 1`
-/// buys back where latency matters more than throughput.
+/// daemon may use (its affinity mask, so `taskset` and cgroup cpusets count), at most
+/// [`MAX_WORKERS`]; but one when it may use two CPUs or fewer.
+///
+/// Why the exception: there the switch shares the CPUs with the processes whose traffic
+/// it carries, and the second worker does not pay. Measured on the 2-vCPU development
+/// machine, the same build with `--workers 1` then `2` (`WORKERS=1|2 REPS=3
+/// VARIANTS=vswitch benches/lab-bench.sh`, median of 3 x 10 s, iperf3 sharing the
+/// CPUs): 4 TCP streams 9.81 / 9.64 Gbit/s between two containers, 4.79 / 5.23 through
+/// the overlay, 9.97 / 9.66 through NAT, a tie; one stream 10.05 / 8.73, 5.17 / 4.35,
+/// 9.29 / 8.95; ping RTT 201 / 287, 427 / 603, 224 / 414 us. (An earlier build measured
+/// 12.6 / 10.3 on 4 streams between containers; runs vary by 10-15 % here.)
 pub fn default_workers() -> usize {
     workers_for_cpus(affinity::allowed_cpus().map_or(1, |cpus| cpus.len()))
 }
 
-/// One worker per CPU, within 1..=[`MAX_WORKERS`].
+/// CPUs at or below which one worker is the default (see [`default_workers`]).
+const SHARED_CPUS: usize = 2;
+
+/// One worker per CPU above [`SHARED_CPUS`], within 1..=[`MAX_WORKERS`].
 fn workers_for_cpus(cpus: usize) -> usize {
-    cpus.clamp(1, MAX_WORKERS)
+    if cpus <= SHARED_CPUS {
+        1
+    } else {
+        cpus.min(MAX_WORKERS)
+    }
 }
 
 /// More workers than this is a mistake, not a configuration.
@@ -99,7 +111,9 @@ mod tests {
     fn one_worker_per_cpu_within_the_limits() {
         assert_eq!(workers_for_cpus(0), 1);
         assert_eq!(workers_for_cpus(1), 1);
-        assert_eq!(workers_for_cpus(2), 2);
+        assert_eq!(workers_for_cpus(2), 1);
+        assert_eq!(workers_for_cpus(3), 3);
+        assert_eq!(workers_for_cpus(16), 16);
         assert_eq!(workers_for_cpus(MAX_WORKERS + 1), MAX_WORKERS);
     }
 }
