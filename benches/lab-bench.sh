@@ -68,8 +68,13 @@ fi
 
 : > "$RAW"
 
+# Repetitions alternate between the variants (kernel, OVS, vswitch, kernel, ...), each
+# on a setup of its own: the machine's drift over a run (its first minutes are often
+# the fastest) then weighs on every variant alike instead of on whichever ran first.
 for s in $SCENARIOS; do
-    for v in $VARIANTS; do run_variant "$s" "$v"; done
+    for REP in $(seq 1 "$REPS"); do
+        for v in $VARIANTS; do run_variant "$s" "$v"; done
+    done
 done
 
 # ---------------------------------------------------------------- report

@@ -41,6 +41,8 @@ tx_off() {
 # vs_start HOST [CONFIG]: the daemon in namespace $P-HOST, files under $RUN/HOST
 vs_start() {
     local ns=$P-$1 d=$RUN/$1
+    # Every repetition starts from an empty state: no networks left from the last one.
+    rm -rf "$d/state"
     mkdir -p "$d"
     ip netns exec "$ns" "$VSWITCH" run --state-dir "$d/state" --socket "$d/sock" ${2:+--config "$2"} ${WORKERS:+--workers "$WORKERS"} 2> "$d/log" &
     for _ in $(seq 1 100); do "$VSWITCH" --socket "$d/sock" network ls >/dev/null 2>&1 && return 0; sleep 0.05; done
@@ -73,7 +75,9 @@ try:
 except Exception: print("ERR ERR")'
 }
 
-# measure SCENARIO VARIANT CLIENT SERVER SERVER_IP: the same workloads for every variant
+# measure SCENARIO VARIANT CLIENT SERVER SERVER_IP: the same workloads for every
+# variant, once (repetition $REP; lab-bench.sh rebuilds the setup for each, so the
+# variants' repetitions alternate and a drift of the machine hits them all alike)
 measure() {
     local s=$1 v=$2 c=$3 sv=$4 ip=$5 r res ok=0
     ip netns exec "$P-$sv" iperf3 -s -D --pidfile "$RUN/iperf3-$sv.pid" || { log "iperf3 server failed"; return 1; }
@@ -86,19 +90,18 @@ measure() {
         return 1
     fi
     ip netns exec "$P-$c" ping -c 20 -i 0.05 -q "$ip" >/dev/null 2>&1
-    for r in $(seq 1 "$REPS"); do
-        res=$(iperf_tcp "$c" "$ip"); record "$s" "$v" tcp1 "$res"; log "$s $v rep$r tcp x1: $res Gbit/s"
+    r=$REP
+    res=$(iperf_tcp "$c" "$ip"); record "$s" "$v" tcp1 "$res"; log "$s $v rep$r tcp x1: $res Gbit/s"
+    sleep 0.5
+    res=$(iperf_tcp "$c" "$ip" -P 4); record "$s" "$v" tcp4 "$res"; log "$s $v rep$r tcp x4: $res Gbit/s"
+    sleep 0.5
+    if [ "$s" = overlay ]; then
+        res=$(iperf_udp "$c" "$ip" 1400); record "$s" "$v" udp1400_kpps "${res% *}"; record "$s" "$v" udp1400_gbps "${res#* }"
+        log "$s $v rep$r udp 1400: ${res% *} kpps ${res#* } Gbit/s"
         sleep 0.5
-        res=$(iperf_tcp "$c" "$ip" -P 4); record "$s" "$v" tcp4 "$res"; log "$s $v rep$r tcp x4: $res Gbit/s"
-        sleep 0.5
-        if [ "$s" = overlay ]; then
-            res=$(iperf_udp "$c" "$ip" 1400); record "$s" "$v" udp1400_kpps "${res% *}"; record "$s" "$v" udp1400_gbps "${res#* }"
-            log "$s $v rep$r udp 1400: ${res% *} kpps ${res#* } Gbit/s"
-            sleep 0.5
-        fi
-        res=$(ip netns exec "$P-$c" ping -c "$PINGS" -i 0.01 -q "$ip" 2>/dev/null | awk -F'[/ ]' '/^rtt/{printf "%.0f", $8*1000}')
-        record "$s" "$v" rtt_us "${res:-ERR}"; log "$s $v rep$r ping avg: ${res:-ERR} us"
-    done
+    fi
+    res=$(ip netns exec "$P-$c" ping -c "$PINGS" -i 0.01 -q "$ip" 2>/dev/null | awk -F'[/ ]' '/^rtt/{printf "%.0f", $8*1000}')
+    record "$s" "$v" rtt_us "${res:-ERR}"; log "$s $v rep$r ping avg: ${res:-ERR} us"
     record "$s" "$v" status ok
 }
 
@@ -107,14 +110,14 @@ measure() {
 run_variant() {
     local s=$1 v=$2 fn="${1}_${2//-/_}"
     if ! declare -F "$fn" >/dev/null; then
-        log "$s: no $v variant (skipped)"
-        record "$s" "$v" status "not available: benches/lab/$s.sh has no $v variant"
+        [ "$REP" = 1 ] && log "$s: no $v variant (skipped)"
+        [ "$REP" = 1 ] && record "$s" "$v" status "not available: benches/lab/$s.sh has no $v variant"
         return 0
     fi
-    log "=== $s / $v"
+    log "=== $s / $v (rep $REP)"
     if ! "$fn"; then
         log "$s $v: setup or measurement failed"
-        grep -q "^$s	$v	status	" "$RAW" || record "$s" "$v" status "setup failed"
+        record "$s" "$v" status "setup or measurement failed in rep $REP"
     fi
     cleanup
 }

@@ -36,7 +36,9 @@ def load(raw):
     for line in open(raw):
         s, v, m, x = line.rstrip("\n").split("\t")
         if m == "status":
-            status[(s, v)] = x
+            # One per repetition: a failure is kept (and reported) over a later "ok".
+            if status.get((s, v), "ok") == "ok":
+                status[(s, v)] = x
         else:
             vals[(s, v, m)].append(x)
     return vals, status
@@ -94,7 +96,8 @@ def main():
         f"{meta.get('cores', '?')} cores; kernel {meta.get('kernel', '?')}",
         f"- vswitch {meta.get('vswitch', '?')}; Open vSwitch {meta.get('ovs', '-')} "
         f"(userspace datapath, `datapath_type=netdev`); iperf3 {meta.get('iperf3', '?')}",
-        f"- method: median of {meta.get('reps', '?')} runs per figure; TCP `iperf3 -t "
+        f"- method: median of {meta.get('reps', '?')} runs per figure (the runs alternate "
+        f"between the variants, each on a fresh setup); TCP `iperf3 -t "
         f"{meta.get('tcp_t', '?')}` (receiver side), one stream and `-P 4`; UDP `iperf3 -u "
         f"-b 0 -l 1400 -t {meta.get('udp_t', '?')}` (packets received per second); ping "
         f"`-c {meta.get('pings', '?')} -i 0.01` average. Client, server and switch share the "
