@@ -28,10 +28,28 @@ use std::io::Write;
 use std::process::{Command, Stdio};
 use std::sync::{Mutex, MutexGuard};
 
+use common::overlay::{Underlay, VsHost};
 use common::{Daemon, Netns};
 use serde_json::Value;
 
 static HEAVY: Mutex<()> = Mutex::new(());
+
+/// The VNI of network "blue" in [`two_hosts`].
+pub const VNI: u32 = 42;
+
+/// Two hosts, peers of each other, with overlay network "blue" (VNI [`VNI`],
+/// 10.88.0.0/24) on both: automatic addresses from .16/28 on the first, .32/28 on the
+/// second.
+pub fn two_hosts() -> (Underlay, VsHost, VsHost) {
+    let mut ul = Underlay::new(1500);
+    let a = VsHost::new(&mut ul, "");
+    let b = VsHost::new(&mut ul, "");
+    a.peer(&b.addr);
+    b.peer(&a.addr);
+    a.network("blue", VNI, "10.88.0.0/24", "10.88.0.16/28");
+    b.network("blue", VNI, "10.88.0.0/24", "10.88.0.32/28");
+    (ul, a, b)
+}
 
 /// Held for the length of a scenario that floods: one at a time.
 pub fn heavy() -> MutexGuard<'static, ()> {

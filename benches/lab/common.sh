@@ -110,8 +110,10 @@ measure() {
 run_variant() {
     local s=$1 v=$2 fn="${1}_${2//-/_}"
     if ! declare -F "$fn" >/dev/null; then
-        [ "$REP" = 1 ] && log "$s: no $v variant (skipped)"
-        [ "$REP" = 1 ] && record "$s" "$v" status "not available: benches/lab/$s.sh has no $v variant"
+        if [ "$REP" = 1 ]; then
+            log "$s: no $v variant (skipped)"
+            record "$s" "$v" status "not available: benches/lab/$s.sh has no $v variant"
+        fi
         return 0
     fi
     log "=== $s / $v (rep $REP)"

@@ -36,10 +36,10 @@
 
 use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use super::docker_tools::{BUSYBOX, PATH, docker_cli, run_timeout, which};
-use super::{Netns, unique, wait_until};
+use super::{Netns, terminate, unique, wait_until};
 
 /// The applets linked in the test image.
 const APPLETS: &[&str] = &[
@@ -261,11 +261,11 @@ impl DockerEngine {
             .and_then(|s| s.trim().parse::<u32>().ok());
         if let Some(mut c) = self.dockerd.take() {
             let pid = pid.unwrap_or(c.id());
-            stop(&mut c, pid);
+            terminate(&mut c, pid);
         }
         if let Some(mut c) = self.containerd.take() {
             let pid = c.id();
-            stop(&mut c, pid);
+            terminate(&mut c, pid);
         }
         // Whatever is left that belongs to this engine: shims (their command line names
         // our containerd's socket) and everything under them.
@@ -315,22 +315,6 @@ fn remove_cgroups(parent: &str) {
         }
         let _ = std::fs::remove_dir(top);
     }
-}
-
-/// SIGTERM, 10 s to exit, then SIGKILL; reaps the child.
-fn stop(c: &mut Child, pid: u32) {
-    let _ = Command::new("kill")
-        .args(["-TERM", &pid.to_string()])
-        .status();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while Instant::now() < deadline {
-        if let Ok(Some(_)) = c.try_wait() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let _ = c.kill();
-    let _ = c.wait();
 }
 
 /// Pids of the processes whose command line matches, and all their descendants.

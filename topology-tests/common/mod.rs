@@ -340,18 +340,8 @@ impl Daemon {
     pub fn stop(&mut self) {
         if let Some(mut c) = self.child.take() {
             // `ip netns exec` execs the daemon, so the child's pid is the daemon's.
-            let _ = Command::new("kill")
-                .args(["-TERM", &c.id().to_string()])
-                .status();
-            let deadline = Instant::now() + Duration::from_secs(10);
-            while Instant::now() < deadline {
-                if let Ok(Some(_)) = c.try_wait() {
-                    return;
-                }
-                std::thread::sleep(Duration::from_millis(50));
-            }
-            let _ = c.kill();
-            let _ = c.wait();
+            let pid = c.id();
+            terminate(&mut c, pid);
         }
     }
 
@@ -372,6 +362,23 @@ impl Drop for Daemon {
 }
 
 /// Polls `f` every 100 ms until it holds or `timeout` passes.
+/// Stops child `c` cleanly: SIGTERM to `pid` (the child's own pid, or the process it
+/// exec'd into when that differs), 10 s to exit, then SIGKILL; reaps the child.
+pub fn terminate(c: &mut Child, pid: u32) {
+    let _ = Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline {
+        if let Ok(Some(_)) = c.try_wait() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = c.kill();
+    let _ = c.wait();
+}
+
 pub fn wait_until(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
     let deadline = Instant::now() + timeout;
     loop {

@@ -8,25 +8,12 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use crate::common::overlay::{Underlay, VsHost};
+use crate::common::overlay::VsHost;
 use crate::common::{Netns, require_root, vswitch_bin, wait_until};
-use crate::{assert_alive, assert_state_intact, counter, heavy};
+use crate::{assert_alive, assert_state_intact, counter, heavy, two_hosts};
 
-const VNI: u32 = 42;
 /// The longest a recovery may take once the fault is gone.
 const RECOVERY: Duration = Duration::from_secs(10);
-
-/// Two hosts, peers of each other, with network "blue" on both.
-fn two_hosts() -> (Underlay, VsHost, VsHost) {
-    let mut ul = Underlay::new(1500);
-    let a = VsHost::new(&mut ul, "");
-    let b = VsHost::new(&mut ul, "");
-    a.peer(&b.addr);
-    b.peer(&a.addr);
-    a.network("blue", VNI, "10.88.0.0/24", "10.88.0.16/28");
-    b.network("blue", VNI, "10.88.0.0/24", "10.88.0.32/28");
-    (ul, a, b)
-}
 
 /// Pings until a reply comes back; returns how long it took since the fault ended at
 /// `t`, or fails the test.

@@ -6,12 +6,10 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::common::overlay::{Underlay, VsHost};
+use crate::common::overlay::VsHost;
 use crate::common::{Netns, require_root, wait_until};
 use crate::wire::{self, BROADCAST};
-use crate::{assert_alive, counter, heavy, mac_of, rss_kb};
-
-const VNI: u32 = 42;
+use crate::{VNI, assert_alive, counter, heavy, mac_of, rss_kb, two_hosts};
 
 /// Sends each datagram `n` times from `from` (an address of `ns`) to `to`:4789.
 fn send_udp(ns: &Netns, from: &str, to: &str, datagrams: Vec<Vec<u8>>, n: usize) {
@@ -38,13 +36,7 @@ fn underlay(h: &VsHost) -> Value {
 fn bad_vxlan_is_dropped_and_counted_by_reason() {
     require_root();
     let _turn = heavy();
-    let mut ul = Underlay::new(1500);
-    let a = VsHost::new(&mut ul, "");
-    let b = VsHost::new(&mut ul, "");
-    a.peer(&b.addr);
-    b.peer(&a.addr);
-    a.network("blue", VNI, "10.88.0.0/24", "10.88.0.16/28");
-    b.network("blue", VNI, "10.88.0.0/24", "10.88.0.32/28");
+    let (_ul, a, b) = two_hosts();
     let c1 = a.container("blue", "10.88.0.17");
     let c2 = b.container("blue", "10.88.0.33");
     assert!(c1.ping_until("10.88.0.33", Duration::from_secs(5)));
