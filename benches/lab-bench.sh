@@ -9,16 +9,19 @@
 # and a bar chart (OUT_DIR/latest.svg).
 #
 # Scenarios (one file each in benches/lab/):
-#   l2       two containers on one host:        Linux bridge | OVS | OVS+TSO | vswitch
+#   l2       two containers on one host:        Linux bridge | OVS | OVS+TSO | ports | vswitch
 #   overlay  two hosts over an underlay veth:   kernel vxlan + bridge | OVS vxlan | vswitch
 #   nat      a container reaching an outside namespace that has no route back to it:
 #            kernel routing + iptables MASQUERADE | vswitch's NAT
 # OVS is Open vSwitch's userspace datapath (datapath_type=netdev), with and without
-# other_config:userspace-tso-enable=true, one private instance per namespace.
+# other_config:userspace-tso-enable=true, one private instance per namespace. "ports" is
+# vswitch's port layer with no switch (vswitch/examples/port_forward.rs) between the two
+# veths: how much of the gap to the kernel is port I/O, how much the switch (l2 only).
 #
 # Usage:  sudo benches/lab-bench.sh            (builds vswitch in release mode first)
-# Knobs:  SCENARIOS="l2 overlay nat"  VARIANTS="kernel ovs ovs-tso vswitch"
+# Knobs:  SCENARIOS="l2 overlay nat"  VARIANTS="kernel ovs ovs-tso ports vswitch"
 #         REPS=3 TCP_T=10 UDP_T=3 PINGS=200  VSWITCH=path/to/vswitch
+#         PORT_FORWARD=path/to/port_forward (built with vswitch when VSWITCH is not given)
 #         WORKERS=N (vswitch run --workers N; default: the daemon's own default)
 #         OUT_DIR=benches/results (where latest.md, latest.csv, latest.svg go)
 #         NOTE="..." (a remark printed in the report and on the chart, e.g. "smoke run")
@@ -33,7 +36,7 @@ TCP_T=${TCP_T:-10}
 UDP_T=${UDP_T:-3}
 PINGS=${PINGS:-200}
 SCENARIOS=${SCENARIOS:-"l2 overlay nat"}
-VARIANTS=${VARIANTS:-"kernel ovs ovs-tso vswitch"}
+VARIANTS=${VARIANTS:-"kernel ovs ovs-tso ports vswitch"}
 OUT_DIR=${OUT_DIR:-$ROOT/benches/results}
 P="vsb$$"
 RUN=$(mktemp -d /tmp/vswitch-bench.XXXXXX)
@@ -56,15 +59,19 @@ for s in $SCENARIOS; do
     case $s in l2 | overlay | nat) ;; *) die "unknown scenario $s (have: l2 overlay nat)" ;; esac
 done
 for v in $VARIANTS; do
-    case $v in kernel | ovs | ovs-tso | vswitch) ;; *) die "unknown variant $v (have: kernel ovs ovs-tso vswitch)" ;; esac
+    case $v in kernel | ovs | ovs-tso | ports | vswitch) ;; *) die "unknown variant $v (have: kernel ovs ovs-tso ports vswitch)" ;; esac
 done
 
 if [ -z "${VSWITCH:-}" ]; then
     log "building vswitch (release)"
-    (cd "$ROOT" && cargo build --release -q -p vswitch) || die "build failed"
+    (cd "$ROOT" && cargo build --release -q -p vswitch --bin vswitch --example port_forward) || die "build failed"
     VSWITCH="${CARGO_TARGET_DIR:-$ROOT/target}/release/vswitch"
+    PORT_FORWARD=${PORT_FORWARD:-"${CARGO_TARGET_DIR:-$ROOT/target}/release/examples/port_forward"}
 fi
 [ -x "$VSWITCH" ] || die "no vswitch binary at $VSWITCH"
+case " $VARIANTS " in
+*" ports "*) [ -x "${PORT_FORWARD:-}" ] || die "no port_forward binary (give PORT_FORWARD=path, or leave VSWITCH unset to build both)" ;;
+esac
 
 : > "$RAW"
 

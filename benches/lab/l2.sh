@@ -3,7 +3,9 @@
 #   c1 (10.77.0.2) --veth-- [ switch in namespace sw ] --veth-- c2 (10.77.0.3)
 #
 # The switch is the Linux bridge (kernel), Open vSwitch's userspace datapath with and
-# without userspace TSO (ovs, ovs-tso), or vswitch; everything else is the same.
+# without userspace TSO (ovs, ovs-tso), vswitch's port layer alone forwarding between
+# the two veths (ports: vswitch/examples/port_forward.rs), or vswitch; everything else is
+# the same.
 
 # l2_base: namespaces and the containers' veths into sw (vswitch makes its own instead)
 l2_base() {
@@ -31,6 +33,12 @@ l2_ovs_common() {
 }
 l2_ovs() { l2_ovs_common ovs; }
 l2_ovs_tso() { l2_ovs_common ovs-tso tso; }
+
+l2_ports() {
+    l2_base || return 1
+    ip netns exec "$P-sw" "$PORT_FORWARD" p1 p2 2> "$RUN/port_forward.log" &
+    measure l2 ports c1 c2 10.77.0.3
+}
 
 l2_vswitch() {
     mkns sw c1 c2 || return 1

@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Turns lab-bench.sh's raw measurements into the report: a Markdown table (also printed)
 and a CSV, with medians per scenario, workload and variant, and the ratios vswitch /
-kernel and vswitch / OVS.
+kernel and vswitch / OVS; where the "ports" variant ran (vswitch's port layer with no
+switch), a second table splits the gap to the kernel into port I/O and switch.
 
 Usage: report.py RAW.tsv META.tsv OUT.md OUT.csv
 RAW lines:  scenario <TAB> variant <TAB> metric <TAB> value   (value "ERR" = failed run;
@@ -27,7 +28,9 @@ METRICS = {
     "udp1400_gbps": ("UDP 1400 B", "Gbit/s", True),
     "rtt_us": ("ping RTT", "us", False),
 }
-VARIANTS = ["kernel", "ovs", "ovs-tso", "vswitch"]
+VARIANTS = ["kernel", "ovs", "ovs-tso", "ports", "vswitch"]
+# The main table's columns; "ports" has a table of its own.
+MAIN = ["kernel", "ovs", "ovs-tso", "vswitch"]
 
 
 def load(raw):
@@ -121,7 +124,7 @@ def main():
         label, unit, _ = METRICS[m]
         med = {v: cells[v][0] for v in VARIANTS}
         shown = []
-        for v in VARIANTS:
+        for v in MAIN:
             text = fmt(med[v], unit)
             ok, n = cells[v][1], cells[v][2]
             if n and ok < n:
@@ -132,7 +135,29 @@ def main():
             + " | ".join(shown)
             + f" | {ratio(med['vswitch'], med['kernel'])} | {ratio(med['vswitch'], med['ovs'])}"
             f" | {ratio(med['vswitch'], med['ovs-tso'])} |")
-    notes = [f"- {s} / {v}: {why}" for (s, v), why in sorted(status.items()) if why != "ok"]
+    split = [(s, m, cells) for s, m, cells in rows if cells["ports"][2]]
+    if split:
+        lines += [
+            "",
+            "Where the gap to the kernel is: **ports** = vswitch's AF_PACKET ports with no "
+            "switch, one thread forwarding every frame from one veth to the other "
+            "(`vswitch/examples/port_forward.rs`). kernel -> ports is the cost of any "
+            "userspace hop here (two kernel copies per frame, a thread wakeup per "
+            "direction); ports -> vswitch is the switch itself (worker loop and pipeline).",
+            "",
+            "| scenario | workload | kernel | ports | vswitch | ports / kernel "
+            "| vswitch / ports | vswitch / kernel |",
+            "|---|---|---|---|---|---|---|---|",
+        ]
+        for s, m, cells in split:
+            label, unit, _ = METRICS[m]
+            k, p, v = (cells[x][0] for x in ("kernel", "ports", "vswitch"))
+            lines.append(
+                f"| {s} | {label} {unit} | {fmt(k, unit)} | {fmt(p, unit)} | {fmt(v, unit)} "
+                f"| {ratio(p, k)} | {ratio(v, p)} | {ratio(v, k)} |")
+    # "ports" exists for l2 only: its absence elsewhere is not worth a line.
+    notes = [f"- {s} / {v}: {why}" for (s, v), why in sorted(status.items())
+             if why != "ok" and not (v == "ports" and why.startswith("not available"))]
     if notes:
         lines += ["", "Variants without figures:", ""] + notes
     lines += ["", "![benchmark chart](latest.svg)", ""]
