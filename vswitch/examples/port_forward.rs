@@ -13,18 +13,21 @@
 //! this forwarder is the kernel copies and the thread hop; the gap from this forwarder to
 //! vswitch is the switch (the worker loop and the pipeline).
 //!
-//! It runs until killed. What the kernel refuses is counted by the ports and dropped.
+//! It runs until killed. A frame the kernel refuses is dropped (the port counts it, as
+//! the daemon's do); frames the other side cannot take at once are dropped uncounted,
+//! since this measures the path, not a queue.
 
 use std::process::ExitCode;
 use std::time::Duration;
 
+use vswitch::datapath::worker::DEFAULT_BATCH;
 use vswitch::packet::PacketBuf;
 use vswitch::port::Port;
 use vswitch::port::af_packet::PacketPort;
 use vswitch::port::sys::epoll::{Epoll, Events};
 
-/// Frames read per turn: the worker's default batch.
-const BATCH: usize = 64;
+/// Frames read per turn, as many as a worker reads.
+const BATCH: usize = DEFAULT_BATCH;
 
 fn main() -> ExitCode {
     let names: Vec<String> = std::env::args().skip(1).collect();
@@ -54,8 +57,7 @@ fn run(a: &str, b: &str) -> Result<(), Box<dyn std::error::Error>> {
         epoll.wait(&mut events, Some(Duration::from_millis(100)))?;
         for from in events.iter().map(|e| e.token as usize) {
             let n = ports[from].recv_batch(&mut bufs)?;
-            // What does not go now (the other side's queue is full) is dropped, as a
-            // switch under overload would: this measures the path, not a queue.
+            // What does not go now (the other side's queue is full) is dropped.
             ports[1 - from].send_batch(&bufs, &which[..n])?;
         }
     }
