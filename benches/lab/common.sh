@@ -79,7 +79,7 @@ except Exception: print("ERR ERR")'
 # variant, once (repetition $REP; lab-bench.sh rebuilds the setup for each, so the
 # variants' repetitions alternate and a drift of the machine hits them all alike)
 measure() {
-    local s=$1 v=$2 c=$3 sv=$4 ip=$5 r res ok=0
+    local s=$1 v=$2 c=$3 sv=$4 ip=$5 r=$REP res ok=0
     ip netns exec "$P-$sv" iperf3 -s -D --pidfile "$RUN/iperf3-$sv.pid" || { log "iperf3 server failed"; return 1; }
     sleep 0.3
     # warm-up: ARP, MAC learning, OVS flow setup
@@ -90,7 +90,6 @@ measure() {
         return 1
     fi
     ip netns exec "$P-$c" ping -c 20 -i 0.05 -q "$ip" >/dev/null 2>&1
-    r=$REP
     res=$(iperf_tcp "$c" "$ip"); record "$s" "$v" tcp1 "$res"; log "$s $v rep$r tcp x1: $res Gbit/s"
     sleep 0.5
     res=$(iperf_tcp "$c" "$ip" -P 4); record "$s" "$v" tcp4 "$res"; log "$s $v rep$r tcp x4: $res Gbit/s"

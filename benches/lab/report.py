@@ -63,6 +63,13 @@ def fmt(x, unit):
     return f"{x:.0f}" if unit in ("us", "kpps") else f"{x:.2f}"
 
 
+def cell(cells, v, unit):
+    """Variant v's median as shown in a table, with how many runs succeeded if not all."""
+    med, ok, n = cells[v]
+    text = fmt(med, unit)
+    return text + f" ({ok}/{n} ok)" if n and ok < n else text
+
+
 def ratio(a, b):
     return f"{a / b:.2f}x" if a is not None and b else "-"
 
@@ -123,16 +130,9 @@ def main():
     for s, m, cells in rows:
         label, unit, _ = METRICS[m]
         med = {v: cells[v][0] for v in VARIANTS}
-        shown = []
-        for v in MAIN:
-            text = fmt(med[v], unit)
-            ok, n = cells[v][1], cells[v][2]
-            if n and ok < n:
-                text += f" ({ok}/{n} ok)"
-            shown.append(text)
         lines.append(
             f"| {s} ({SCENARIOS[s][0]}) | {SCENARIOS[s][1]} | {label} {unit} | "
-            + " | ".join(shown)
+            + " | ".join(cell(cells, v, unit) for v in MAIN)
             + f" | {ratio(med['vswitch'], med['kernel'])} | {ratio(med['vswitch'], med['ovs'])}"
             f" | {ratio(med['vswitch'], med['ovs-tso'])} |")
     split = [(s, m, cells) for s, m, cells in rows if cells["ports"][2]]
@@ -151,10 +151,10 @@ def main():
         ]
         for s, m, cells in split:
             label, unit, _ = METRICS[m]
+            shown = " | ".join(cell(cells, x, unit) for x in ("kernel", "ports", "vswitch"))
             k, p, v = (cells[x][0] for x in ("kernel", "ports", "vswitch"))
             lines.append(
-                f"| {s} | {label} {unit} | {fmt(k, unit)} | {fmt(p, unit)} | {fmt(v, unit)} "
-                f"| {ratio(p, k)} | {ratio(v, p)} | {ratio(v, k)} |")
+                f"| {s} | {label} {unit} | {shown} | {ratio(p, k)} | {ratio(v, p)} | {ratio(v, k)} |")
     # "ports" exists for l2 only: its absence elsewhere is not worth a line.
     notes = [f"- {s} / {v}: {why}" for (s, v), why in sorted(status.items())
              if why != "ok" and not (v == "ports" and why.startswith("not available"))]

@@ -361,7 +361,6 @@ impl Drop for Daemon {
     }
 }
 
-/// Polls `f` every 100 ms until it holds or `timeout` passes.
 /// Stops child `c` cleanly: SIGTERM to `pid` (the child's own pid, or the process it
 /// exec'd into when that differs), 10 s to exit, then SIGKILL; reaps the child.
 pub fn terminate(c: &mut Child, pid: u32) {
@@ -379,6 +378,7 @@ pub fn terminate(c: &mut Child, pid: u32) {
     let _ = c.wait();
 }
 
+/// Polls `f` every 100 ms until it holds or `timeout` passes.
 pub fn wait_until(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
     let deadline = Instant::now() + timeout;
     loop {
