@@ -246,6 +246,13 @@ impl Manager {
                             tracing::warn!("endpoint '{}': {e}", ep.name);
                         }
                     }
+                    // A veth that outlived the daemon may come from a version that left
+                    // the container's tunnel offloads on.
+                    if let (PortKind::Veth, Some(ns), Some(ifname)) =
+                        (ep.kind, &ep.netns, &ep.ifname)
+                    {
+                        links::limit_container_offloads(ns, ifname);
+                    }
                     tracing::info!(
                         "endpoint '{}' of network '{network}' attached on {}",
                         ep.name,

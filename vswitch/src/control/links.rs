@@ -15,6 +15,7 @@ use rtnetlink::{Handle, LinkMessageBuilder, LinkUnspec, RouteMessageBuilder};
 
 use fdb::MacAddr;
 
+use crate::port::sys::ethtool as sys_ethtool;
 use crate::port::sys::netns;
 
 #[derive(Debug, thiserror::Error)]
@@ -115,6 +116,7 @@ pub fn create_veth(spec: &VethSpec) -> Result<(), LinkError> {
 fn configure_container_end(ns: &File, spec: &VethSpec) -> Result<(), LinkError> {
     let spec = spec.clone();
     in_netns(ns, move || {
+        keep_gso_describable(&spec.ifname, &spec.netns);
         run(|h| async move {
             let index = index_of(&h, &spec.ifname).await?;
             h.link()
@@ -143,6 +145,57 @@ fn configure_container_end(ns: &File, spec: &VethSpec) -> Result<(), LinkError> 
             Ok(())
         })
     })
+}
+
+/// Segmentation offloads of encapsulations and of SCTP: a GSO frame of one of these
+/// kinds cannot be described in the virtio_net_hdr an AF_PACKET port reads. Linux 6.18
+/// reports a UDP-tunnel or GRE super-frame carrying TCP as plain TCP GSO (the header has
+/// no tunnel bit), which no egress can then segment, and refuses SCTP GSO outright. So a
+/// container running its own VXLAN (a nested overlay, a kind node) would see its bulk
+/// TCP vanish on our network. With these off on its end of the veth, the container's
+/// own stack segments such frames before they reach the switch.
+const GSO_NOT_DESCRIBABLE: &[&str] = &[
+    "tx-udp_tnl-segmentation",
+    "tx-udp_tnl-csum-segmentation",
+    "tx-gre-segmentation",
+    "tx-gre-csum-segmentation",
+    "tx-ipxip4-segmentation",
+    "tx-ipxip6-segmentation",
+    "tx-sctp-segmentation",
+];
+
+/// Turns the offloads of [`GSO_NOT_DESCRIBABLE`] off on `ifname` in the calling thread's
+/// namespace. A failure is logged, not fatal: the endpoint still carries everything
+/// else.
+fn keep_gso_describable(ifname: &str, netns_name: &str) {
+    let left = sys_ethtool::Features::of(ifname).and_then(|f| f.turn_off(GSO_NOT_DESCRIBABLE));
+    match left {
+        Ok(left) if left.is_empty() => {}
+        Ok(left) => tracing::warn!(
+            "{ifname} in {netns_name}: the kernel kept {} on; tunnelled TCP from that \
+             container may not cross the switch",
+            left.join(", ")
+        ),
+        Err(e) => tracing::warn!(
+            "{ifname} in {netns_name}: cannot turn off tunnel segmentation offloads ({e}); \
+             tunnelled TCP from that container may not cross the switch"
+        ),
+    }
+}
+
+/// [`keep_gso_describable`] for the end `ifname` of a veth inside namespace `netns_name`
+/// (a veth that already existed when the daemon started).
+pub fn limit_container_offloads(netns_name: &str, ifname: &str) {
+    let (name, ns_name) = (ifname.to_string(), netns_name.to_string());
+    let done = open_netns(netns_name).and_then(|ns| {
+        in_netns(&ns, move || {
+            keep_gso_describable(&name, &ns_name);
+            Ok(())
+        })
+    });
+    if let Err(e) = done {
+        tracing::warn!("{ifname} in {netns_name}: cannot check its offloads: {e}");
+    }
 }
 
 /// Brings a link in the daemon's namespace up, optionally setting its MTU first.

@@ -14,6 +14,7 @@ pub mod caps;
 pub mod cmsg;
 pub mod creds;
 pub mod epoll;
+pub mod ethtool;
 pub mod eventfd;
 pub mod ifname;
 pub mod mmsg;
