@@ -11,6 +11,7 @@
 //!   checksum, and the segments' payloads put together are the super-frame's payload;
 //!   a non-GSO frame comes out as it went in, but for the checksum field;
 //! - `complete_checksum` writes only the two bytes of the checksum field;
+//! - `gso_mislabelled` never calls a frame mislabelled that `split` accepts;
 //! - everything the coalescer hands out is a frame whose payload is exactly the
 //!   payloads of the segments it held, in order, and whose virtio_net_hdr the kernel
 //!   would accept (and which `split` cuts back into valid segments).
@@ -67,7 +68,13 @@ pub fn run(data: &[u8]) {
         let frame = frames.first().copied().unwrap_or_default();
         let spec = SegmentSpec { prefix, max_frame };
         let mut segments = Vec::new();
+        let mislabelled = offload::gso_mislabelled(frame, &hdr);
         if let Ok(lay) = split_checked(frame, &hdr, spec, &mut out[..out_len]) {
+            // The split checks the same headers: a frame it cuts is never mislabelled.
+            assert!(
+                !mislabelled,
+                "gso_mislabelled refused a frame split accepts"
+            );
             segments = (0..lay.count).map(|i| out[lay.frame(i)].to_vec()).collect();
         }
         complete_checked(frame, &hdr);

@@ -136,6 +136,46 @@ pub fn split(
     }
 }
 
+/// Whether a GSO frame's virtio_net_hdr visibly contradicts the frame: the IP protocol
+/// is another transport than the GSO type names (a UDP-tunnel or GRE super-frame that
+/// Linux labels plain TCP GSO, because the legacy header has no tunnel bit), the IP
+/// version differs from a TCP GSO type's, or the checksum it asks for is not that
+/// transport's (a tunnel's inner checksum). No egress can segment such a frame.
+///
+/// Only what is visible is judged: a frame this module cannot parse (two VLAN tags, an
+/// IPv4 fragment, a truncated header) or whose IPv6 next header is an extension header,
+/// and a non-GSO frame, are `false` and left to the egress as before.
+pub fn gso_mislabelled(frame: &[u8], hdr: &VnetHdr) -> bool {
+    let (proto, csum_off) = match hdr.gso_type {
+        GsoType::TcpV4 | GsoType::TcpV6 => (IPPROTO_TCP, TCP_CSUM_OFF),
+        GsoType::UdpL4 => (IPPROTO_UDP, UDP_CSUM_OFF),
+        GsoType::None | GsoType::Udp | GsoType::Unknown(_) => return false,
+    };
+    let Ok(ip) = layout::locate(frame) else {
+        return false;
+    };
+    if ip.proto != proto {
+        return !(ip.v6 && is_ipv6_extension(ip.proto));
+    }
+    let version_differs = match hdr.gso_type {
+        GsoType::TcpV4 => ip.v6,
+        GsoType::TcpV6 => !ip.v6,
+        _ => false,
+    };
+    version_differs
+        || (hdr.needs_csum()
+            && (usize::from(hdr.csum_start) != ip.l4 || usize::from(hdr.csum_offset) != csum_off))
+}
+
+/// IPv6 extension headers (RFC 8200 and the IANA list): what may stand between the IPv6
+/// header and the transport.
+fn is_ipv6_extension(next_header: u8) -> bool {
+    matches!(
+        next_header,
+        0 | 43 | 44 | 50 | 51 | 60 | 135 | 139 | 140 | 253 | 254
+    )
+}
+
 /// A non-GSO frame: one segment, its checksum completed if partial.
 fn whole(
     frame: &[u8],

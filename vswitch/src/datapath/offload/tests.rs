@@ -329,3 +329,72 @@ fn split_udp_gso_into_datagrams() {
     }
     assert_eq!(joined, data);
 }
+
+#[test]
+fn gso_mislabelled_catches_a_tunnel_super_frame_labelled_tcp() {
+    // What Linux 6.18 hands an AF_PACKET socket for a container's own VXLAN: the outer
+    // frame is IPv4 + UDP, the header says TCPV4 and points at the inner TCP checksum.
+    let (inner, inner_hdr) = Tcp::v4().super_frame(&payload(8000, 1), 1400);
+    let mut vxlan = vec![0x08, 0, 0, 0, 0, 0, 9, 0];
+    vxlan.extend_from_slice(&inner);
+    let (outer, _) = udp_frame(&vxlan);
+    let outer_hlen = 14 + 20 + 8 + VXLAN;
+    let hdr = VnetHdr {
+        csum_start: inner_hdr.csum_start + outer_hlen as u16,
+        hdr_len: inner_hdr.hdr_len + outer_hlen as u16,
+        ..inner_hdr
+    };
+    assert!(gso_mislabelled(&outer, &hdr));
+    // The same without NEEDS_CSUM: still UDP under a TCP label.
+    let no_csum = VnetHdr { flags: 0, ..hdr };
+    assert!(gso_mislabelled(&outer, &no_csum));
+}
+
+#[test]
+fn gso_mislabelled_passes_what_it_cannot_judge_or_what_is_right() {
+    for tcp in [
+        Tcp::v4(),
+        Tcp::v6(),
+        Tcp {
+            vlan: true,
+            ..Tcp::v4()
+        },
+    ] {
+        let (f, hdr) = tcp.super_frame(&payload(5000, 2), 1400);
+        assert!(!gso_mislabelled(&f, &hdr), "a plain TSO frame {tcp:?}");
+    }
+    let (udp, mut hdr) = udp_frame(&payload(4000, 3));
+    hdr.gso_type = GsoType::UdpL4;
+    hdr.gso_size = 1400;
+    assert!(!gso_mislabelled(&udp, &hdr), "a plain UDP GSO frame");
+    assert!(!gso_mislabelled(&udp, &VnetHdr::NONE), "not GSO");
+
+    // IPv6 with an extension header first: not parsed here, so not judged.
+    let (mut f6, hdr6) = Tcp::v6().super_frame(&payload(5000, 4), 1400);
+    f6[14 + 6] = 0; // hop-by-hop options
+    assert!(!gso_mislabelled(&f6, &hdr6));
+    assert!(!gso_mislabelled(&[0u8; 10], &hdr6), "too short to parse");
+}
+
+#[test]
+fn gso_mislabelled_catches_the_wrong_transport_version_or_checksum() {
+    let (f, hdr) = Tcp::v4().super_frame(&payload(5000, 5), 1400);
+    let as_udp = VnetHdr {
+        gso_type: GsoType::UdpL4,
+        ..hdr
+    };
+    assert!(gso_mislabelled(&f, &as_udp), "TCP labelled UDP GSO");
+    let as_v6 = VnetHdr {
+        gso_type: GsoType::TcpV6,
+        ..hdr
+    };
+    assert!(gso_mislabelled(&f, &as_v6), "IPv4 labelled TCPV6");
+    let deeper = VnetHdr {
+        csum_start: hdr.csum_start + 20,
+        ..hdr
+    };
+    assert!(
+        gso_mislabelled(&f, &deeper),
+        "checksum not at the TCP header"
+    );
+}

@@ -20,7 +20,7 @@ use vtep::PeerLookup;
 use super::capture::Direction;
 use super::counters::{DropReason, Mine, PerWorker, PortCounters};
 use super::id_hash::IdMap;
-use super::offload::Coalescer;
+use super::offload::{Coalescer, VnetHdr, gso_mislabelled};
 use super::pipeline::{Batch, FrameMeta, Ingress, Verdict};
 use super::pool::{Pool, SCRATCH_EXTRA};
 use super::router::{Out, Router};
@@ -364,6 +364,12 @@ impl Worker {
             let meta = FrameMeta {
                 gso: buf.vnet[1] != 0,
             };
+            // No egress can segment a super-frame whose header contradicts it (a tunnel
+            // super-frame labelled TCP): counted here, on the port that sent it.
+            if meta.gso && gso_mislabelled(buf.frame(), &VnetHdr::parse(&buf.vnet)) {
+                counters.count_drop(DropReason::BadVnetHdr);
+                continue;
+            }
             let verdict = pipeline.process(&batch, Ingress::Port(in_port), buf.frame(), meta);
             if self.pool.scratch_left() < SCRATCH_PER_FRAME {
                 self.flush();
