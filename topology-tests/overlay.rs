@@ -62,6 +62,33 @@ fn two_vswitch_hosts_ping_and_tcp_both_ways() {
     }
     assert!(iperf3_tcp(&c1, &c2, "10.88.0.33", 2, 1) > 0.0);
     assert!(iperf3_tcp(&c2, &c1, "10.88.0.17", 2, 1) > 0.0);
+    // IPv6 TCP (between link-local addresses): c1's TCPV6 super-frames are split into
+    // the underlay and coalesced again for c2, which receives large frames, not 1450s.
+    let port_tx = |h: &VsHost, c: &Netns| {
+        let s = h.stats();
+        let p = s["ports"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["endpoint"] == c.name.as_str())
+            .cloned()
+            .unwrap_or(Value::Null);
+        (
+            p["tx_packets"].as_u64().unwrap(),
+            p["tx_bytes"].as_u64().unwrap(),
+        )
+    };
+    let before = port_tx(&b, &c2);
+    let ll2 = link_local(&c2);
+    assert!(iperf3_tcp(&c1, &c2, &format!("{ll2}%eth0"), 2, 1) > 0.0);
+    let after = port_tx(&b, &c2);
+    let (frames, bytes) = (after.0 - before.0, after.1 - before.1);
+    assert!(
+        bytes / frames.max(1) > 5000,
+        "c2 got {frames} frames, {bytes} bytes over IPv6: not coalesced"
+    );
+    let ll1 = link_local(&c1);
+    assert!(iperf3_tcp(&c2, &c1, &format!("{ll1}%eth0"), 2, 1) > 0.0);
     // Both learned the other side's container behind the peer's VTEP.
     let fdb = a.d.json(&["fdb", "show", "blue", "--format", "json"]);
     let remote = fdb

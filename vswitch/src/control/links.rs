@@ -1,9 +1,11 @@
 //! Interfaces the control plane creates and configures over rtnetlink: the veth pair of a
 //! container endpoint (one end created straight inside the container's namespace, with
-//! its MAC, MTU, address and default route), link up / MTU for the switch's own ends,
-//! deletion. Each call runs its own short-lived current-thread runtime; calls that act
-//! inside another namespace run on a dedicated thread that enters it first, because a
-//! netlink socket belongs to the namespace of the thread that opened it.
+//! its MAC, MTU, address and default route, and without the segmentation offloads an
+//! AF_PACKET port cannot take: that one through ethtool), link up / MTU for the switch's
+//! own ends, deletion. Each call runs its own short-lived current-thread runtime; calls
+//! that act inside another namespace run on a dedicated thread that enters it first,
+//! because a netlink (or ethtool) socket belongs to the namespace of the thread that
+//! opened it.
 
 use std::fs::File;
 use std::net::Ipv4Addr;
