@@ -145,6 +145,9 @@ fn string_count(sock: &OwnedFd, ifname: &str) -> io::Result<usize> {
     Ok(info.len as usize)
 }
 
+/// The `count` names of the feature string set. The kernel writes as many names as the
+/// set has, whatever `len` says; the feature set's size is fixed when the kernel is
+/// built, so the `count` just read from it is that size.
 fn strings(sock: &OwnedFd, ifname: &str, count: usize) -> io::Result<Vec<String>> {
     let mut buf = vec![0u32; GSTRINGS_HDR + count * ETH_GSTRING_LEN / 4];
     buf[0] = ETHTOOL_GSTRINGS;
