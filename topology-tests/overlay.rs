@@ -65,14 +65,7 @@ fn two_vswitch_hosts_ping_and_tcp_both_ways() {
     // IPv6 TCP (between link-local addresses): c1's TCPV6 super-frames are split into
     // the underlay and coalesced again for c2, which receives large frames, not 1450s.
     let port_tx = |h: &VsHost, c: &Netns| {
-        let s = h.stats();
-        let p = s["ports"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|p| p["endpoint"] == c.name.as_str())
-            .cloned()
-            .unwrap_or(Value::Null);
+        let p = h.port(c);
         (
             p["tx_packets"].as_u64().unwrap(),
             p["tx_bytes"].as_u64().unwrap(),
@@ -256,13 +249,7 @@ fn a_1500_sender_behind_a_1450_overlay() {
         text.contains("10.88.0.1"),
         "frag-needed not from the gateway:\n{text}"
     );
-    let s = a.stats();
-    let port = s["ports"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|p| p["endpoint"] == c1.name.as_str())
-        .unwrap();
+    let port = a.port(&c1);
     assert!(
         port["drops"]["too_big_icmp_sent"].as_u64().unwrap_or(0) >= 1,
         "{port}"
@@ -332,20 +319,12 @@ fn udp_gso_from_a_container_arrives_as_its_datagrams() {
         sends * segs
     );
 
-    let s = a.stats();
-    let port = s["ports"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|p| p["endpoint"] == c1.name.as_str())
-        .cloned()
-        .unwrap_or(Value::Null);
-    let frames = port["rx_packets"].as_u64().unwrap();
+    let frames = a.port(&c1)["rx_packets"].as_u64().unwrap();
     assert!(
         frames < sends + 50,
         "{frames} frames from c1 for {sends} sends: the super-frames were cut before the switch"
     );
-    let carried = s["underlay"]["tx_datagrams"].as_u64().unwrap() - before;
+    let carried = a.stats()["underlay"]["tx_datagrams"].as_u64().unwrap() - before;
     assert!(
         carried >= got,
         "{carried} VXLAN datagrams for {got} UDP datagrams"

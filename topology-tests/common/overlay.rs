@@ -90,6 +90,20 @@ impl VsHost {
     pub fn stats(&self) -> serde_json::Value {
         self.d.json(&["stats", "--format", "json"])
     }
+
+    /// The stats of the port that connects `container` (`Null` when there is none).
+    pub fn port(&self, container: &Netns) -> serde_json::Value {
+        let s = self.stats();
+        s["ports"]
+            .as_array()
+            .and_then(|ports| {
+                ports
+                    .iter()
+                    .find(|p| p["endpoint"] == container.name.as_str())
+            })
+            .cloned()
+            .unwrap_or(serde_json::Value::Null)
+    }
 }
 
 /// A host with the Linux kernel's own VXLAN: vxlan device + bridge + a container veth,
