@@ -152,7 +152,9 @@ fn configure_container_end(ns: &File, spec: &VethSpec) -> Result<(), LinkError> 
 /// Segmentation offloads of encapsulations and of SCTP: a GSO frame of one of these
 /// kinds cannot be described in the virtio_net_hdr an AF_PACKET port reads. Linux 6.18
 /// reports a UDP-tunnel or GRE super-frame carrying TCP as plain TCP GSO (the header has
-/// no tunnel bit), which no egress can then segment, and refuses SCTP GSO outright. So a
+/// no tunnel bit), which no egress can then segment; for SCTP GSO `virtio_net_hdr_from_skb`
+/// has no code and the frame is lost (read in the kernel source: the kernels here have
+/// no SCTP, GRE or IPIP to try it with; VXLAN is what the tests run). So a
 /// container running its own VXLAN (a nested overlay, a kind node) would see its bulk
 /// TCP vanish on our network. With these off on its end of the veth, the container's
 /// own stack segments such frames before they reach the switch.
