@@ -26,7 +26,7 @@ use super::pool::{Pool, SCRATCH_EXTRA};
 use super::router::{Out, Router};
 use super::topology::Topology;
 use super::tunnel::{PeerCounters, RxMeta, Transmit, Tunnel, TunnelCounters};
-use crate::packet::MAX_FRAME;
+use crate::packet::{MAX_FRAME, PacketBuf};
 use crate::port::sys::epoll::{Epoll, Events};
 use crate::port::sys::eventfd::EventFd;
 use crate::port::{Port, PortError};
@@ -348,6 +348,7 @@ impl Worker {
                 .capture
                 .port_frames(&topo, id, Direction::Rx, frames);
         }
+        let n = keep_describable(&mut self.pool.rx()[..n], &counters);
         (n > 0).then_some((n, counters))
     }
 
@@ -364,12 +365,6 @@ impl Worker {
             let meta = FrameMeta {
                 gso: buf.vnet[1] != 0,
             };
-            // No egress can segment a super-frame whose header contradicts it (a tunnel
-            // super-frame labelled TCP): counted here, on the port that sent it.
-            if meta.gso && gso_mislabelled(buf.frame(), &VnetHdr::parse(&buf.vnet)) {
-                counters.count_drop(DropReason::BadVnetHdr);
-                continue;
-            }
             let verdict = pipeline.process(&batch, Ingress::Port(in_port), buf.frame(), meta);
             if self.pool.scratch_left() < SCRATCH_PER_FRAME {
                 self.flush();
@@ -531,6 +526,25 @@ impl Worker {
             let _ = self.cfg.events.send(Event::PortGone(id));
         }
     }
+}
+
+/// Keeps at the front of `bufs` the frames whose virtio_net_hdr agrees with them and
+/// returns how many. No egress can segment a super-frame whose header contradicts it (a
+/// tunnel super-frame labelled TCP): it is dropped here, on every port that reads frames
+/// (local ports and the uplink), and counted against the port that sent it. Frames
+/// without GSO cost one byte compare; swapping buffers moves only their pointers.
+fn keep_describable(bufs: &mut [PacketBuf], counters: &PortCounters) -> usize {
+    let mut kept = 0;
+    for i in 0..bufs.len() {
+        let b = &bufs[i];
+        if b.vnet[1] != 0 && gso_mislabelled(b.frame(), &VnetHdr::parse(&b.vnet)) {
+            counters.count_drop(DropReason::BadVnetHdr);
+            continue;
+        }
+        bufs.swap(kept, i);
+        kept += 1;
+    }
+    kept
 }
 
 /// Queues pool index `i` on port `out`; false when there is no such port.
