@@ -9,7 +9,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{Daemon, Netns, iperf3_tcp, require_root, wait_until};
+use common::{Daemon, Netns, iperf3_tcp, require_root, wait_until, with_iperf3_server};
 use serde_json::Value;
 
 /// Stats of the endpoint named `endpoint`.
@@ -165,13 +165,12 @@ fn a_containers_own_vxlan_carries_bulk_tcp() {
 
     // 20 MB: seconds when it works; with the super-frames refused, TCP crawls on
     // retransmitted small segments (about 250 kbit/s) and the timeout ends it.
-    let srv = c2.spawn("iperf3", &["-s", "-1"]);
-    std::thread::sleep(Duration::from_millis(300));
-    let out = c1.exec(
+    let out = with_iperf3_server(
+        &c1,
+        &c2,
         "timeout",
         &["60", "iperf3", "-c", "10.99.0.3", "-n", "20M", "-J"],
     );
-    drop(srv);
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),
@@ -207,10 +206,12 @@ fn a_containers_own_vxlan_carries_bulk_tcp() {
             "on",
         ],
     );
-    let srv = c2.spawn("iperf3", &["-s", "-1"]);
-    std::thread::sleep(Duration::from_millis(300));
-    c1.exec("timeout", &["5", "iperf3", "-c", "10.99.0.3", "-n", "2M"]);
-    drop(srv);
+    with_iperf3_server(
+        &c1,
+        &c2,
+        "timeout",
+        &["5", "iperf3", "-c", "10.99.0.3", "-n", "2M"],
+    );
     let s1 = port_stats(&d, &c1.name);
     assert!(s1["drops"]["bad_vnet_hdr"].as_u64() > Some(0), "{s1}");
     let s2 = port_stats(&d, &c2.name);

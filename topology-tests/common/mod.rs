@@ -395,12 +395,14 @@ pub fn wait_until(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
 /// Runs an iperf3 TCP test from `client` to `server_ip` (a server in `server`) for
 /// `secs` seconds with `streams` streams; returns received bits per second.
 pub fn iperf3_tcp(client: &Netns, server: &Netns, server_ip: &str, secs: u32, streams: u32) -> f64 {
-    let srv = server.spawn("iperf3", &["-s", "-1"]);
-    std::thread::sleep(Duration::from_millis(300));
     let t = secs.to_string();
     let p = streams.to_string();
-    let out = client.exec("iperf3", &["-c", server_ip, "-t", &t, "-P", &p, "-J"]);
-    drop(srv);
+    let out = with_iperf3_server(
+        client,
+        server,
+        "iperf3",
+        &["-c", server_ip, "-t", &t, "-P", &p, "-J"],
+    );
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),
@@ -411,6 +413,17 @@ pub fn iperf3_tcp(client: &Netns, server: &Netns, server_ip: &str, secs: u32, st
     v["end"]["sum_received"]["bits_per_second"]
         .as_f64()
         .expect("bits_per_second")
+}
+
+/// Runs `cmd args` in `client` (an iperf3 client, or one wrapped in `timeout`) while a
+/// one-shot iperf3 server runs in `server`; returns the client's output. The server is
+/// killed when the client is done, whether or not it connected.
+pub fn with_iperf3_server(client: &Netns, server: &Netns, cmd: &str, args: &[&str]) -> Output {
+    let srv = server.spawn("iperf3", &["-s", "-1"]);
+    std::thread::sleep(Duration::from_millis(300));
+    let out = client.exec(cmd, args);
+    drop(srv);
+    out
 }
 
 /// Reads a file in a directory; used to compare state files.
