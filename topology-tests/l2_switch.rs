@@ -191,34 +191,18 @@ fn a_containers_own_vxlan_carries_bulk_tcp() {
         );
     }
 
-    // Turned back on by hand, the offload brings the mislabelled super-frames back: they
-    // are dropped where they come in, counted against the container that sent them, and
-    // never offered to an egress.
-    // (The kernel's VXLAN checksums its UDP by default: the `-csum-` offload is the one.)
-    c1.must(
-        "ethtool",
-        &[
-            "-K",
-            "eth0",
-            "tx-udp_tnl-segmentation",
-            "on",
-            "tx-udp_tnl-csum-segmentation",
-            "on",
-        ],
-    );
-    with_iperf3_server(
-        &c1,
-        &c2,
-        "timeout",
-        &["5", "iperf3", "-c", "10.99.0.3", "-n", "2M"],
-    );
-    let s1 = port_stats(&d, &c1.name);
-    assert!(s1["drops"]["bad_vnet_hdr"].as_u64() > Some(0), "{s1}");
-    let s2 = port_stats(&d, &c2.name);
-    assert_eq!(s2["drops"], serde_json::json!({}), "{s2}");
-
     // A veth that outlives the daemon (made by an older version, or turned back on by
-    // hand as above) gets the offload turned off again when the daemon attaches it.
+    // hand) gets the offload turned off again when the daemon attaches it.
+    // (The kernel's VXLAN checksums its UDP by default: the `-csum-` offload is the one.)
+    let tunnel_offloads_on = [
+        "-K",
+        "eth0",
+        "tx-udp_tnl-segmentation",
+        "on",
+        "tx-udp_tnl-csum-segmentation",
+        "on",
+    ];
+    c1.must("ethtool", &tunnel_offloads_on);
     d.kill9();
     d.spawn();
     assert!(
@@ -231,6 +215,42 @@ fn a_containers_own_vxlan_carries_bulk_tcp() {
         features.contains("tx-udp_tnl-csum-segmentation: off"),
         "{features}"
     );
+
+    // Turned back on under a running daemon, the offload brings the mislabelled
+    // super-frames back: they are dropped where they come in, counted against the
+    // container that sent them, never offered to an egress; and the drops make the
+    // daemon turn the offload off again, so the next transfer goes through.
+    c1.must("ethtool", &tunnel_offloads_on);
+    with_iperf3_server(
+        &c1,
+        &c2,
+        "timeout",
+        &["5", "iperf3", "-c", "10.99.0.3", "-n", "2M"],
+    );
+    let s1 = port_stats(&d, &c1.name);
+    assert!(s1["drops"]["bad_vnet_hdr"].as_u64() > Some(0), "{s1}");
+    let s2 = port_stats(&d, &c2.name);
+    assert_eq!(s2["drops"], serde_json::json!({}), "{s2}");
+    let fixed = wait_until(Duration::from_secs(10), || {
+        c1.must("ethtool", &["-k", "eth0"])
+            .contains("tx-udp_tnl-csum-segmentation: off")
+    });
+    assert!(fixed, "the daemon left the offload on\n{}", d.log());
+    assert!(
+        d.log().contains("are off again"),
+        "no warning in the log\n{}",
+        d.log()
+    );
+    let dropped = s1["drops"]["bad_vnet_hdr"].as_u64();
+    let out = with_iperf3_server(
+        &c1,
+        &c2,
+        "timeout",
+        &["60", "iperf3", "-c", "10.99.0.3", "-n", "20M"],
+    );
+    assert!(out.status.success(), "iperf3 after the daemon's fix failed");
+    let s1 = port_stats(&d, &c1.name);
+    assert_eq!(s1["drops"]["bad_vnet_hdr"].as_u64(), dropped, "{s1}");
 }
 
 /// ```text

@@ -18,6 +18,7 @@ use super::links::{self, LinkError, VethSpec};
 use super::manager::{Manager, validate_name};
 use super::router::published_ports;
 use super::state::{Endpoint, Network};
+use crate::datapath::counters::DropReason;
 use crate::datapath::worker::Queues;
 use crate::port::af_packet::PacketPort;
 use crate::port::tap::TapPort;
@@ -251,7 +252,14 @@ impl Manager {
                     if let (PortKind::Veth, Some(ns), Some(ifname)) =
                         (ep.kind, &ep.netns, &ep.ifname)
                     {
-                        links::limit_container_offloads(ns, ifname);
+                        let off = links::limit_container_offloads(ns, ifname);
+                        if !off.is_empty() {
+                            tracing::info!(
+                                "endpoint '{}': turned {} off in its container",
+                                ep.name,
+                                off.join(", ")
+                            );
+                        }
                     }
                     tracing::info!(
                         "endpoint '{}' of network '{network}' attached on {}",
@@ -261,6 +269,39 @@ impl Manager {
                     self.attach(&network, &ep.name, port);
                 }
                 Err(e) => tracing::warn!("endpoint '{}' of network '{network}': {e}", ep.name),
+            }
+        }
+    }
+
+    /// Turns a container's tunnel offloads off again once its port has dropped frames as
+    /// `bad_vnet_hdr` since the last look (called periodically): someone turned them back
+    /// on inside the container, and until they are off its tunnelled TCP is lost. Only
+    /// veth endpoints are touched, whose container end the switch made; the check reads
+    /// counters the workers keep anyway, so a quiet port costs nothing.
+    pub fn recheck_offloads(&mut self) {
+        for a in self.ports.values_mut() {
+            let dropped = a.counters.drops(DropReason::BadVnetHdr);
+            if dropped == a.bad_vnet_hdr_seen {
+                continue;
+            }
+            let new = dropped.wrapping_sub(a.bad_vnet_hdr_seen);
+            a.bad_vnet_hdr_seen = dropped;
+            let ep = self.state.networks.get(&a.network);
+            let Some(ep) = ep.and_then(|n| n.endpoints.get(&a.endpoint)) else {
+                continue;
+            };
+            let (PortKind::Veth, Some(ns), Some(ifname)) = (ep.kind, &ep.netns, &ep.ifname) else {
+                continue;
+            };
+            let off = links::limit_container_offloads(ns, ifname);
+            if !off.is_empty() {
+                tracing::warn!(
+                    "endpoint '{}' of network '{}': {new} frame(s) dropped as bad_vnet_hdr; \
+                     {} had been turned back on in its container, and are off again",
+                    a.endpoint,
+                    a.network,
+                    off.join(", ")
+                );
             }
         }
     }

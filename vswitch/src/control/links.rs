@@ -169,37 +169,51 @@ const GSO_NOT_DESCRIBABLE: &[&str] = &[
 ];
 
 /// Turns the offloads of [`GSO_NOT_DESCRIBABLE`] off on `ifname` in the calling thread's
-/// namespace. A failure is logged, not fatal: the endpoint still carries everything
-/// else.
-fn keep_gso_describable(ifname: &str, netns_name: &str) {
-    let left = sys_ethtool::Features::of(ifname).and_then(|f| f.turn_off(GSO_NOT_DESCRIBABLE));
-    match left {
-        Ok(left) if left.is_empty() => {}
-        Ok(left) => tracing::warn!(
-            "{ifname} in {netns_name}: the kernel kept {} on; tunnelled TCP from that \
-             container may not cross the switch",
-            left.join(", ")
-        ),
-        Err(e) => tracing::warn!(
-            "{ifname} in {netns_name}: cannot turn off tunnel segmentation offloads ({e}); \
-             tunnelled TCP from that container may not cross the switch"
-        ),
+/// namespace, and returns those it found on and turned off. A failure is logged, not
+/// fatal: the endpoint still carries everything else.
+fn keep_gso_describable(ifname: &str, netns_name: &str) -> Vec<String> {
+    let turned = sys_ethtool::Features::of(ifname).and_then(|f| {
+        let was_on: Vec<&str> = GSO_NOT_DESCRIBABLE
+            .iter()
+            .copied()
+            .filter(|n| f.is_on(n))
+            .collect();
+        let left = f.turn_off(&was_on)?;
+        let off = was_on.iter().filter(|n| !left.iter().any(|l| l == *n));
+        Ok((off.map(|n| n.to_string()).collect::<Vec<_>>(), left))
+    });
+    match turned {
+        Ok((off, left)) => {
+            if !left.is_empty() {
+                tracing::warn!(
+                    "{ifname} in {netns_name}: the kernel kept {} on; tunnelled TCP from \
+                     that container may not cross the switch",
+                    left.join(", ")
+                );
+            }
+            off
+        }
+        Err(e) => {
+            tracing::warn!(
+                "{ifname} in {netns_name}: cannot turn off tunnel segmentation offloads \
+                 ({e}); tunnelled TCP from that container may not cross the switch"
+            );
+            Vec::new()
+        }
     }
 }
 
 /// [`keep_gso_describable`] for the end `ifname` of a veth inside namespace `netns_name`
-/// (a veth that already existed when the daemon started).
-pub fn limit_container_offloads(netns_name: &str, ifname: &str) {
+/// (a veth that already existed when the daemon started, or whose offloads someone
+/// turned back on): the offloads it found on and turned off.
+pub fn limit_container_offloads(netns_name: &str, ifname: &str) -> Vec<String> {
     let (name, ns_name) = (ifname.to_string(), netns_name.to_string());
-    let done = open_netns(netns_name).and_then(|ns| {
-        in_netns(&ns, move || {
-            keep_gso_describable(&name, &ns_name);
-            Ok(())
-        })
-    });
-    if let Err(e) = done {
+    let done = open_netns(netns_name)
+        .and_then(|ns| in_netns(&ns, move || Ok(keep_gso_describable(&name, &ns_name))));
+    done.unwrap_or_else(|e| {
         tracing::warn!("{ifname} in {netns_name}: cannot check its offloads: {e}");
-    }
+        Vec::new()
+    })
 }
 
 /// Brings a link in the daemon's namespace up, optionally setting its MTU first.

@@ -39,6 +39,9 @@ pub struct Attached {
     pub endpoint: String,
     /// One block per worker: every worker has a queue of the port.
     pub counters: Arc<PerWorker<PortCounters>>,
+    /// The port's `bad_vnet_hdr` drops when the manager last looked (see
+    /// `Manager::recheck_offloads`).
+    pub bad_vnet_hdr_seen: u64,
 }
 
 #[derive(Debug)]
@@ -422,6 +425,7 @@ impl Manager {
                 network: network.to_string(),
                 endpoint: endpoint.to_string(),
                 counters: counters.clone(),
+                bad_vnet_hdr_seen: 0,
             },
         );
         // The workers must know the port before the topology routes frames to it.

@@ -36,7 +36,8 @@ mod open;
 pub mod reload;
 mod workers;
 
-/// How often endpoints whose interface is missing are looked for again.
+/// How often endpoints whose interface is missing are looked for again, and ports that
+/// dropped frames as `bad_vnet_hdr` get their container's offloads checked.
 const REATTACH_EVERY: Duration = Duration::from_secs(2);
 /// How often learned MACs are aged out (a sweep of the whole table, kept off the workers).
 const EXPIRE_EVERY: Duration = Duration::from_secs(1);
@@ -252,7 +253,9 @@ pub fn run(opts: RunOptions, log: Option<logging::LogControl>) -> Result<(), Dae
             .spawn(move || {
                 loop {
                     std::thread::sleep(REATTACH_EVERY);
-                    lock(&m).reattach();
+                    let mut m = lock(&m);
+                    m.reattach();
+                    m.recheck_offloads();
                 }
             })
             .map_err(DaemonError::Worker)?;
