@@ -71,9 +71,11 @@ pub(super) struct Received {
     largest_batch: usize,
 }
 
-/// Reads until `want` datagrams arrived or two seconds passed.
+/// Reads until `want` datagrams arrived or five seconds passed (a bound for a failing
+/// run: the first datagram may wait on neighbour resolution, which a loaded machine
+/// can stretch past a second).
 fn receive(u: &mut Underlay, want: usize) -> Received {
-    receive_for(u, want, Duration::from_secs(2))
+    receive_for(u, want, Duration::from_secs(5))
 }
 
 pub(super) fn receive_for(u: &mut Underlay, want: usize, wait: Duration) -> Received {

@@ -29,11 +29,12 @@ impl Ns {
         ns
     }
 
-    /// `ip -n NAME args...`; panics with ip's message on failure.
-    pub fn ip(&self, args: &[&str]) {
+    /// `ip -n NAME args...`, returning what it printed; panics with ip's message on
+    /// failure.
+    pub fn ip(&self, args: &[&str]) -> String {
         let mut cmd = vec!["ip", "-n", &self.name];
         cmd.extend_from_slice(args);
-        run(&cmd);
+        run(&cmd)
     }
 
     /// Runs `f` on a new thread that has entered this namespace, and returns its result
@@ -60,8 +61,8 @@ impl Drop for Ns {
 }
 
 /// Two namespaces joined by a veth `va` (in `a`) <-> `vb` (in `b`), MTU 1500, with
-/// 192.0.2.1/24 and 2001:db8::1/64 on `va`, .2 and ::2 on `vb` (no DAD: usable at
-/// once), both up.
+/// 192.0.2.1/24 and 2001:db8::1/64 on `va`, .2 and ::2 on `vb` (no DAD), both up, and
+/// ready: `new` returns once the kernel has both ends operationally up.
 pub struct Pair {
     pub a: Ns,
     pub b: Ns,
@@ -81,6 +82,20 @@ impl Pair {
             ns.ip(&["addr", "add", v4, "dev", dev]);
             ns.ip(&["addr", "add", v6, "dev", dev, "nodad"]);
             ns.ip(&["link", "set", dev, "up"]);
+        }
+        // `ip link set up` returns before the kernel's link watch has marked the carrier
+        // up and given the device its queue: a first datagram (or the neighbour
+        // solicitation it waits on) sent in that window is dropped, and resolution
+        // retries only a second later.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        for (ns, dev) in [(&a, "va"), (&b, "vb")] {
+            while !ns
+                .ip(&["-o", "link", "show", "dev", dev])
+                .contains("state UP")
+            {
+                assert!(Instant::now() < deadline, "{dev} never came up");
+                std::thread::sleep(Duration::from_millis(5));
+            }
         }
         Pair { a, b }
     }
@@ -158,17 +173,17 @@ fn parse(buf: &PacketBuf) -> Option<Seen> {
     })
 }
 
-fn run(cmd: &[&str]) {
-    try_run(cmd).unwrap_or_else(|e| panic!("{e}"));
+fn run(cmd: &[&str]) -> String {
+    try_run(cmd).unwrap_or_else(|e| panic!("{e}"))
 }
 
-fn try_run(cmd: &[&str]) -> Result<(), String> {
+fn try_run(cmd: &[&str]) -> Result<String, String> {
     let out = Command::new(cmd[0])
         .args(&cmd[1..])
         .output()
         .map_err(|e| format!("{}: {e}", cmd.join(" ")))?;
     if out.status.success() {
-        Ok(())
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
     } else {
         Err(format!(
             "{} failed: {}",
