@@ -9,6 +9,7 @@
 mod common;
 
 use std::io::{BufRead, BufReader};
+use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -16,6 +17,8 @@ use std::time::{Duration, Instant};
 use common::nat::{EXTERNAL, NatLab, OUTSIDE};
 use common::overlay::{Underlay, VsHost};
 use common::{Daemon, Netns, require_root, unique, vswitch_bin, wait_until};
+
+const SIGPIPE: i32 = 13;
 
 /// A `vswitch capture` running in the background; killed on drop.
 struct Capture {
@@ -228,6 +231,83 @@ fn capture_of_a_network_prints_lines_and_stops_on_ctrl_c() {
     assert!(String::from_utf8_lossy(&bad.stderr).contains("nothing named 'nosuch'"));
     let bad = d.cli(&["capture", "blue", "--outer"]);
     assert!(String::from_utf8_lossy(&bad.stderr).contains("not an overlay network"));
+}
+
+/// `-w -` writes the pcap to stdout, so tcpdump's filters apply (`| tcpdump -r - FILTER`).
+/// When the reader exits (`tcpdump -c 2`, `head -n 1`), the capture ends at its next
+/// frame by SIGPIPE, quietly, as any command in a pipe does, and the daemon stops
+/// copying.
+#[test]
+fn capture_to_a_pipe_feeds_tcpdumps_filter_and_ends_with_its_reader() {
+    require_root();
+    let (_host, d, c1, _c2) = bridge_pair();
+
+    let mut cap = Capture::start(&d, &["blue", "-w", "-"]);
+    let pcap = cap.child.as_mut().unwrap().stdout.take().unwrap();
+    // A network capture sees each reply twice: in at c2's port, out at c1's.
+    let filter = Command::new("tcpdump")
+        .args([
+            "-n",
+            "-l",
+            "-c",
+            "2",
+            "-r",
+            "-",
+            "icmp[icmptype] == icmp-echoreply",
+        ])
+        .stdin(pcap)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    assert!(c1.ping("10.41.0.12", 1, 56));
+    let filtered = filter.wait_with_output().unwrap();
+    let text = String::from_utf8_lossy(&filtered.stdout);
+    assert!(filtered.status.success(), "tcpdump: {filtered:?}");
+    let replies = text
+        .lines()
+        .filter(|l| l.contains("ICMP echo reply"))
+        .count();
+    assert_eq!(replies, 2, "tcpdump printed:\n{text}");
+    assert!(
+        !text.contains("echo request"),
+        "the filter let requests through:\n{text}"
+    );
+    // The next frame finds the pipe closed.
+    assert!(c1.ping("10.41.0.12", 1, 56));
+    let out = cap.wait(Duration::from_secs(10));
+    assert_eq!(out.status.signal(), Some(SIGPIPE), "{out:?}");
+    assert!(out.stderr.is_empty(), "{out:?}");
+    assert!(
+        wait_until(Duration::from_secs(2), || d
+            .log()
+            .contains("capture of 'blue' ended")),
+        "the daemon did not end the session; log:\n{}",
+        d.log()
+    );
+
+    // The same for lines under `| head -n 1`.
+    let mut cap = Capture::start(&d, &[&c1.name]);
+    let lines = cap.child.as_mut().unwrap().stdout.take().unwrap();
+    let head = Command::new("head")
+        .args(["-n", "1"])
+        .stdin(lines)
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    assert!(c1.ping("10.41.0.12", 1, 56));
+    let first = head.wait_with_output().unwrap();
+    assert!(String::from_utf8_lossy(&first.stdout).contains("ICMP echo"));
+    assert!(c1.ping("10.41.0.12", 1, 56));
+    let out = cap.wait(Duration::from_secs(10));
+    assert_eq!(out.status.signal(), Some(SIGPIPE), "{out:?}");
+    assert!(
+        wait_until(Duration::from_secs(2), || d
+            .log()
+            .contains(&format!("capture of '{}' ended", c1.name))),
+        "the daemon did not end the second session; log:\n{}",
+        d.log()
+    );
 }
 
 /// ```text

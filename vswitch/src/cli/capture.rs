@@ -1,8 +1,9 @@
 //! `vswitch capture`: asks the daemon for copies of the frames at a port, a network, the
-//! underlay or the uplink, and writes them to a pcap file (`-w`) or prints one line per
-//! frame. Ends after `-c COUNT` frames, or at Ctrl-C; either way the daemon stops
-//! copying, and the pcap file is complete up to the last frame (each record is written
-//! whole and flushed).
+//! underlay or the uplink, and writes them to a pcap file (`-w`; `-w -` for stdout) or
+//! prints one line per frame. Ends after `-c COUNT` frames, at Ctrl-C, or (as any CLI
+//! does, by SIGPIPE) when the reader of a pipe goes away; each way the daemon stops
+//! copying, and the pcap output is complete up to the last frame (each record is written
+//! whole and flushed). Filtering is tcpdump's: `-w - | tcpdump -r - FILTER`.
 //!
 //! The pcap format is the classic one (microsecond timestamps, Ethernet link type), which
 //! every version of tcpdump and tshark reads.
@@ -24,13 +25,13 @@ use crate::control::capture::{
 
 #[derive(Debug, Args)]
 #[command(
-    after_help = "Examples:\n  vswitch capture ctr1 -w ctr1.pcap          (then: tcpdump -r ctr1.pcap)\n  vswitch capture blue -c 10                 (one line per frame)\n  vswitch capture underlay --outer -w vxlan.pcap\n\nTARGET is a network, an endpoint (or NETWORK/ENDPOINT), its switch-side interface,\n`underlay` or `uplink`. A network shows its local ports and, on an overlay, the inner\nframes to and from its peers; --outer shows its VXLAN datagrams instead."
+    after_help = "Examples:\n  vswitch capture ctr1 -w ctr1.pcap          (then: tcpdump -r ctr1.pcap)\n  vswitch capture blue -c 10                 (one line per frame)\n  vswitch capture blue -w - | tcpdump -n -r - 'tcp port 80'   (filtered)\n  vswitch capture underlay --outer -w vxlan.pcap\n\nTARGET is a network, an endpoint (or NETWORK/ENDPOINT), its switch-side interface,\n`underlay` or `uplink`. A network shows its local ports and, on an overlay, the inner\nframes to and from its peers; --outer shows its VXLAN datagrams instead."
 )]
 pub struct CaptureArgs {
     /// What to capture.
     #[arg(value_name = "TARGET")]
     pub target: String,
-    /// Write a pcap file instead of printing a line per frame.
+    /// Write a pcap file instead of printing a line per frame (`-` writes it to stdout).
     #[arg(short = 'w', long = "write", value_name = "FILE")]
     pub write: Option<PathBuf>,
     /// Stop after this many frames.
@@ -52,6 +53,7 @@ pub fn run(socket: &Path, a: CaptureArgs) -> Result<(), String> {
         _ => None,
     };
     let mut sink = match &a.write {
+        Some(path) if path.as_os_str() == "-" => Sink::Pcap(PcapWriter::stdout()?),
         Some(path) => Sink::Pcap(PcapWriter::create(path)?),
         None => Sink::Lines(std::io::stdout().lock()),
     };
@@ -164,8 +166,9 @@ fn clock(ts_ns: u64) -> String {
 
 /// The classic pcap format: a 24-byte file header, then a 16-byte header per record.
 struct PcapWriter {
-    out: BufWriter<File>,
-    path: PathBuf,
+    out: BufWriter<Box<dyn Write>>,
+    /// What the errors name: the file, or stdout.
+    name: String,
 }
 
 /// Longest frame kept whole: a 64 KiB super-frame with its headers fits.
@@ -177,9 +180,19 @@ impl PcapWriter {
     fn create(path: &Path) -> Result<PcapWriter, String> {
         let file =
             File::create(path).map_err(|e| format!("cannot create {}: {e}", path.display()))?;
+        PcapWriter::start(Box::new(file), path.display().to_string())
+    }
+
+    /// Writes to stdout (`-w -`), for a pipe into `tcpdump -r -`.
+    fn stdout() -> Result<PcapWriter, String> {
+        PcapWriter::start(Box::new(std::io::stdout()), "to stdout".into())
+    }
+
+    /// Writes the file header.
+    fn start(out: Box<dyn Write>, name: String) -> Result<PcapWriter, String> {
         let mut w = PcapWriter {
-            out: BufWriter::new(file),
-            path: path.to_path_buf(),
+            out: BufWriter::new(out),
+            name,
         };
         let mut header = Vec::with_capacity(24);
         header.extend_from_slice(&PCAP_MAGIC_MICROS.to_le_bytes());
@@ -209,13 +222,13 @@ impl PcapWriter {
     fn write(&mut self, b: &[u8]) -> Result<(), String> {
         self.out
             .write_all(b)
-            .map_err(|e| format!("cannot write {}: {e}", self.path.display()))
+            .map_err(|e| format!("cannot write {}: {e}", self.name))
     }
 
     fn flush(&mut self) -> Result<(), String> {
         self.out
             .flush()
-            .map_err(|e| format!("cannot write {}: {e}", self.path.display()))
+            .map_err(|e| format!("cannot write {}: {e}", self.name))
     }
 }
 
