@@ -228,3 +228,87 @@ fn trace_through_the_overlay_shows_the_vtep_and_the_mtu_verdict() {
     assert!(text.contains("fragmented into 2"), "{text}");
     assert_eq!(step(&steps, "egress")[0]["vtep"], b.addr.as_str(), "{text}");
 }
+
+/// ```text
+///   c1 10.91.0.17 -- [h1]==underlay, VNI 45==[h2 traces here] -- c2 10.91.0.33
+/// ```
+/// A frame out of a peer's VXLAN datagram: decapsulation's peer check first (h1 passes,
+/// an address that is not a peer is dropped there), then the pipeline. To c2 it leaves
+/// at c2's port; an unknown MAC floods to the local ports only; one behind the peer it
+/// came from never goes back into the tunnel. The traces learn and count nothing.
+#[test]
+fn trace_from_a_peer_checks_the_peer_then_switches_locally() {
+    require_root();
+    let mut ul = Underlay::new(1500);
+    let a = VsHost::new(&mut ul, "");
+    let b = VsHost::new(&mut ul, "");
+    a.peer(&b.addr);
+    b.peer(&a.addr);
+    a.network("jade", 45, "10.91.0.0/24", "10.91.0.16/28");
+    b.network("jade", 45, "10.91.0.0/24", "10.91.0.32/28");
+    let c1 = a.container("jade", "10.91.0.17");
+    let c2 = b.container("jade", "10.91.0.33");
+    assert!(c1.ping_until("10.91.0.33", Duration::from_secs(5)));
+    let mac_of = |c: &Netns| {
+        let line = c.ip(&["-br", "link", "show", "eth0"]);
+        line.split_whitespace().nth(2).unwrap().to_string()
+    };
+    let (mac1, mac2) = (mac_of(&c1), mac_of(&c2));
+    let before = fdb_learning(&b.d);
+
+    let (steps, text) = trace(&b.d, &["jade", "--from-peer", &a.addr, "--dst-mac", &mac2]);
+    let ingress = step(&steps, "ingress");
+    assert_eq!(ingress[0]["vtep"], a.addr.as_str(), "{text}");
+    assert_eq!(
+        (
+            ingress[0]["vni"].as_u64(),
+            ingress[0]["known_peer"].as_bool()
+        ),
+        (Some(45), Some(true)),
+        "{text}"
+    );
+    assert_eq!(
+        step(&steps, "learn")[0]["at"],
+        format!("vtep {}", a.addr),
+        "{text}"
+    );
+    assert_eq!(
+        step(&steps, "egress")[0]["port"],
+        c2.name.as_str(),
+        "{text}"
+    );
+
+    let stranger = "10.250.0.9";
+    let (steps, text) = trace(&b.d, &["jade", "--from-peer", stranger, "--dst-mac", &mac2]);
+    assert_eq!(step(&steps, "ingress")[0]["known_peer"], false, "{text}");
+    assert_eq!(steps.len(), 1, "nothing after the peer check: {text}");
+    assert!(text.contains("vxlan_not_a_peer"), "{text}");
+
+    let unknown = "02:00:00:00:99:99";
+    let (steps, text) = trace(
+        &b.d,
+        &["jade", "--from-peer", &a.addr, "--dst-mac", unknown],
+    );
+    let flood = step(&steps, "flood");
+    assert_eq!(flood[0]["ports"], serde_json::json!([c2.name]), "{text}");
+    assert_eq!(flood[0]["peers"], serde_json::json!([]), "{text}");
+    assert!(step(&steps, "egress").is_empty(), "{text}");
+
+    let (steps, text) = trace(&b.d, &["jade", "--from-peer", &a.addr, "--dst-mac", &mac1]);
+    assert!(
+        step(&steps, "egress").is_empty(),
+        "back into the tunnel: {text}"
+    );
+    assert_eq!(step(&steps, "drop").len(), 1, "{text}");
+
+    assert_eq!(fdb_learning(&b.d), before, "a trace changed the FDB");
+    // Mistakes are one line: a network that is not an overlay, and both entry points.
+    b.d.must(&["network", "create", "plain", "--subnet", "10.92.0.0/24"]);
+    let bad = b.d.cli(&["trace", "plain", "--from-peer", &a.addr]);
+    assert!(!bad.status.success());
+    let err = String::from_utf8_lossy(&bad.stderr);
+    assert!(err.contains("not an overlay network"), "{err}");
+    let bad =
+        b.d.cli(&["trace", "jade", "--in", &c2.name, "--from-peer", &a.addr]);
+    assert!(!bad.status.success());
+}

@@ -1,7 +1,7 @@
 //! `vswitch trace`: asks the daemon what it would do with a frame (like `ovs-appctl
 //! ofproto/trace`) and prints each decision on a line of its own, or the steps as JSON.
 
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr};
 use std::path::Path;
 
 use clap::{Args, ValueEnum};
@@ -22,14 +22,21 @@ pub enum ProtoArg {
 
 #[derive(Debug, Args)]
 #[command(
-    after_help = "Examples:\n  vswitch trace blue --in ctr1 --dst-ip 10.1.0.11\n  vswitch trace blue --in ctr1 --dst-ip 198.51.100.7 --proto tcp --dport 443\n  vswitch trace blue --in ctr1 --dst-mac 02:42:0a:01:00:0b --size 1600 --format json\n\nNothing is sent, learned or counted, and no connection is tracked. Fields left out\ncome from what the switch knows: the source is the in-port endpoint; an address\noutside the subnet is sent to the gateway's MAC, one inside it to its endpoint's."
+    after_help = "Examples:\n  vswitch trace blue --in ctr1 --dst-ip 10.1.0.11\n  vswitch trace blue --in ctr1 --dst-ip 198.51.100.7 --proto tcp --dport 443\n  vswitch trace blue --in ctr1 --dst-mac 02:42:0a:01:00:0b --size 1600 --format json\n  vswitch trace ov --from-peer 192.0.2.2 --dst-ip 10.1.0.11\n\nNothing is sent, learned or counted, and no connection is tracked. Fields left out\ncome from what the switch knows: the source is the in-port endpoint (from a peer,\na made-up sender unless --src-mac and --src-ip say); an address outside the subnet\nis sent to the gateway's MAC, one inside it to its endpoint's."
 )]
 pub struct TraceArgs {
     /// The network the frame is in.
     pub network: String,
     /// The endpoint (or its switch-side interface) the frame arrives on.
-    #[arg(long = "in", value_name = "PORT")]
-    pub in_port: String,
+    #[arg(
+        long = "in",
+        value_name = "PORT",
+        required_unless_present = "from_peer"
+    )]
+    pub in_port: Option<String>,
+    /// Or the peer (VTEP) whose VXLAN datagram carries the frame, on an overlay network.
+    #[arg(long, value_name = "IP", conflicts_with = "in_port")]
+    pub from_peer: Option<IpAddr>,
     #[arg(long, value_name = "MAC", value_parser = parse_mac)]
     pub src_mac: Option<MacAddr>,
     #[arg(long, value_name = "MAC", value_parser = parse_mac)]
@@ -66,6 +73,7 @@ pub fn run(socket: &Path, a: TraceArgs) -> Result<(), String> {
     let req = Request::Trace(TraceRequest {
         network: a.network,
         in_port: a.in_port,
+        from_peer: a.from_peer,
         src_mac: a.src_mac,
         dst_mac: a.dst_mac,
         src_ip: a.src_ip,

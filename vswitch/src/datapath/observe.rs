@@ -92,6 +92,14 @@ pub enum Step {
         port: PortId,
         network: NetworkId,
     },
+    /// The frame came out of a VXLAN datagram of this peer, on this network's VNI;
+    /// `known`: whether the peer carries that VNI (else decapsulation drops it).
+    FromPeer {
+        ip: IpAddr,
+        vni: Vni,
+        network: NetworkId,
+        known: bool,
+    },
     /// The source would be learned here (`before`: where the FDB has it now).
     Learn {
         mac: MacAddr,

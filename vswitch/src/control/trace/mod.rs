@@ -3,14 +3,17 @@
 //! runs it through the real packet path without side effects (`datapath::observe`), and
 //! render the decisions as one line (and one JSON object) each.
 //!
-//! Defaults: the source MAC and IP are the in-port endpoint's (else a locally
-//! administered MAC and the subnet's last address); the destination IP is the endpoint
+//! The frame enters at a local port (`in_port`) or, on an overlay network, as the inner
+//! frame of a VXLAN datagram from a peer (`from_peer`).
+//!
+//! Defaults: the source MAC and IP are the in-port endpoint's (else, and for a frame
+//! from a peer, a locally administered MAC and the subnet's last address); the destination IP is the endpoint
 //! with the destination MAC's (else the gateway); the destination MAC is what the sender
 //! would use: the router's MAC for an address outside the subnet, the endpoint's MAC for
 //! one inside it (a host the switch does not know gets a broadcast, as its ARP would be).
 //! ICMP echo, 64-byte IP packets with DF set (as Linux sends them), TCP as a SYN.
 
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr};
 use std::time::Duration;
 
 use etherparse::{IpHeaders, IpNumber, Ipv4Extensions, Ipv4Header, PacketBuilder};
@@ -20,6 +23,7 @@ use serde_json::{Value, json};
 
 use super::error::ControlError;
 use super::manager::Manager;
+use crate::datapath::pipeline::Ingress;
 use crate::datapath::worker::Command;
 
 mod render;
@@ -44,7 +48,11 @@ pub enum TraceProto {
 pub struct TraceRequest {
     pub network: String,
     /// The endpoint (or its switch-side interface) the frame arrives on.
-    pub in_port: String,
+    #[serde(default)]
+    pub in_port: Option<String>,
+    /// Or the peer whose VXLAN datagram carries it (an overlay network only).
+    #[serde(default)]
+    pub from_peer: Option<IpAddr>,
     #[serde(default)]
     pub src_mac: Option<MacAddr>,
     #[serde(default)]
@@ -73,27 +81,48 @@ pub struct TraceRequest {
 impl Manager {
     pub(super) fn trace(&mut self, req: &TraceRequest) -> Result<Value, ControlError> {
         let net = self.network(&req.network)?;
-        let ep = net
-            .endpoints
-            .values()
-            .find(|e| e.name == req.in_port || e.port == req.in_port)
-            .ok_or_else(|| ControlError::NoSuchEndpoint {
-                network: req.network.clone(),
-                endpoint: req.in_port.clone(),
-            })?;
-        let in_port = self.port_of(&net.name, &ep.name).ok_or_else(|| {
-            ControlError::Invalid(format!(
-                "endpoint '{}' has no port on the switch right now",
-                ep.name
-            ))
-        })?;
+        let (from, ep) = match (&req.in_port, req.from_peer) {
+            (Some(name), None) => {
+                let ep = net
+                    .endpoints
+                    .values()
+                    .find(|e| &e.name == name || &e.port == name)
+                    .ok_or_else(|| ControlError::NoSuchEndpoint {
+                        network: req.network.clone(),
+                        endpoint: name.clone(),
+                    })?;
+                let port = self.port_of(&net.name, &ep.name).ok_or_else(|| {
+                    ControlError::Invalid(format!(
+                        "endpoint '{}' has no port on the switch right now",
+                        ep.name
+                    ))
+                })?;
+                (Ingress::Port(port), Some(ep))
+            }
+            (None, Some(ip)) => {
+                let network = self.net_ids.get(&net.name).copied();
+                let (Some(network), Some(_)) = (network, net.vni) else {
+                    return Err(ControlError::Invalid(format!(
+                        "network '{}' is not an overlay network: a frame from a peer needs one",
+                        net.name
+                    )));
+                };
+                let ip = ip.to_canonical();
+                (Ingress::Vtep { ip, network }, None)
+            }
+            _ => {
+                return Err(ControlError::Invalid(
+                    "say where the frame enters: an in-port or a peer, one of the two".into(),
+                ));
+            }
+        };
         let subnet = net.ipam.subnet;
         let by_mac = |mac: MacAddr| net.endpoints.values().find(|e| e.mac == Some(mac));
         let by_ip = |ip: Ipv4Addr| net.endpoints.values().find(|e| e.ipv4 == Some(ip));
-        let src_mac = req.src_mac.or(ep.mac).unwrap_or(STRANGER);
+        let src_mac = req.src_mac.or(ep.and_then(|e| e.mac)).unwrap_or(STRANGER);
         let src_ip = req
             .src_ip
-            .or(ep.ipv4)
+            .or(ep.and_then(|e| e.ipv4))
             .unwrap_or_else(|| subnet.hosts().last().unwrap_or(subnet.addr()));
         let dst_ip = req
             .dst_ip
@@ -112,7 +141,7 @@ impl Manager {
         let frame = build_frame(req, src_mac, dst_mac, src_ip, dst_ip)?;
         let (tx, rx) = crossbeam_channel::bounded(1);
         self.workers.send_to_first(Command::Trace {
-            in_port,
+            from,
             frame: frame.clone(),
             reply: tx,
         });

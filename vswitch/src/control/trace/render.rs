@@ -32,6 +32,27 @@ pub(super) fn step(step: &Step, topo: &Topology) -> Value {
             format!("port {} of network {}", port(*p), net(*network)),
             json!({"port": port(*p), "network": net(*network)}),
         ),
+        Step::FromPeer {
+            ip,
+            vni,
+            network,
+            known,
+        } => {
+            let verdict = if *known {
+                "decapsulated"
+            } else {
+                "not a peer carrying that VNI: dropped (vxlan_not_a_peer)"
+            };
+            (
+                "ingress",
+                format!(
+                    "VXLAN from vtep {ip}, VNI {} (network {}): {verdict}",
+                    vni.get(),
+                    net(*network)
+                ),
+                json!({"vtep": ip, "vni": vni.get(), "network": net(*network), "known_peer": known}),
+            )
+        }
         Step::Learn { mac, at, before } => {
             let how = match before {
                 None => "would learn it (new)".to_string(),

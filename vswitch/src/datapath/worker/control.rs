@@ -41,9 +41,10 @@ pub enum Command {
         tunnel: Box<dyn Tunnel>,
         counters: Mine<TunnelCounters>,
     },
-    /// Trace a frame as if it arrived on `in_port`, changing nothing (`vswitch trace`).
+    /// Trace a frame as if it arrived from `from` (a port, or a peer's VXLAN datagram),
+    /// changing nothing (`vswitch trace`).
     Trace {
-        in_port: PortId,
+        from: crate::datapath::pipeline::Ingress,
         frame: Vec<u8>,
         reply: Sender<Vec<crate::datapath::observe::Step>>,
     },
@@ -60,7 +61,7 @@ impl std::fmt::Debug for Command {
             Command::RemovePort { id, .. } => write!(f, "RemovePort({id})"),
             Command::SetTunnel { .. } => write!(f, "SetTunnel"),
             Command::SetUplink { .. } => write!(f, "SetUplink"),
-            Command::Trace { in_port, .. } => write!(f, "Trace({in_port})"),
+            Command::Trace { from, .. } => write!(f, "Trace({from:?})"),
             Command::Shutdown { .. } => write!(f, "Shutdown"),
         }
     }

@@ -256,12 +256,8 @@ impl Worker {
                     }
                     self.tunnel = Some(TunnelSlot { tunnel, counters });
                 }
-                Command::Trace {
-                    in_port,
-                    frame,
-                    reply,
-                } => {
-                    let _ = reply.send(self.trace(in_port, &frame));
+                Command::Trace { from, frame, reply } => {
+                    let _ = reply.send(self.trace(from, &frame));
                 }
                 Command::Shutdown { reply } => {
                     let ids: Vec<PortId> = self.ports.keys().copied().collect();

@@ -1,7 +1,10 @@
 //! `vswitch trace` inside the worker: a synthetic frame runs through the real pipeline,
 //! router and tunnel egress with a dry-run observer (see `observe`), between batches, on
 //! the worker's own state (its neighbour caches, the shared FDB and NAT). Nothing is
-//! sent, learned, counted or created; the scratch buffers it used are taken back.
+//! sent, learned, counted or created; the scratch buffers it used are taken back. The
+//! frame enters at a local port, or as the inner frame of a peer's VXLAN datagram: then
+//! it first meets decapsulation's peer check, and never leaves towards a peer unless
+//! the router sends it on.
 //!
 //! What this file adds is only the walk from one verdict to the next — the same walk
 //! `apply`, `dispatch` and `send_to_tunnel` make with I/O — recording where the frame
@@ -22,41 +25,47 @@ use vtep::PeerLookup;
 const MAX_DEPTH: usize = 4;
 
 impl Worker {
-    /// The decisions about `frame` arriving on `in_port`.
-    pub(super) fn trace(&mut self, in_port: PortId, frame: &[u8]) -> Vec<Step> {
+    /// The decisions about `frame` arriving from `from`.
+    pub(super) fn trace(&mut self, from: Ingress, frame: &[u8]) -> Vec<Step> {
         let mut rec = Recorder::default();
+        let topo = self.cfg.topology.load_full();
+        let (in_port, network) = match from {
+            Ingress::Port(p) => (Some(p), topo.ports.get(&p).map(|i| i.network)),
+            Ingress::Vtep { ip, network } => {
+                let vni = topo.networks.get(&network).and_then(|n| n.vni);
+                let Some(vni) = vni else {
+                    return vec![Step::Drop(DropReason::NoUnderlay)];
+                };
+                // The check `vtep::decapsulate` makes before the pipeline sees the frame.
+                let known = topo.peers.is_peer(ip, vni);
+                rec.step(|| Step::FromPeer {
+                    ip,
+                    vni,
+                    network,
+                    known,
+                });
+                if !known {
+                    return rec.steps;
+                }
+                (None, Some(network))
+            }
+        };
         let Some(s) = self.pool.scratch() else {
             return vec![Step::Drop(DropReason::NoBuffer)];
         };
         self.pool.get_mut(s).set_frame(frame);
-        let topo = self.cfg.topology.load_full();
         let pipeline = self.cfg.pipeline.clone();
         let b = pipeline.begin(self.now(), &topo);
         let meta = FrameMeta { gso: false };
-        let verdict = pipeline.decide(
-            &b,
-            Ingress::Port(in_port),
-            self.pool.get(s).frame(),
-            meta,
-            &mut rec,
-        );
-        let network = topo.ports.get(&in_port).map(|p| p.network);
-        self.walk(
-            &pipeline,
-            &b,
-            Some(in_port),
-            network,
-            s,
-            verdict,
-            &mut rec,
-            0,
-        );
+        let verdict = pipeline.decide(&b, from, self.pool.get(s).frame(), meta, &mut rec);
+        self.walk(&pipeline, &b, in_port, network, s, verdict, &mut rec, 0);
         drop(b);
         self.pool.release_scratch();
         rec.steps
     }
 
-    /// Follows a verdict on buffer `i` to where it leaves.
+    /// Follows a verdict on buffer `i` to where it leaves. `in_port` is `None` for a
+    /// frame from a peer.
     #[allow(clippy::too_many_arguments)]
     fn walk(
         &mut self,
@@ -93,6 +102,11 @@ impl Worker {
                 {
                     self.walk_tunnel(b, network, in_port, i, vni, &peers, false, rec);
                 }
+            }
+            // What a peer sent is never sent on to a peer (split horizon); a routed
+            // frame (depth > 0) may be.
+            Verdict::Encap { .. } if in_port.is_none() && depth == 0 => {
+                rec.step(|| Step::Drop(DropReason::VtepToVtep));
             }
             Verdict::Encap { vni, vtep } => {
                 let Some(net) = network else {
