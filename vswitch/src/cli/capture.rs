@@ -9,7 +9,7 @@
 //! every version of tcpdump and tshark reads.
 
 use std::fs::File;
-use std::io::{BufRead, BufReader, BufWriter, Write};
+use std::io::{BufRead, BufReader, BufWriter, IsTerminal, Write};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -53,7 +53,14 @@ pub fn run(socket: &Path, a: CaptureArgs) -> Result<(), String> {
         _ => None,
     };
     let mut sink = match &a.write {
-        Some(path) if path.as_os_str() == "-" => Sink::Pcap(PcapWriter::stdout()?),
+        Some(path) if path.as_os_str() == "-" => {
+            if std::io::stdout().is_terminal() {
+                return Err(
+                    "-w - writes binary pcap: pipe it (| tcpdump -r -) or give a file name".into(),
+                );
+            }
+            Sink::Pcap(PcapWriter::stdout()?)
+        }
         Some(path) => Sink::Pcap(PcapWriter::create(path)?),
         None => Sink::Lines(std::io::stdout().lock()),
     };

@@ -5,6 +5,7 @@
 //! endpoint is an existing interface that the switch only attaches to.
 
 use std::net::Ipv4Addr;
+use std::time::{Duration, Instant};
 
 use fdb::MacAddr;
 use ipnet::Ipv4Net;
@@ -23,6 +24,9 @@ use crate::datapath::worker::Queues;
 use crate::port::af_packet::PacketPort;
 use crate::port::tap::TapPort;
 use crate::port::{Port, PortKind};
+
+/// How long `recheck_offloads` leaves a port alone after a look that changed nothing.
+const OFFLOAD_RECHECK_BACKOFF: Duration = Duration::from_secs(60);
 
 /// Interface name inside a container unless `--ifname` says otherwise.
 const DEFAULT_IFNAME: &str = "eth0";
@@ -293,11 +297,20 @@ impl Manager {
             let (PortKind::Veth, Some(ns), Some(ifname)) = (ep.kind, &ep.netns, &ep.ifname) else {
                 continue;
             };
+            let now = Instant::now();
+            if now < a.next_offload_check {
+                continue;
+            }
             let off = links::limit_container_offloads(ns, ifname);
-            if !off.is_empty() {
+            if off.is_empty() {
+                // The drops have another cause (or the kernel keeps the feature on):
+                // entering the namespace again at each tick would change nothing.
+                a.next_offload_check = now + OFFLOAD_RECHECK_BACKOFF;
+            } else {
                 tracing::warn!(
                     "endpoint '{}' of network '{}': {new} frame(s) dropped as bad_vnet_hdr; \
-                     {} had been turned back on in its container, and are off again",
+                     someone turned tunnel offloads back on in its container; turned off \
+                     again: {}",
                     a.endpoint,
                     a.network,
                     off.join(", ")

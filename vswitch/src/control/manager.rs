@@ -42,6 +42,8 @@ pub struct Attached {
     /// The port's `bad_vnet_hdr` drops when the manager last looked (see
     /// `Manager::recheck_offloads`).
     pub bad_vnet_hdr_seen: u64,
+    /// No offload check before this (set after a check that changed nothing).
+    pub next_offload_check: std::time::Instant,
 }
 
 #[derive(Debug)]
@@ -426,6 +428,7 @@ impl Manager {
                 endpoint: endpoint.to_string(),
                 counters: counters.clone(),
                 bad_vnet_hdr_seen: 0,
+                next_offload_check: std::time::Instant::now(),
             },
         );
         // The workers must know the port before the topology routes frames to it.
