@@ -92,6 +92,8 @@ pub enum Step {
         port: PortId,
         network: NetworkId,
     },
+    /// The frame arrived on the uplink (to the router and the NAT).
+    FromUplink,
     /// The frame came out of a VXLAN datagram of this peer, on this network's VNI;
     /// `known`: whether the peer carries that VNI (else decapsulation drops it).
     FromPeer {

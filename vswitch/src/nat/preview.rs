@@ -1,7 +1,8 @@
 //! What the NAT would do with a packet, changing nothing: for `vswitch trace`. An
 //! existing connection's translation, or the rule that would create a new one and the
-//! translation it would get ([`Nat::plan`], the same decision `outbound` makes; the
-//! port is the one the pool would hand out now, which another flow may take first).
+//! translation it would get ([`Nat::plan`], the same decision `outbound` and `inbound`
+//! make; the port is the one the pool would hand out now, which another flow may take
+//! first).
 
 use std::net::Ipv4Addr;
 
@@ -35,6 +36,16 @@ impl Nat {
     /// What [`Nat::outbound`] would do with `pkt` (an IPv4 packet from a local
     /// network), without creating, refreshing or counting anything.
     pub fn preview_outbound(&self, pkt: &[u8]) -> Result<Preview, NatDrop> {
+        self.preview(pkt, Side::Inside)
+    }
+
+    /// What [`Nat::inbound`] would do with `pkt` (an IPv4 packet from the uplink):
+    /// a tracked connection's reply, a published port, or a refusal.
+    pub fn preview_inbound(&self, pkt: &[u8]) -> Result<Preview, NatDrop> {
+        self.preview(pkt, Side::Outside)
+    }
+
+    fn preview(&self, pkt: &[u8], side: Side) -> Result<Preview, NatDrop> {
         let p = packet::parse(pkt)?;
         let Kind::Flow { flags } = p.kind else {
             // An ICMP error follows the flow it quotes; the trace does not build those.
@@ -42,7 +53,7 @@ impl Nat {
         };
         let key = Key {
             proto: p.proto,
-            side: Side::Inside,
+            side,
             tuple: p.tuple,
         };
         let t = p.tuple;

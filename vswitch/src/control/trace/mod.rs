@@ -3,15 +3,18 @@
 //! runs it through the real packet path without side effects (`datapath::observe`), and
 //! render the decisions as one line (and one JSON object) each.
 //!
-//! The frame enters at a local port (`in_port`) or, on an overlay network, as the inner
-//! frame of a VXLAN datagram from a peer (`from_peer`).
+//! The frame enters at a local port (`in_port`); on an overlay network, as the inner
+//! frame of a VXLAN datagram from a peer (`from_peer`); or on the uplink (`from_uplink`,
+//! no network: its destination decides).
 //!
 //! Defaults: the source MAC and IP are the in-port endpoint's (else, and for a frame
-//! from a peer, a locally administered MAC and the subnet's last address); the destination IP is the endpoint
-//! with the destination MAC's (else the gateway); the destination MAC is what the sender
-//! would use: the router's MAC for an address outside the subnet, the endpoint's MAC for
-//! one inside it (a host the switch does not know gets a broadcast, as its ARP would be).
-//! ICMP echo, 64-byte IP packets with DF set (as Linux sends them), TCP as a SYN.
+//! from a peer, a locally administered MAC and the subnet's last address); the
+//! destination IP is the endpoint with the destination MAC's (else the gateway); the
+//! destination MAC is what the sender would use: the router's MAC for an address outside
+//! the subnet, the endpoint's MAC for one inside it (a host the switch does not know gets
+//! a broadcast, as its ARP would be). From the uplink: an outside host (198.51.100.7) to
+//! the uplink's first address and MAC. ICMP echo, 64-byte IP packets with DF set (as
+//! Linux sends them), TCP as a SYN.
 
 use std::net::{IpAddr, Ipv4Addr};
 use std::time::Duration;
@@ -24,7 +27,7 @@ use serde_json::{Value, json};
 use super::error::ControlError;
 use super::manager::Manager;
 use crate::datapath::pipeline::Ingress;
-use crate::datapath::worker::Command;
+use crate::datapath::worker::{Command, TraceFrom};
 
 mod render;
 
@@ -32,6 +35,8 @@ mod render;
 const WORKER_ANSWER: Duration = Duration::from_secs(5);
 /// A MAC for a sender the switch knows nothing about.
 const STRANGER: MacAddr = MacAddr([0x02, 0, 0, 0, 0, 0x01]);
+/// The source of a frame from the uplink unless `--src-ip` says (TEST-NET-2, RFC 5737).
+const OUTSIDE_HOST: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 7);
 const IPV4_HLEN: usize = 20;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -46,13 +51,18 @@ pub enum TraceProto {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 pub struct TraceRequest {
-    pub network: String,
+    /// The network the frame is in (none for a frame from the uplink).
+    #[serde(default)]
+    pub network: Option<String>,
     /// The endpoint (or its switch-side interface) the frame arrives on.
     #[serde(default)]
     pub in_port: Option<String>,
     /// Or the peer whose VXLAN datagram carries it (an overlay network only).
     #[serde(default)]
     pub from_peer: Option<IpAddr>,
+    /// Or the uplink (then no network: the destination decides).
+    #[serde(default)]
+    pub from_uplink: bool,
     #[serde(default)]
     pub src_mac: Option<MacAddr>,
     #[serde(default)]
@@ -80,64 +90,18 @@ pub struct TraceRequest {
 
 impl Manager {
     pub(super) fn trace(&mut self, req: &TraceRequest) -> Result<Value, ControlError> {
-        let net = self.network(&req.network)?;
-        let (from, ep) = match (&req.in_port, req.from_peer) {
-            (Some(name), None) => {
-                let ep = net
-                    .endpoints
-                    .values()
-                    .find(|e| &e.name == name || &e.port == name)
-                    .ok_or_else(|| ControlError::NoSuchEndpoint {
-                        network: req.network.clone(),
-                        endpoint: name.clone(),
-                    })?;
-                let port = self.port_of(&net.name, &ep.name).ok_or_else(|| {
-                    ControlError::Invalid(format!(
-                        "endpoint '{}' has no port on the switch right now",
-                        ep.name
-                    ))
-                })?;
-                (Ingress::Port(port), Some(ep))
-            }
-            (None, Some(ip)) => {
-                let network = self.net_ids.get(&net.name).copied();
-                let (Some(network), Some(_)) = (network, net.vni) else {
-                    return Err(ControlError::Invalid(format!(
-                        "network '{}' is not an overlay network: a frame from a peer needs one",
-                        net.name
-                    )));
-                };
-                let ip = ip.to_canonical();
-                (Ingress::Vtep { ip, network }, None)
-            }
-            _ => {
-                return Err(ControlError::Invalid(
-                    "say where the frame enters: an in-port or a peer, one of the two".into(),
-                ));
-            }
+        let entry = if req.from_uplink {
+            self.uplink_entry(req)?
+        } else {
+            self.network_entry(req)?
         };
-        let subnet = net.ipam.subnet;
-        let by_mac = |mac: MacAddr| net.endpoints.values().find(|e| e.mac == Some(mac));
-        let by_ip = |ip: Ipv4Addr| net.endpoints.values().find(|e| e.ipv4 == Some(ip));
-        let src_mac = req.src_mac.or(ep.and_then(|e| e.mac)).unwrap_or(STRANGER);
-        let src_ip = req
-            .src_ip
-            .or(ep.and_then(|e| e.ipv4))
-            .unwrap_or_else(|| subnet.hosts().last().unwrap_or(subnet.addr()));
-        let dst_ip = req
-            .dst_ip
-            .or_else(|| req.dst_mac.and_then(by_mac).and_then(|e| e.ipv4))
-            .unwrap_or(net.ipam.gateway);
-        let router_mac = self.state.router_mac.unwrap_or_default();
-        let dst_mac = req.dst_mac.unwrap_or_else(|| {
-            if !subnet.contains(&dst_ip) || dst_ip == net.ipam.gateway {
-                router_mac
-            } else {
-                by_ip(dst_ip)
-                    .and_then(|e| e.mac)
-                    .unwrap_or(MacAddr::BROADCAST)
-            }
-        });
+        let Entry {
+            from,
+            src_mac,
+            dst_mac,
+            src_ip,
+            dst_ip,
+        } = entry;
         let frame = build_frame(req, src_mac, dst_mac, src_ip, dst_ip)?;
         let (tx, rx) = crossbeam_channel::bounded(1);
         self.workers.send_to_first(Command::Trace {
@@ -169,6 +133,113 @@ impl Manager {
         let steps: Vec<Value> = steps.iter().map(|s| render::step(s, &topo)).collect();
         Ok(json!({ "frame": summary, "steps": steps }))
     }
+
+    /// A frame from the uplink: to an address of the switch's there, from an outside
+    /// host, unless the request says otherwise.
+    fn uplink_entry(&self, req: &TraceRequest) -> Result<Entry, ControlError> {
+        if req.network.is_some() || req.in_port.is_some() || req.from_peer.is_some() {
+            return Err(ControlError::Invalid(
+                "a frame from the uplink takes no network, in-port or peer: its destination \
+                 decides where it goes"
+                    .into(),
+            ));
+        }
+        let (Some(up), Some(_)) = (&self.uplink, &self.nat) else {
+            return Err(ControlError::Invalid(
+                "this daemon has no uplink: nothing enters from outside".into(),
+            ));
+        };
+        Ok(Entry {
+            from: TraceFrom::Uplink,
+            src_mac: req.src_mac.unwrap_or(STRANGER),
+            dst_mac: req.dst_mac.unwrap_or(up.mac),
+            src_ip: req.src_ip.unwrap_or(OUTSIDE_HOST),
+            dst_ip: req.dst_ip.unwrap_or(up.config.address.addr()),
+        })
+    }
+
+    /// A frame at a local port or from a peer of a network, with the defaults the
+    /// module doc describes.
+    fn network_entry(&self, req: &TraceRequest) -> Result<Entry, ControlError> {
+        let name = req
+            .network
+            .as_deref()
+            .ok_or_else(|| ControlError::Invalid("name the network the frame is in".into()))?;
+        let net = self.network(name)?;
+        let (from, ep) = match (&req.in_port, req.from_peer) {
+            (Some(port_name), None) => {
+                let ep = net
+                    .endpoints
+                    .values()
+                    .find(|e| &e.name == port_name || &e.port == port_name)
+                    .ok_or_else(|| ControlError::NoSuchEndpoint {
+                        network: net.name.clone(),
+                        endpoint: port_name.clone(),
+                    })?;
+                let port = self.port_of(&net.name, &ep.name).ok_or_else(|| {
+                    ControlError::Invalid(format!(
+                        "endpoint '{}' has no port on the switch right now",
+                        ep.name
+                    ))
+                })?;
+                (TraceFrom::Switch(Ingress::Port(port)), Some(ep))
+            }
+            (None, Some(ip)) => {
+                let network = self.net_ids.get(&net.name).copied();
+                let (Some(network), Some(_)) = (network, net.vni) else {
+                    return Err(ControlError::Invalid(format!(
+                        "network '{}' is not an overlay network: a frame from a peer needs one",
+                        net.name
+                    )));
+                };
+                let ip = ip.to_canonical();
+                (TraceFrom::Switch(Ingress::Vtep { ip, network }), None)
+            }
+            _ => {
+                return Err(ControlError::Invalid(
+                    "say where the frame enters: an in-port or a peer, one of the two".into(),
+                ));
+            }
+        };
+        let subnet = net.ipam.subnet;
+        let by_mac = |mac: MacAddr| net.endpoints.values().find(|e| e.mac == Some(mac));
+        let by_ip = |ip: Ipv4Addr| net.endpoints.values().find(|e| e.ipv4 == Some(ip));
+        let src_mac = req.src_mac.or(ep.and_then(|e| e.mac)).unwrap_or(STRANGER);
+        let src_ip = req
+            .src_ip
+            .or(ep.and_then(|e| e.ipv4))
+            .unwrap_or_else(|| subnet.hosts().last().unwrap_or(subnet.addr()));
+        let dst_ip = req
+            .dst_ip
+            .or_else(|| req.dst_mac.and_then(by_mac).and_then(|e| e.ipv4))
+            .unwrap_or(net.ipam.gateway);
+        let router_mac = self.state.router_mac.unwrap_or_default();
+        let dst_mac = req.dst_mac.unwrap_or_else(|| {
+            if !subnet.contains(&dst_ip) || dst_ip == net.ipam.gateway {
+                router_mac
+            } else {
+                by_ip(dst_ip)
+                    .and_then(|e| e.mac)
+                    .unwrap_or(MacAddr::BROADCAST)
+            }
+        });
+        Ok(Entry {
+            from,
+            src_mac,
+            dst_mac,
+            src_ip,
+            dst_ip,
+        })
+    }
+}
+
+/// Where a traced frame enters, and the addresses it is built with.
+struct Entry {
+    from: TraceFrom,
+    src_mac: MacAddr,
+    dst_mac: MacAddr,
+    src_ip: Ipv4Addr,
+    dst_ip: Ipv4Addr,
 }
 
 const DEFAULT_SPORT: u16 = 40000;

@@ -32,6 +32,11 @@ pub(super) fn step(step: &Step, topo: &Topology) -> Value {
             format!("port {} of network {}", port(*p), net(*network)),
             json!({"port": port(*p), "network": net(*network)}),
         ),
+        Step::FromUplink => (
+            "ingress",
+            "the uplink: to the router and the NAT".into(),
+            json!({"port": "uplink"}),
+        ),
         Step::FromPeer {
             ip,
             vni,
@@ -142,7 +147,7 @@ pub(super) fn step(step: &Step, topo: &Topology) -> Value {
         ),
         Step::EchoReply => (
             "icmp",
-            "echo request to the gateway: the router answers".into(),
+            "echo request to an address of the switch's: the router answers".into(),
             json!({}),
         ),
         Step::Neighbour {

@@ -379,14 +379,14 @@ impl Router {
     }
 
     /// Adds to a counter, unless traced.
-    fn tally<O: Observer>(&self, add: impl FnOnce(&super::RouterCounters)) {
+    pub(super) fn tally<O: Observer>(&self, add: impl FnOnce(&super::RouterCounters)) {
         if !O::DRY_RUN {
             add(&self.counters);
         }
     }
 
     /// The counters a frame may touch: none when traced.
-    fn live<O: Observer>(&self) -> Option<&super::RouterCounters> {
+    pub(super) fn live<O: Observer>(&self) -> Option<&super::RouterCounters> {
         (!O::DRY_RUN).then_some(&*self.counters)
     }
 }

@@ -20,7 +20,7 @@ use fdb::{MacAddr, NetworkId, PortId};
 
 use super::counters::{Counter, Mine, PerWorker};
 use super::neigh_share::{Heard, HeardAt, NeighShare};
-use super::observe::Live;
+use super::observe::{Live, Observer, Step};
 use super::offload::VnetHdr;
 use super::pipeline::ETH_HLEN;
 use super::pool::Pool;
@@ -299,49 +299,81 @@ impl Router {
 
     /// A frame that arrived on the uplink.
     pub fn from_uplink(&mut self, cx: Ctx<'_>, pool: &mut Pool, i: u32, out: &mut Vec<Out>) {
+        self.from_uplink_with(cx, pool, i, out, &mut Live);
+    }
+
+    /// `from_uplink`, watched by `obs`. Traced, the NAT is only previewed (no connection
+    /// is made or refreshed) and ARP is not looked at (the trace builds none).
+    pub fn from_uplink_with<O: Observer>(
+        &mut self,
+        cx: Ctx<'_>,
+        pool: &mut Pool,
+        i: u32,
+        out: &mut Vec<Out>,
+        obs: &mut O,
+    ) {
         self.sync(cx);
         let (Some(up), Some(nat)) = (cx.topo.uplink.as_ref(), self.nat.clone()) else {
             return;
         };
         let frame = pool.get(i).frame();
         let Some(dst_mac) = MacAddr::from_slice(frame) else {
-            return self.counters.count(RouterDrop::Malformed);
+            return self.dropped(obs, RouterDrop::Malformed);
         };
         if dst_mac != up.mac && !dst_mac.is_broadcast() {
-            return self.counters.count(RouterDrop::NotForUs);
+            return self.dropped(obs, RouterDrop::NotForUs);
         }
         match ethertype(frame) {
+            ETHERTYPE_ARP if O::DRY_RUN => return,
             ETHERTYPE_ARP => return self.arp_on_uplink(cx, pool, i, up, out),
             ETHERTYPE_IPV4 => {}
-            _ => return self.counters.count(RouterDrop::NotIpv4),
+            _ => return self.dropped(obs, RouterDrop::NotIpv4),
         }
         let Some(dst) = ipv4_dst(pool.get(i).frame()) else {
-            return self.counters.count(RouterDrop::Malformed);
+            return self.dropped(obs, RouterDrop::Malformed);
         };
         if !up.owns(dst) {
-            return self.counters.count(RouterDrop::NotForUs);
+            return self.dropped(obs, RouterDrop::NotForUs);
         }
         if l3::is_echo_request(pool.get(i).frame()) {
-            if let Some(s) = build_from(pool, i, Some(&self.counters), l3::build_echo_reply) {
-                self.counters.echo_replies.add(1);
+            if let Some(s) = build_from(pool, i, self.live::<O>(), l3::build_echo_reply) {
+                obs.step(|| Step::EchoReply);
+                self.tally::<O>(|c| c.echo_replies.add(1));
                 out.push(Out::Uplink(s));
             }
             return;
         }
-        let hdr = VnetHdr::parse(&pool.get(i).vnet);
-        let csum = if hdr.needs_csum() {
-            ChecksumState::Partial
+        let translated = if O::DRY_RUN {
+            // Routing needs only the destination the NAT would give.
+            nat.preview_inbound(&pool.get(i).frame()[ETH_HLEN..])
+                .map(|p| {
+                    obs.step(|| Step::Nat(p));
+                    p.translated.dst.0
+                })
         } else {
-            ChecksumState::Complete
+            let hdr = VnetHdr::parse(&pool.get(i).vnet);
+            let csum = if hdr.needs_csum() {
+                ChecksumState::Partial
+            } else {
+                ChecksumState::Complete
+            };
+            nat.inbound(cx.now, &mut pool.get_mut(i).frame_mut()[ETH_HLEN..], csum)
+                .map(|t| t.dst)
         };
-        let t = match nat.inbound(cx.now, &mut pool.get_mut(i).frame_mut()[ETH_HLEN..], csum) {
-            Ok(t) => t,
-            Err(e) => return self.counters.nat_drop(e),
+        let dst = match translated {
+            Ok(dst) => dst,
+            Err(e) => {
+                obs.step(|| Step::NatRefused(e));
+                if !O::DRY_RUN {
+                    self.counters.nat_drop(e);
+                }
+                return;
+            }
         };
         if l3::decrement_ttl(pool.get_mut(i).frame_mut()).is_err() {
-            return self.counters.count(RouterDrop::TtlExpired);
+            return self.dropped(obs, RouterDrop::TtlExpired);
         }
-        self.hairpin(cx, pool, i, t.dst, out, &mut Live);
+        self.hairpin(cx, pool, i, dst, out, obs);
     }
 
     fn arp_on_uplink(

@@ -41,10 +41,10 @@ pub enum Command {
         tunnel: Box<dyn Tunnel>,
         counters: Mine<TunnelCounters>,
     },
-    /// Trace a frame as if it arrived from `from` (a port, or a peer's VXLAN datagram),
-    /// changing nothing (`vswitch trace`).
+    /// Trace a frame as if it arrived from `from` (a port, a peer's VXLAN datagram, the
+    /// uplink), changing nothing (`vswitch trace`).
     Trace {
-        from: crate::datapath::pipeline::Ingress,
+        from: super::TraceFrom,
         frame: Vec<u8>,
         reply: Sender<Vec<crate::datapath::observe::Step>>,
     },

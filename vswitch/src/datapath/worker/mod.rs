@@ -51,6 +51,7 @@ use busy_poll::BusyPoll;
 pub use busy_poll::DEFAULT_BUSY_POLL;
 pub use control::{Command, Event, WorkerConfig, WorkerCounters, WorkerHandle};
 pub use set::{Queues, Workers};
+pub use trace::TraceFrom;
 /// Super-frames the coalescer builds per batch of VXLAN reads, and flows it keeps open.
 const GRO_SLOTS: usize = 64;
 const GRO_FLOWS: usize = 16;

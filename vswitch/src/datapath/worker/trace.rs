@@ -2,9 +2,9 @@
 //! router and tunnel egress with a dry-run observer (see `observe`), between batches, on
 //! the worker's own state (its neighbour caches, the shared FDB and NAT). Nothing is
 //! sent, learned, counted or created; the scratch buffers it used are taken back. The
-//! frame enters at a local port, or as the inner frame of a peer's VXLAN datagram: then
-//! it first meets decapsulation's peer check, and never leaves towards a peer unless
-//! the router sends it on.
+//! frame enters at a local port; or as the inner frame of a peer's VXLAN datagram, when
+//! it first meets decapsulation's peer check and never leaves towards a peer unless the
+//! router sends it on; or on the uplink, where the router and the NAT take it.
 //!
 //! What this file adds is only the walk from one verdict to the next — the same walk
 //! `apply`, `dispatch` and `send_to_tunnel` make with I/O — recording where the frame
@@ -20,13 +20,57 @@ use super::super::router::{Ctx as RouterCtx, Out};
 use super::Worker;
 use vtep::PeerLookup;
 
+/// Where a traced frame enters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TraceFrom {
+    /// A local port, or a peer's VXLAN datagram: the pipeline's own ingress.
+    Switch(Ingress),
+    /// The uplink: the router's way in, through the NAT.
+    Uplink,
+}
+
 /// How deep router output may lead to more routing (a routed frame is switched, never
 /// routed again; this only guards the walk).
 const MAX_DEPTH: usize = 4;
 
 impl Worker {
     /// The decisions about `frame` arriving from `from`.
-    pub(super) fn trace(&mut self, from: Ingress, frame: &[u8]) -> Vec<Step> {
+    pub(super) fn trace(&mut self, from: TraceFrom, frame: &[u8]) -> Vec<Step> {
+        match from {
+            TraceFrom::Switch(ingress) => self.trace_switched(ingress, frame),
+            TraceFrom::Uplink => self.trace_from_uplink(frame),
+        }
+    }
+
+    /// A frame from the uplink: the router (and its NAT) first, then wherever the
+    /// router sends it.
+    fn trace_from_uplink(&mut self, frame: &[u8]) -> Vec<Step> {
+        let mut rec = Recorder::default();
+        rec.step(|| Step::FromUplink);
+        let Some(s) = self.pool.scratch() else {
+            return vec![Step::Drop(DropReason::NoBuffer)];
+        };
+        self.pool.get_mut(s).set_frame(frame);
+        let topo = self.cfg.topology.load_full();
+        let pipeline = self.cfg.pipeline.clone();
+        let b = pipeline.begin(self.now(), &topo);
+        let mut out = Vec::new();
+        let cx = RouterCtx {
+            now: b.now,
+            topo: b.topo,
+        };
+        self.router
+            .from_uplink_with(cx, &mut self.pool, s, &mut out, &mut rec);
+        for o in out {
+            self.walk_router_out(&pipeline, &b, None, s, o, &mut rec, 0);
+        }
+        drop(b);
+        self.pool.release_scratch();
+        rec.steps
+    }
+
+    /// A frame at a local port or from a peer: the pipeline first.
+    fn trace_switched(&mut self, from: Ingress, frame: &[u8]) -> Vec<Step> {
         let mut rec = Recorder::default();
         let topo = self.cfg.topology.load_full();
         let (in_port, network) = match from {
@@ -206,8 +250,8 @@ impl Worker {
             Outcome::Fragmented => MtuVerdict::Fragmented {
                 pieces: txs.len() / peers.len().max(1),
             },
-            Outcome::Reply(_) => MtuVerdict::IcmpTooBig,
-            Outcome::Drop(_) => MtuVerdict::Dropped,
+            Outcome::Reply(_) if in_port.is_some() => MtuVerdict::IcmpTooBig,
+            Outcome::Reply(_) | Outcome::Drop(_) => MtuVerdict::Dropped,
         };
         rec.step(|| Step::Mtu {
             len,
@@ -220,12 +264,14 @@ impl Worker {
                     rec.step(|| Step::Egress(Exit::Vtep { ip, vni }));
                 }
             }
-            Outcome::Reply(s) => {
-                if let Some(p) = in_port {
+            Outcome::Reply(s) => match in_port {
+                Some(p) => {
                     let what = reply_kind(self.pool.get(s).frame());
                     rec.step(|| Step::Reply { port: p, what });
                 }
-            }
+                // Routed here from the uplink or a peer: no port to answer on.
+                None => rec.step(|| Step::Drop(DropReason::TooBig)),
+            },
             Outcome::Drop(r) => rec.step(|| Step::Drop(r)),
         }
     }

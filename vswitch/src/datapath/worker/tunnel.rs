@@ -55,15 +55,17 @@ impl Worker {
                     t.counters.fragmented.add(1);
                 }
             }
-            Outcome::Reply(s) => {
-                counters.count_drop(DropReason::TooBigIcmpSent);
-                if let Some(t) = &self.tunnel {
-                    t.counters.icmp_too_big_sent.add(1);
-                }
-                if let Some(p) = in_port {
+            Outcome::Reply(s) => match in_port {
+                Some(p) => {
+                    counters.count_drop(DropReason::TooBigIcmpSent);
+                    if let Some(t) = &self.tunnel {
+                        t.counters.icmp_too_big_sent.add(1);
+                    }
                     enqueue(&mut self.ports, &mut self.dirty, p, s);
                 }
-            }
+                // Routed here from the uplink or a peer: no port to answer on.
+                None => counters.count_drop(DropReason::TooBig),
+            },
             Outcome::Drop(reason) => counters.count_drop(reason),
         }
     }

@@ -54,3 +54,35 @@ fn a_preview_takes_the_port_outbound_would_and_refuses_what_it_would() {
         Err(NatDrop::NoFlow)
     );
 }
+
+#[test]
+fn an_inbound_preview_shows_the_published_port_and_the_reply_and_creates_nothing() {
+    let n = nat();
+    n.set_published(
+        PublishedPorts::from_ports(["8080:80/tcp".parse::<PortSpec>().unwrap().to(B)]).unwrap(),
+    );
+    // A SYN to a published port: the DNAT a new connection would get.
+    let syn = tcp(R, 40000, EXT, 8080, SYN);
+    let p = n.preview_inbound(&syn).unwrap();
+    assert_eq!(
+        (p.kind, p.egress, p.existing),
+        (NatKind::Dnat, Egress::Internal, false)
+    );
+    assert_eq!((p.translated.src, p.translated.dst), ((R, 40000), (B, 80)));
+    assert!(n.entries(secs(1)).is_empty(), "a preview made a connection");
+    let (_, t) = inb(&n, secs(1), &syn);
+    assert_eq!(t.dst, B);
+
+    // Nothing published there, nothing tracked: refused as inbound would refuse it.
+    let stray = tcp(R, 40001, EXT, 9999, SYN);
+    assert_eq!(n.preview_inbound(&stray), Err(inb_err(&n, secs(1), &stray)));
+
+    // The reply to a masqueraded connection: that connection's translation.
+    let (sent, _) = out(&n, secs(1), &udp(A, 5000, R, 53));
+    let (_, ext_port, _, _) = tuple(&sent);
+    let reply = udp(R, 53, EXT, ext_port);
+    let p = n.preview_inbound(&reply).unwrap();
+    assert!(p.existing);
+    assert_eq!(p.translated.dst, (A, 5000));
+    assert_eq!(n.entries(secs(1)).len(), 2);
+}
