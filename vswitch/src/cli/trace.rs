@@ -4,7 +4,7 @@
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::Path;
 
-use clap::{Args, ValueEnum};
+use clap::{ArgGroup, Args, ValueEnum};
 use fdb::MacAddr;
 use serde_json::Value;
 
@@ -24,20 +24,24 @@ pub enum ProtoArg {
 #[command(
     after_help = "Examples:\n  vswitch trace blue --in ctr1 --dst-ip 10.1.0.11\n  vswitch trace blue --in ctr1 --dst-ip 198.51.100.7 --proto tcp --dport 443\n  vswitch trace blue --in ctr1 --dst-mac 02:42:0a:01:00:0b --size 1600 --format json\n  vswitch trace ov --from-peer 192.0.2.2 --dst-ip 10.1.0.11\n  vswitch trace --from-uplink --proto tcp --dport 8080      (a published port)\n\nNothing is sent, learned or counted, and no connection is tracked. Fields left out\ncome from what the switch knows: the source is the in-port endpoint (from a peer,\na made-up sender unless --src-mac and --src-ip say); an address outside the subnet\nis sent to the gateway's MAC, one inside it to its endpoint's. From the uplink the\nsender is 198.51.100.7 and the destination the uplink's first address."
 )]
-#[group(id = "entry", required = true, multiple = false)]
+#[command(group(
+    ArgGroup::new("entry")
+        .required(true)
+        .args(["in_port", "from_peer", "from_uplink"])
+))]
 pub struct TraceArgs {
     /// The network the frame is in.
     #[arg(required_unless_present = "from_uplink")]
     pub network: Option<String>,
     /// The endpoint (or its switch-side interface) the frame arrives on.
-    #[arg(long = "in", value_name = "PORT", group = "entry")]
+    #[arg(long = "in", value_name = "PORT")]
     pub in_port: Option<String>,
     /// Or the peer (VTEP) whose VXLAN datagram carries the frame, on an overlay network.
-    #[arg(long, value_name = "IP", group = "entry")]
+    #[arg(long, value_name = "IP")]
     pub from_peer: Option<IpAddr>,
     /// Or the uplink: a frame from outside, to an address of the switch's there
     /// (published ports, replies to masqueraded connections); no NETWORK then.
-    #[arg(long, group = "entry", conflicts_with = "network")]
+    #[arg(long, conflicts_with = "network")]
     pub from_uplink: bool,
     #[arg(long, value_name = "MAC", value_parser = parse_mac)]
     pub src_mac: Option<MacAddr>,

@@ -25,7 +25,8 @@ use crate::port::af_packet::PacketPort;
 use crate::port::tap::TapPort;
 use crate::port::{Port, PortKind};
 
-/// How long `recheck_offloads` leaves a port alone after a look that changed nothing.
+/// How long `recheck_offloads` leaves a port alone after two looks in a row that
+/// changed nothing.
 const OFFLOAD_RECHECK_BACKOFF: Duration = Duration::from_secs(60);
 
 /// Interface name inside a container unless `--ifname` says otherwise.
@@ -283,9 +284,11 @@ impl Manager {
     /// veth endpoints are touched, whose container end the switch made; the check reads
     /// counters the workers keep anyway, so a quiet port costs nothing.
     pub fn recheck_offloads(&mut self) {
+        let now = Instant::now();
         for a in self.ports.values_mut() {
             let dropped = a.counters.drops(DropReason::BadVnetHdr);
-            if dropped == a.bad_vnet_hdr_seen {
+            // During a back-off the drops add up for the next look's warning.
+            if dropped == a.bad_vnet_hdr_seen || now < a.next_offload_check {
                 continue;
             }
             let new = dropped.wrapping_sub(a.bad_vnet_hdr_seen);
@@ -297,16 +300,18 @@ impl Manager {
             let (PortKind::Veth, Some(ns), Some(ifname)) = (ep.kind, &ep.netns, &ep.ifname) else {
                 continue;
             };
-            let now = Instant::now();
-            if now < a.next_offload_check {
-                continue;
-            }
             let off = links::limit_container_offloads(ns, ifname);
             if off.is_empty() {
-                // The drops have another cause (or the kernel keeps the feature on):
-                // entering the namespace again at each tick would change nothing.
-                a.next_offload_check = now + OFFLOAD_RECHECK_BACKOFF;
+                // One such look is normal right after a fix (frames sent before it).
+                // Twice in a row, the drops have another cause (or the kernel keeps the
+                // feature on): entering the namespace at every tick would change nothing.
+                a.fruitless_offload_looks += 1;
+                if a.fruitless_offload_looks >= 2 {
+                    a.fruitless_offload_looks = 0;
+                    a.next_offload_check = now + OFFLOAD_RECHECK_BACKOFF;
+                }
             } else {
+                a.fruitless_offload_looks = 0;
                 tracing::warn!(
                     "endpoint '{}' of network '{}': {new} frame(s) dropped as bad_vnet_hdr; \
                      someone turned tunnel offloads back on in its container; turned off \

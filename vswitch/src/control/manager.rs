@@ -42,8 +42,10 @@ pub struct Attached {
     /// The port's `bad_vnet_hdr` drops when the manager last looked (see
     /// `Manager::recheck_offloads`).
     pub bad_vnet_hdr_seen: u64,
-    /// No offload check before this (set after a check that changed nothing).
+    /// No offload check before this (set after two in a row that changed nothing).
     pub next_offload_check: std::time::Instant,
+    /// Offload checks in a row that changed nothing.
+    pub fruitless_offload_looks: u8,
 }
 
 #[derive(Debug)]
@@ -429,6 +431,7 @@ impl Manager {
                 counters: counters.clone(),
                 bad_vnet_hdr_seen: 0,
                 next_offload_check: std::time::Instant::now(),
+                fruitless_offload_looks: 0,
             },
         );
         // The workers must know the port before the topology routes frames to it.

@@ -1,16 +1,20 @@
 //! What the NAT would do with a packet, changing nothing: for `vswitch trace`. An
 //! existing connection's translation, or the rule that would create a new one and the
 //! translation it would get ([`Nat::plan`], the same decision `outbound` and `inbound`
-//! make; the port is the one the pool would hand out now, which another flow may take
-//! first).
+//! make, with the same refusals: a full table, a translated flow whose reply collides
+//! with a tracked one; the port is the one the pool would hand out now, which another
+//! flow may take first). ICMP errors and later fragments follow the flow they belong to
+//! in the datapath; the trace builds neither, and the preview answers `NotTracked` /
+//! `Fragment` for them.
 
 use std::net::Ipv4Addr;
+use std::time::Duration;
 
-use super::conn::{Egress, NatKind};
+use super::conn::{Conn, Egress, NatKind};
 use super::drop::NatDrop;
 use super::packet::{self, Kind};
 use super::table::Nat;
-use super::tuple::{Key, Side};
+use super::tuple::{Key, Side, Tuple};
 
 /// One side of a connection as the trace shows it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -78,6 +82,9 @@ impl Nat {
         }
         let published = self.published.load();
         let flow = self.plan(&key, flags, &published)?;
+        if self.is_full() {
+            return Err(NatDrop::TableFull);
+        }
         let src = if flow.masquerade {
             let reserved = |port: u16| published.reserves(key.proto, port, self.external);
             let pools = self.lock();
@@ -88,6 +95,27 @@ impl Nat {
         } else {
             (t.src, t.sport)
         };
+        // The refusal `create` makes when the translated flow's reply would collide
+        // with a tracked one.
+        let xlat = Tuple {
+            src: src.0,
+            sport: src.1,
+            dst: flow.dst.0,
+            dport: flow.dst.1,
+        };
+        let probe = Conn::new(
+            key.proto,
+            flow.kind,
+            t,
+            xlat,
+            None,
+            flow.state,
+            Duration::ZERO,
+        );
+        let [_, reply_key] = probe.keys();
+        if map.contains_key(&reply_key) {
+            return Err(NatDrop::TupleInUse);
+        }
         Ok(Preview {
             kind: flow.kind,
             egress: match flow.kind {

@@ -310,6 +310,11 @@ impl Nat {
         })
     }
 
+    /// Whether the table holds as many connections as it may: a new one is refused.
+    pub(super) fn is_full(&self) -> bool {
+        self.live.load(Relaxed) >= self.max_entries.load(Relaxed)
+    }
+
     /// Decides whether the first packet of an unknown flow may start one, and how;
     /// returns its slot and whether this call created it (another worker may have).
     fn create<'r>(
@@ -327,7 +332,7 @@ impl Nat {
         if let Some(slot) = map.get(&key) {
             return Ok((slot, false)); // another worker created it meanwhile
         }
-        if self.live.load(Relaxed) >= self.max_entries.load(Relaxed) {
+        if self.is_full() {
             self.refused[REFUSED_FULL].fetch_add(1, Relaxed);
             return Err(NatDrop::TableFull);
         }

@@ -197,7 +197,8 @@ impl Manager {
             }
             _ => {
                 return Err(ControlError::Invalid(
-                    "say where the frame enters: an in-port or a peer, one of the two".into(),
+                    "say where the frame enters: an in-port, a peer or the uplink, one of them"
+                        .into(),
                 ));
             }
         };

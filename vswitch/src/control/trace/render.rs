@@ -35,7 +35,7 @@ pub(super) fn step(step: &Step, topo: &Topology) -> Value {
         Step::FromUplink => (
             "ingress",
             "the uplink: to the router and the NAT".into(),
-            json!({"port": "uplink"}),
+            json!({"uplink": true}),
         ),
         Step::FromPeer {
             ip,

@@ -86,3 +86,24 @@ fn an_inbound_preview_shows_the_published_port_and_the_reply_and_creates_nothing
     assert_eq!(p.translated.dst, (A, 5000));
     assert_eq!(n.entries(secs(1)).len(), 2);
 }
+
+#[test]
+fn an_inbound_preview_refuses_what_inbound_refuses() {
+    let n = Nat::new(NatConfig {
+        max_entries: 1,
+        ..config(1024..=65535)
+    })
+    .unwrap();
+    n.set_published(
+        PublishedPorts::from_ports(["8080:80/tcp".parse::<PortSpec>().unwrap().to(B)]).unwrap(),
+    );
+    // Only a SYN may open a published port.
+    let ack = tcp(R, 40000, EXT, 8080, ACK);
+    assert_eq!(n.preview_inbound(&ack), Err(NatDrop::NoFlow));
+    assert_eq!(inb_err(&n, secs(0), &ack), NatDrop::NoFlow);
+    // A full table takes no new connection, previewed or not.
+    out(&n, secs(0), &udp(A, 5000, R, 53));
+    let syn = tcp(R, 40000, EXT, 8080, SYN);
+    assert_eq!(n.preview_inbound(&syn), Err(NatDrop::TableFull));
+    assert_eq!(inb_err(&n, secs(0), &syn), NatDrop::TableFull);
+}
