@@ -262,6 +262,90 @@ fn path_mtu_discovery_works_through_the_nat() {
     );
 }
 
+/// ```text
+///   wide (MTU 1500) c1 --[router]-- narrow (MTU 1400) c2     (--route-to joins them)
+/// ```
+/// A packet routed into a network with a smaller MTU, too big for it and with DF set, is
+/// answered as a router answers: "fragmentation needed" naming the next hop's MTU, from
+/// the sender's gateway, delivered to the sender. Its path MTU drops, and a large TCP
+/// transfer across completes.
+#[test]
+fn a_router_hop_to_a_smaller_mtu_answers_fragmentation_needed() {
+    require_root();
+    let lab = NatLab::new("");
+    lab.d.must(&[
+        "network",
+        "create",
+        "narrow",
+        "--subnet",
+        "10.57.0.0/24",
+        "--mtu",
+        "1400",
+    ]);
+    lab.d.must(&[
+        "network",
+        "create",
+        "wide",
+        "--subnet",
+        "10.56.0.0/24",
+        "--route-to",
+        "narrow",
+    ]);
+    let c1 = lab.container("wide");
+    let c2 = lab.container("narrow");
+    assert!(c1.ping_until("10.57.0.2", Duration::from_secs(5)));
+    let out = c1.exec(
+        "ping",
+        &["-c", "2", "-W", "2", "-M", "do", "-s", "1472", "10.57.0.2"],
+    );
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        text.contains("mtu = 1400") || text.contains("mtu=1400"),
+        "no frag-needed naming 1400:\n{text}\n{}",
+        lab.stats()
+    );
+    assert!(
+        text.contains("10.56.0.1"),
+        "not from the sender's gateway:\n{text}"
+    );
+    let drops = &lab.stats()["router"]["drops"];
+    assert!(
+        drops["too_big_for_network"].as_u64().unwrap_or(0) >= 1,
+        "{drops}"
+    );
+    let route = c1.ip(&["route", "get", "10.57.0.2"]);
+    assert!(route.contains("mtu 1400"), "no path MTU learned:\n{route}");
+    // The trace shows the same decision.
+    let v = lab.d.json(&[
+        "trace",
+        "wide",
+        "--in",
+        &c1.name,
+        "--dst-ip",
+        "10.57.0.2",
+        "--size",
+        "1500",
+        "--format",
+        "json",
+    ]);
+    let steps = v["steps"].as_array().unwrap();
+    let of = |kind: &str| steps.iter().find(|s| s["step"] == kind).cloned();
+    assert_eq!(of("mtu").unwrap()["verdict"], "icmp_too_big", "{v}");
+    assert_eq!(
+        of("reply").unwrap()["what"],
+        "ICMP fragmentation needed",
+        "{v}"
+    );
+    assert!(
+        iperf3_tcp(&c1, &c2, "10.57.0.2", 2, 1) > 0.0,
+        "TCP across the smaller hop failed"
+    );
+}
+
 /// With a port range of 10, the 11th concurrent flow is refused and counted while the
 /// first ten keep working.
 #[test]

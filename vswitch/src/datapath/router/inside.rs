@@ -79,6 +79,9 @@ impl Router {
                 }
             }
             Route::Local(to) => {
+                if !self.fits_network(cx, pool, i, network, to, in_port, out, obs) {
+                    return;
+                }
                 if self.ttl(cx, pool, i, network, in_port, out, obs) {
                     self.tally::<O>(|c| c.routed.add(1));
                     self.deliver(cx, pool, i, to, dst, out, obs);
@@ -125,6 +128,54 @@ impl Router {
                 kind,
             });
         }
+    }
+
+    /// Whether buffer `i`, routed from network `from`, fits network `to`. A GSO
+    /// super-frame does (its segments are cut to fit where it leaves). An IPv4 packet
+    /// larger than `to`'s MTU with DF set is answered as a router answers, with
+    /// "fragmentation needed" naming that MTU, from `from`'s gateway, to the sender: on
+    /// its port, or into `from` for a sender behind a peer. Anything else goes on as
+    /// before (a tunnel fragments a packet without DF).
+    #[allow(clippy::too_many_arguments)]
+    fn fits_network<O: Observer>(
+        &mut self,
+        cx: Ctx<'_>,
+        pool: &mut Pool,
+        i: u32,
+        from: NetworkId,
+        to: NetworkId,
+        in_port: Option<PortId>,
+        out: &mut Vec<Out>,
+        obs: &mut O,
+    ) -> bool {
+        let (Some(info), Some(gw)) = (
+            cx.topo.networks.get(&to),
+            cx.topo.networks.get(&from).map(|n| n.gateway),
+        ) else {
+            return true;
+        };
+        let len = pool.get(i).len();
+        if len <= info.mtu as usize + ETH_HLEN || VnetHdr::parse(&pool.get(i).vnet).is_gso() {
+            return true;
+        }
+        if vtep::needs_icmp(pool.get(i).frame(), info.mtu) != vtep::Verdict::Ipv4Df {
+            return true;
+        }
+        obs.step(|| Step::Mtu {
+            len,
+            mtu: info.mtu,
+            verdict: MtuVerdict::IcmpTooBig,
+        });
+        self.tally::<O>(|c| c.count(RouterDrop::TooBigForNetwork));
+        if let Some(s) = build_from(pool, i, self.live::<O>(), |f, o| {
+            vtep::build_frag_needed(f, info.mtu, cx.topo.router_mac.0, gw, o)
+        }) {
+            out.push(match in_port {
+                Some(p) => Out::Port(p, s),
+                None => Out::Network(from, s),
+            });
+        }
+        false
     }
 
     /// Decrements the TTL; when it runs out, answers with time exceeded from the source

@@ -67,6 +67,9 @@ pub enum RouterDrop {
     Unresolved,
     /// Too big for the uplink and without DF (an ICMP frag-needed answers the others).
     UplinkTooBig,
+    /// Routed into a network whose MTU it exceeds, with DF: answered with "fragmentation
+    /// needed".
+    TooBigForNetwork,
     /// On the uplink, for an address or MAC that is not the switch's.
     NotForUs,
     /// The batch had no scratch buffer left for an answer.
@@ -74,7 +77,7 @@ pub enum RouterDrop {
 }
 
 impl RouterDrop {
-    pub const ALL: [RouterDrop; 10] = [
+    pub const ALL: [RouterDrop; 11] = [
         RouterDrop::Denied,
         RouterDrop::NoRoute,
         RouterDrop::ToGateway,
@@ -83,6 +86,7 @@ impl RouterDrop {
         RouterDrop::NotIpv4,
         RouterDrop::Unresolved,
         RouterDrop::UplinkTooBig,
+        RouterDrop::TooBigForNetwork,
         RouterDrop::NotForUs,
         RouterDrop::NoBuffer,
     ];
@@ -97,6 +101,7 @@ impl RouterDrop {
             RouterDrop::NotIpv4 => "not_ipv4",
             RouterDrop::Unresolved => "arp_unresolved",
             RouterDrop::UplinkTooBig => "uplink_too_big",
+            RouterDrop::TooBigForNetwork => "too_big_for_network",
             RouterDrop::NotForUs => "uplink_not_for_us",
             RouterDrop::NoBuffer => "no_buffer",
         }
