@@ -300,6 +300,52 @@ fn a_1500_sender_behind_a_1450_overlay() {
 /// A container's UDP segmentation offload (QUIC servers use it): its super-frames of 40
 /// datagrams reach the switch whole, and c2 receives every datagram at the size the
 /// sender chose, each carried in a VXLAN datagram of its own.
+/// ```text
+///   c1 on "plain" (MTU 1500, h1) --[h1's router, --route-to]--> "blue" (overlay 1450) -- c2 on h2
+/// ```
+/// A packet routed into the overlay and too big for it, with DF, gets "fragmentation
+/// needed" naming 1450 from the sender's gateway (the router checks the target network's
+/// MTU, as a router does), and the sender learns the path MTU.
+#[test]
+fn a_routed_packet_too_big_for_the_overlay_gets_fragmentation_needed() {
+    require_root();
+    let (_ul, a, b) = two_hosts("");
+    a.d.must(&[
+        "network",
+        "create",
+        "plain",
+        "--subnet",
+        "10.58.0.0/24",
+        "--route-to",
+        "blue",
+    ]);
+    let c1 = a.container("plain", "10.58.0.2");
+    let c2 = b.container("blue", "10.88.0.33");
+    // c2 answers nothing routed (its host has no route back): what matters is h1.
+    let _ = c1.exec("ping", &["-c", "1", "-W", "1", "10.88.0.33"]);
+    let out = c1.exec(
+        "ping",
+        &["-c", "2", "-W", "2", "-M", "do", "-s", "1472", "10.88.0.33"],
+    );
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        text.contains("mtu = 1450") || text.contains("mtu=1450"),
+        "no frag-needed naming 1450:\n{text}\n{}",
+        a.stats()
+    );
+    assert!(
+        text.contains("10.58.0.1"),
+        "not from the sender's gateway:\n{text}"
+    );
+    let route = c1.ip(&["route", "get", "10.88.0.33"]);
+    assert!(route.contains("mtu 1450"), "no path MTU learned:\n{route}");
+    drop(c2);
+}
+
 #[test]
 fn udp_gso_from_a_container_arrives_as_its_datagrams() {
     require_root();
