@@ -295,12 +295,6 @@ fn a_1500_sender_behind_a_1450_overlay() {
 }
 
 /// ```text
-///   c1 --UDP_SEGMENT super-frames--> [h1] ==VXLAN== [h2] --> c2
-/// ```
-/// A container's UDP segmentation offload (QUIC servers use it): its super-frames of 40
-/// datagrams reach the switch whole, and c2 receives every datagram at the size the
-/// sender chose, each carried in a VXLAN datagram of its own.
-/// ```text
 ///   c1 on "plain" (MTU 1500, h1) --[h1's router, --route-to]--> "blue" (overlay 1450) -- c2 on h2
 /// ```
 /// A packet routed into the overlay and too big for it, with DF, gets "fragmentation
@@ -346,6 +340,12 @@ fn a_routed_packet_too_big_for_the_overlay_gets_fragmentation_needed() {
     drop(c2);
 }
 
+/// ```text
+///   c1 --UDP_SEGMENT super-frames--> [h1] ==VXLAN== [h2] --> c2
+/// ```
+/// A container's UDP segmentation offload (QUIC servers use it): its super-frames of 40
+/// datagrams reach the switch whole, and c2 receives every datagram at the size the
+/// sender chose, each carried in a VXLAN datagram of its own.
 #[test]
 fn udp_gso_from_a_container_arrives_as_its_datagrams() {
     require_root();

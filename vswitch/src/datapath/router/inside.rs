@@ -131,7 +131,8 @@ impl Router {
     }
 
     /// Whether buffer `i`, routed from network `from`, fits network `to`. A GSO
-    /// super-frame does (its segments are cut to fit where it leaves). An IPv4 packet
+    /// super-frame is let through (a tunnel cuts its segments to fit; a local port in a
+    /// narrower network gets it as the sender cut it). An IPv4 packet
     /// larger than `to`'s MTU with DF set is answered as a router answers, with
     /// "fragmentation needed" naming that MTU, from `from`'s gateway, to the sender: on
     /// its port, or into `from` for a sender behind a peer. Anything else goes on as
