@@ -341,6 +341,74 @@ fn a_routed_packet_too_big_for_the_overlay_gets_fragmentation_needed() {
 }
 
 /// ```text
+///   c2 on h2 (overlay 1450) ==VXLAN==> [h1's router] --> "slim" (MTU 1400) c1 on h1
+/// ```
+/// A packet from behind a peer, routed by this host's router into a narrower network,
+/// is answered through the tunnel: the frag-needed goes back into the overlay and
+/// reaches the sender on the other host. (c2 is pointed at h1's router by a static
+/// neighbour entry; left to itself it would use h2's router.)
+#[test]
+fn a_routed_packet_from_behind_a_peer_gets_fragmentation_needed_through_the_tunnel() {
+    require_root();
+    let (_ul, a, b) = two_hosts("");
+    a.d.must(&[
+        "network",
+        "create",
+        "slim",
+        "--subnet",
+        "10.59.0.0/24",
+        "--mtu",
+        "1400",
+        "--route-to",
+        "blue",
+    ]);
+    let c1 = a.container("slim", "10.59.0.2");
+    let c2 = b.container("blue", "10.88.0.33");
+    assert!(c1.ping_until("10.59.0.1", Duration::from_secs(5)));
+    let neigh = c1.ip(&["neigh", "show", "10.59.0.1"]);
+    let router_mac = neigh
+        .split_whitespace()
+        .skip_while(|w| *w != "lladdr")
+        .nth(1)
+        .unwrap_or_else(|| panic!("no MAC for h1's router: {neigh}"))
+        .to_string();
+    c2.ip(&[
+        "neigh",
+        "replace",
+        "10.88.0.1",
+        "lladdr",
+        &router_mac,
+        "dev",
+        "eth0",
+        "nud",
+        "permanent",
+    ]);
+    let out = c2.exec(
+        "ping",
+        &["-c", "3", "-W", "2", "-M", "do", "-s", "1422", "10.59.0.2"],
+    );
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        text.contains("mtu = 1400") || text.contains("mtu=1400"),
+        "no frag-needed naming 1400 came back through the tunnel:\n{text}\n{}",
+        a.stats()
+    );
+    assert!(
+        text.contains("10.88.0.1"),
+        "not from the sender's gateway:\n{text}"
+    );
+    let drops = &a.stats()["router"]["drops"];
+    assert!(
+        drops["too_big_for_network"].as_u64().unwrap_or(0) >= 1,
+        "{drops}"
+    );
+}
+
+/// ```text
 ///   c1 --UDP_SEGMENT super-frames--> [h1] ==VXLAN== [h2] --> c2
 /// ```
 /// A container's UDP segmentation offload (QUIC servers use it): its super-frames of 40

@@ -380,8 +380,9 @@ impl Manager {
                     "nat".into(),
                     serde_json::to_value(nat.counters()).unwrap_or_default(),
                 );
-                m.insert("router".into(), self.router_counters.snapshot());
             }
+            // The router works without NAT too: gateways, ARP, `--route-to`.
+            m.insert("router".into(), self.router_counters.snapshot());
             if let Some(c) = &self.uplink_counters {
                 m.insert(
                     "uplink".into(),
