@@ -95,7 +95,9 @@ pub enum Step {
     /// The frame arrived on the uplink (to the router and the NAT).
     FromUplink,
     /// The frame came out of a VXLAN datagram of this peer, on this network's VNI;
-    /// `known`: whether the peer carries that VNI (else decapsulation drops it).
+    /// `known`: whether the peer carries that VNI. When it does not, decapsulation drops
+    /// the datagram (`vxlan_not_a_peer` in the underlay's counters) and this is the
+    /// trace's last step.
     FromPeer {
         ip: IpAddr,
         vni: Vni,

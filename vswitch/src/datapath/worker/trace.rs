@@ -77,7 +77,7 @@ impl Worker {
             Ingress::Port(p) => (Some(p), topo.ports.get(&p).map(|i| i.network)),
             Ingress::Vtep { ip, network } => {
                 let vni = topo.networks.get(&network).and_then(|n| n.vni);
-                let Some(vni) = vni else {
+                let (Some(vni), true) = (vni, self.tunnel.is_some()) else {
                     return vec![Step::Drop(DropReason::NoUnderlay)];
                 };
                 // The check `vtep::decapsulate` makes before the pipeline sees the frame.
@@ -125,11 +125,14 @@ impl Worker {
         match verdict {
             Verdict::Forward(p) => rec.step(|| Step::Egress(Exit::Port(p))),
             Verdict::Flood { network, vni } => {
+                // Split horizon for a switched frame; a routed one (depth > 0) floods
+                // to every port, as `dispatch` does.
+                let skip = in_port.filter(|_| depth == 0);
                 let ports = b
                     .topo
                     .networks
                     .get(&network)
-                    .map(|n| n.ports.iter().copied().filter(|p| Some(*p) != in_port))
+                    .map(|n| n.ports.iter().copied().filter(|p| Some(*p) != skip))
                     .into_iter()
                     .flatten()
                     .collect();
