@@ -5,7 +5,7 @@
 //! endpoint is an existing interface that the switch only attaches to.
 
 use std::net::Ipv4Addr;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use fdb::MacAddr;
 use ipnet::Ipv4Net;
@@ -24,10 +24,6 @@ use crate::datapath::worker::Queues;
 use crate::port::af_packet::PacketPort;
 use crate::port::tap::TapPort;
 use crate::port::{Port, PortKind};
-
-/// How long `recheck_offloads` leaves a port alone after two looks in a row that
-/// changed nothing.
-const OFFLOAD_RECHECK_BACKOFF: Duration = Duration::from_secs(60);
 
 /// Interface name inside a container unless `--ifname` says otherwise.
 const DEFAULT_IFNAME: &str = "eth0";
@@ -287,12 +283,9 @@ impl Manager {
         let now = Instant::now();
         for a in self.ports.values_mut() {
             let dropped = a.counters.drops(DropReason::BadVnetHdr);
-            // During a back-off the drops add up for the next look's warning.
-            if dropped == a.bad_vnet_hdr_seen || now < a.next_offload_check {
+            let Some(new) = a.offloads.due(dropped, now) else {
                 continue;
-            }
-            let new = dropped.wrapping_sub(a.bad_vnet_hdr_seen);
-            a.bad_vnet_hdr_seen = dropped;
+            };
             let ep = self.state.networks.get(&a.network);
             let Some(ep) = ep.and_then(|n| n.endpoints.get(&a.endpoint)) else {
                 continue;
@@ -301,17 +294,8 @@ impl Manager {
                 continue;
             };
             let off = links::limit_container_offloads(ns, ifname);
-            if off.is_empty() {
-                // One such look is normal right after a fix (frames sent before it).
-                // Twice in a row, the drops have another cause (or the kernel keeps the
-                // feature on): entering the namespace at every tick would change nothing.
-                a.fruitless_offload_looks += 1;
-                if a.fruitless_offload_looks >= 2 {
-                    a.fruitless_offload_looks = 0;
-                    a.next_offload_check = now + OFFLOAD_RECHECK_BACKOFF;
-                }
-            } else {
-                a.fruitless_offload_looks = 0;
+            a.offloads.looked(!off.is_empty(), now);
+            if !off.is_empty() {
                 tracing::warn!(
                     "endpoint '{}' of network '{}': {new} frame(s) dropped as bad_vnet_hdr; \
                      someone turned tunnel offloads back on in its container; turned off \

@@ -39,13 +39,8 @@ pub struct Attached {
     pub endpoint: String,
     /// One block per worker: every worker has a queue of the port.
     pub counters: Arc<PerWorker<PortCounters>>,
-    /// The port's `bad_vnet_hdr` drops when the manager last looked (see
-    /// `Manager::recheck_offloads`).
-    pub bad_vnet_hdr_seen: u64,
-    /// No offload check before this (set after two in a row that changed nothing).
-    pub next_offload_check: std::time::Instant,
-    /// Offload checks in a row that changed nothing.
-    pub fruitless_offload_looks: u8,
+    /// When to look at the container's offloads again (`Manager::recheck_offloads`).
+    pub offloads: super::offload_watch::OffloadWatch,
 }
 
 #[derive(Debug)]
@@ -430,9 +425,7 @@ impl Manager {
                 network: network.to_string(),
                 endpoint: endpoint.to_string(),
                 counters: counters.clone(),
-                bad_vnet_hdr_seen: 0,
-                next_offload_check: std::time::Instant::now(),
-                fruitless_offload_looks: 0,
+                offloads: Default::default(),
             },
         );
         // The workers must know the port before the topology routes frames to it.

@@ -13,6 +13,7 @@ pub mod links;
 pub mod manager;
 pub mod metrics;
 mod metrics_page;
+mod offload_watch;
 pub mod overlay;
 pub mod router;
 pub mod server;

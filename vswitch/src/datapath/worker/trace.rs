@@ -47,25 +47,17 @@ impl Worker {
     fn trace_from_uplink(&mut self, frame: &[u8]) -> Vec<Step> {
         let mut rec = Recorder::default();
         rec.step(|| Step::FromUplink);
-        let Some(s) = self.pool.scratch() else {
-            return vec![Step::Drop(DropReason::NoBuffer)];
-        };
-        self.pool.get_mut(s).set_frame(frame);
-        let topo = self.cfg.topology.load_full();
-        let pipeline = self.cfg.pipeline.clone();
-        let b = pipeline.begin(self.now(), &topo);
-        let mut out = Vec::new();
-        let cx = RouterCtx {
-            now: b.now,
-            topo: b.topo,
-        };
-        self.router
-            .from_uplink_with(cx, &mut self.pool, s, &mut out, &mut rec);
-        for o in out {
-            self.walk_router_out(&pipeline, &b, None, s, o, &mut rec, 0);
-        }
-        drop(b);
-        self.pool.release_scratch();
+        self.on_scratch(frame, &mut rec, |w, pipeline, b, s, rec| {
+            let mut out = Vec::new();
+            let cx = RouterCtx {
+                now: b.now,
+                topo: b.topo,
+            };
+            w.router.from_uplink_with(cx, &mut w.pool, s, &mut out, rec);
+            for o in out {
+                w.walk_router_out(pipeline, b, None, s, o, rec, 0);
+            }
+        });
         rec.steps
     }
 
@@ -94,18 +86,32 @@ impl Worker {
                 (None, Some(network))
             }
         };
+        self.on_scratch(frame, &mut rec, |w, pipeline, b, s, rec| {
+            let meta = FrameMeta { gso: false };
+            let verdict = pipeline.decide(b, from, w.pool.get(s).frame(), meta, rec);
+            w.walk(pipeline, b, in_port, network, s, verdict, rec, 0);
+        });
+        rec.steps
+    }
+
+    /// Runs `f` on a scratch copy of `frame` inside a batch of its own, then gives every
+    /// scratch buffer back.
+    fn on_scratch(
+        &mut self,
+        frame: &[u8],
+        rec: &mut Recorder,
+        f: impl FnOnce(&mut Worker, &Pipeline, &Batch<'_>, u32, &mut Recorder),
+    ) {
         let Some(s) = self.pool.scratch() else {
-            return vec![Step::Drop(DropReason::NoBuffer)];
+            return rec.step(|| Step::Drop(DropReason::NoBuffer));
         };
         self.pool.get_mut(s).set_frame(frame);
+        let topo = self.cfg.topology.load_full();
         let pipeline = self.cfg.pipeline.clone();
         let b = pipeline.begin(self.now(), &topo);
-        let meta = FrameMeta { gso: false };
-        let verdict = pipeline.decide(&b, from, self.pool.get(s).frame(), meta, &mut rec);
-        self.walk(&pipeline, &b, in_port, network, s, verdict, &mut rec, 0);
+        f(self, &pipeline, &b, s, rec);
         drop(b);
         self.pool.release_scratch();
-        rec.steps
     }
 
     /// Follows a verdict on buffer `i` to where it leaves. `in_port` is `None` for a
