@@ -15,10 +15,8 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use common::nat::{EXTERNAL, NatLab, OUTSIDE};
-use common::overlay::{Underlay, VsHost};
+use common::overlay::two_peered_hosts;
 use common::{Daemon, Netns, require_root, unique, vswitch_bin, wait_until};
-
-const SIGPIPE: i32 = 13;
 
 /// A `vswitch capture` running in the background; killed on drop.
 struct Capture {
@@ -65,7 +63,7 @@ impl Capture {
     /// links where frames the test does not care about may come in any number (ARP,
     /// the outside's IPv6), so no frame count can say when the interesting ones are in.
     fn lines_until(mut self, timeout: Duration, enough: impl Fn(&[String]) -> bool) -> Vec<String> {
-        let stdout = self.child.as_mut().unwrap().stdout.take().unwrap();
+        let stdout = self.take_stdout();
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
@@ -86,6 +84,11 @@ impl Capture {
         lines
     }
 
+    /// The capture's stdout, to read or to pipe into another command.
+    fn take_stdout(&mut self) -> std::process::ChildStdout {
+        self.child.as_mut().unwrap().stdout.take().unwrap()
+    }
+
     /// Sends SIGINT (Ctrl-C) and waits for the capture to end.
     fn interrupt(self) -> Output {
         let pid = self.child.as_ref().unwrap().id().to_string();
@@ -101,6 +104,15 @@ impl Drop for Capture {
             let _ = c.wait();
         }
     }
+}
+
+/// The daemon logs `needle` (how a capture session ended) within two seconds.
+fn assert_session_ended(d: &Daemon, needle: &str) {
+    assert!(
+        wait_until(Duration::from_secs(2), || d.log().contains(needle)),
+        "the daemon did not end the session ({needle}); log:\n{}",
+        d.log()
+    );
 }
 
 fn pcap_path(tag: &str) -> PathBuf {
@@ -175,13 +187,7 @@ fn capture_of_a_port_during_ping_is_a_pcap_tcpdump_reads() {
         .filter(|l| l.contains("10.41.0.12 > 10.41.0.11: ICMP echo reply"))
         .count();
     assert_eq!((requests, replies), (2, 2), "tcpdump:\n{lines}");
-    assert!(
-        wait_until(Duration::from_secs(2), || d
-            .log()
-            .contains("ended: 4 frames")),
-        "the daemon did not end the session; log:\n{}",
-        d.log()
-    );
+    assert_session_ended(&d, "ended: 4 frames");
 }
 
 /// Without `-w`: one line per frame, with the port, the direction and the ICMP summary;
@@ -218,13 +224,7 @@ fn capture_of_a_network_prints_lines_and_stops_on_ctrl_c() {
         "{text}"
     );
     assert!(String::from_utf8_lossy(&out.stderr).contains("(interrupted)"));
-    assert!(
-        wait_until(Duration::from_secs(2), || d
-            .log()
-            .contains("capture of 'blue' ended")),
-        "the daemon did not end the session; log:\n{}",
-        d.log()
-    );
+    assert_session_ended(&d, "capture of 'blue' ended");
     // Mistakes are one clear line and a non-zero exit.
     let bad = d.cli(&["capture", "nosuch"]);
     assert!(!bad.status.success());
@@ -243,7 +243,7 @@ fn capture_to_a_pipe_feeds_tcpdumps_filter_and_ends_with_its_reader() {
     let (_host, d, c1, _c2) = bridge_pair();
 
     let mut cap = Capture::start(&d, &["blue", "-w", "-"]);
-    let pcap = cap.child.as_mut().unwrap().stdout.take().unwrap();
+    let pcap = cap.take_stdout();
     // A network capture sees each reply twice: in at c2's port, out at c1's.
     let filter = Command::new("tcpdump")
         .args([
@@ -276,19 +276,13 @@ fn capture_to_a_pipe_feeds_tcpdumps_filter_and_ends_with_its_reader() {
     // The next frame finds the pipe closed.
     assert!(c1.ping("10.41.0.12", 1, 56));
     let out = cap.wait(Duration::from_secs(10));
-    assert_eq!(out.status.signal(), Some(SIGPIPE), "{out:?}");
+    assert_eq!(out.status.signal(), Some(libc::SIGPIPE), "{out:?}");
     assert!(out.stderr.is_empty(), "{out:?}");
-    assert!(
-        wait_until(Duration::from_secs(2), || d
-            .log()
-            .contains("capture of 'blue' ended")),
-        "the daemon did not end the session; log:\n{}",
-        d.log()
-    );
+    assert_session_ended(&d, "capture of 'blue' ended");
 
     // The same for lines under `| head -n 1`.
     let mut cap = Capture::start(&d, &[&c1.name]);
-    let lines = cap.child.as_mut().unwrap().stdout.take().unwrap();
+    let lines = cap.take_stdout();
     let head = Command::new("head")
         .args(["-n", "1"])
         .stdin(lines)
@@ -300,14 +294,8 @@ fn capture_to_a_pipe_feeds_tcpdumps_filter_and_ends_with_its_reader() {
     assert!(String::from_utf8_lossy(&first.stdout).contains("ICMP echo"));
     assert!(c1.ping("10.41.0.12", 1, 56));
     let out = cap.wait(Duration::from_secs(10));
-    assert_eq!(out.status.signal(), Some(SIGPIPE), "{out:?}");
-    assert!(
-        wait_until(Duration::from_secs(2), || d
-            .log()
-            .contains(&format!("capture of '{}' ended", c1.name))),
-        "the daemon did not end the second session; log:\n{}",
-        d.log()
-    );
+    assert_eq!(out.status.signal(), Some(libc::SIGPIPE), "{out:?}");
+    assert_session_ended(&d, &format!("capture of '{}' ended", c1.name));
 }
 
 /// ```text
@@ -319,13 +307,7 @@ fn capture_to_a_pipe_feeds_tcpdumps_filter_and_ends_with_its_reader() {
 #[test]
 fn capture_of_the_underlay_shows_vxlan_outer_and_inner() {
     require_root();
-    let mut ul = Underlay::new(1500);
-    let a = VsHost::new(&mut ul, "");
-    let b = VsHost::new(&mut ul, "");
-    a.peer(&b.addr);
-    b.peer(&a.addr);
-    a.network("green", 43, "10.89.0.0/24", "10.89.0.16/28");
-    b.network("green", 43, "10.89.0.0/24", "10.89.0.32/28");
+    let (_ul, a, b) = two_peered_hosts("", "green", 43, "10.89.0");
     let (c1, c2) = (Netns::new("c"), Netns::new("c"));
     quiet_ipv6(&c1);
     quiet_ipv6(&c2);

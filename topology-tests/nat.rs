@@ -13,7 +13,7 @@ use std::time::Duration;
 use common::nat::{
     EXTERNAL, NatLab, OUTSIDE, SECOND, tcp_client, tcp_echo_server, udp_source_seen,
 };
-use common::{Netns, iperf3_tcp, require_root, wait_until};
+use common::{Netns, iperf3_tcp, names_mtu, require_root, wait_until};
 
 /// ```text
 ///   c1 (10.50.0.2) --- [h: vswitch, gateway 10.50.0.1] --ext0-- ext (203.0.113.1)
@@ -294,17 +294,9 @@ fn a_router_hop_to_a_smaller_mtu_answers_fragmentation_needed() {
     let c1 = lab.container("wide");
     let c2 = lab.container("narrow");
     assert!(c1.ping_until("10.57.0.2", Duration::from_secs(5)));
-    let out = c1.exec(
-        "ping",
-        &["-c", "2", "-W", "2", "-M", "do", "-s", "1472", "10.57.0.2"],
-    );
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let text = c1.ping_df("10.57.0.2", 1472, 2);
     assert!(
-        text.contains("mtu = 1400") || text.contains("mtu=1400"),
+        names_mtu(&text, 1400),
         "no frag-needed naming 1400:\n{text}\n{}",
         lab.stats()
     );

@@ -9,22 +9,15 @@ mod common;
 
 use std::time::Duration;
 
-use common::overlay::{KernelHost, Underlay, VsHost};
-use common::{Netns, iperf3_tcp, require_root, wait_until};
+use common::overlay::{KernelHost, Underlay, VsHost, two_peered_hosts};
+use common::{Netns, iperf3_tcp, names_mtu, require_root, wait_until};
 use serde_json::Value;
 
 const VNI: u32 = 42;
 const SUBNET: &str = "10.88.0.0/24";
 
 fn two_hosts(extra_config: &str) -> (Underlay, VsHost, VsHost) {
-    let mut ul = Underlay::new(1500);
-    let a = VsHost::new(&mut ul, extra_config);
-    let b = VsHost::new(&mut ul, extra_config);
-    a.peer(&b.addr);
-    b.peer(&a.addr);
-    a.network("blue", VNI, SUBNET, "10.88.0.16/28");
-    b.network("blue", VNI, SUBNET, "10.88.0.32/28");
-    (ul, a, b)
+    two_peered_hosts(extra_config, "blue", VNI, "10.88.0")
 }
 
 fn underlay_drops(h: &VsHost, reason: &str) -> u64 {
@@ -232,17 +225,9 @@ fn a_1500_sender_behind_a_1450_overlay() {
         "the switch did not fragment: {}",
         a.stats()
     );
-    let out = c1.exec(
-        "ping",
-        &["-c", "2", "-W", "2", "-M", "do", "-s", "1472", "10.88.0.33"],
-    );
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let text = c1.ping_df("10.88.0.33", 1472, 2);
     assert!(
-        text.contains("mtu = 1450") || text.contains("mtu=1450"),
+        names_mtu(&text, 1450),
         "no frag-needed naming 1450:\n{text}"
     );
     assert!(
@@ -317,17 +302,9 @@ fn a_routed_packet_too_big_for_the_overlay_gets_fragmentation_needed() {
     let c2 = b.container("blue", "10.88.0.33");
     // c2 answers nothing routed (its host has no route back): what matters is h1.
     let _ = c1.exec("ping", &["-c", "1", "-W", "1", "10.88.0.33"]);
-    let out = c1.exec(
-        "ping",
-        &["-c", "2", "-W", "2", "-M", "do", "-s", "1472", "10.88.0.33"],
-    );
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let text = c1.ping_df("10.88.0.33", 1472, 2);
     assert!(
-        text.contains("mtu = 1450") || text.contains("mtu=1450"),
+        names_mtu(&text, 1450),
         "no frag-needed naming 1450:\n{text}\n{}",
         a.stats()
     );
@@ -383,17 +360,9 @@ fn a_routed_packet_from_behind_a_peer_gets_fragmentation_needed_through_the_tunn
         "nud",
         "permanent",
     ]);
-    let out = c2.exec(
-        "ping",
-        &["-c", "3", "-W", "2", "-M", "do", "-s", "1422", "10.59.0.2"],
-    );
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let text = c2.ping_df("10.59.0.2", 1422, 3);
     assert!(
-        text.contains("mtu = 1400") || text.contains("mtu=1400"),
+        names_mtu(&text, 1400),
         "no frag-needed naming 1400 came back through the tunnel:\n{text}\n{}",
         a.stats()
     );

@@ -11,7 +11,7 @@ mod common;
 use std::time::Duration;
 
 use common::nat::{EXTERNAL, NatLab};
-use common::overlay::{Underlay, VsHost};
+use common::overlay::two_peered_hosts;
 use common::{Daemon, Netns, require_root};
 use serde_json::Value;
 
@@ -188,14 +188,7 @@ fn trace_from_the_uplink_follows_a_published_port_to_its_container() {
     let c1 = lab.container("gold");
     lab.d
         .must(&["port", "publish", "gold", &c1.name, "8080:80"]);
-    let c1_ip =
-        lab.d.json(&["network", "inspect", "gold"])[0]["Endpoints"][&c1.name]["IPv4Address"]
-            .as_str()
-            .unwrap()
-            .split('/')
-            .next()
-            .unwrap()
-            .to_string();
+    let c1_ip = lab.d.endpoint_ipv4("gold", &c1.name);
     // c1 is heard once, so the FDB knows its port (else the frame would flood).
     assert!(c1.ping_until("10.44.0.1", Duration::from_secs(5)));
 
@@ -244,13 +237,7 @@ fn trace_from_the_uplink_follows_a_published_port_to_its_container() {
 #[test]
 fn trace_through_the_overlay_shows_the_vtep_and_the_mtu_verdict() {
     require_root();
-    let mut ul = Underlay::new(1500);
-    let a = VsHost::new(&mut ul, "");
-    let b = VsHost::new(&mut ul, "");
-    a.peer(&b.addr);
-    b.peer(&a.addr);
-    a.network("teal", 44, "10.90.0.0/24", "10.90.0.16/28");
-    b.network("teal", 44, "10.90.0.0/24", "10.90.0.32/28");
+    let (_ul, a, b) = two_peered_hosts("", "teal", 44, "10.90.0");
     let c1 = a.container("teal", "10.90.0.17");
     let c2 = b.container("teal", "10.90.0.33");
     assert!(c1.ping_until("10.90.0.33", Duration::from_secs(5)));
@@ -302,13 +289,7 @@ fn trace_through_the_overlay_shows_the_vtep_and_the_mtu_verdict() {
 #[test]
 fn trace_from_a_peer_checks_the_peer_then_switches_locally() {
     require_root();
-    let mut ul = Underlay::new(1500);
-    let a = VsHost::new(&mut ul, "");
-    let b = VsHost::new(&mut ul, "");
-    a.peer(&b.addr);
-    b.peer(&a.addr);
-    a.network("jade", 45, "10.91.0.0/24", "10.91.0.16/28");
-    b.network("jade", 45, "10.91.0.0/24", "10.91.0.32/28");
+    let (_ul, a, b) = two_peered_hosts("", "jade", 45, "10.91.0");
     let c1 = a.container("jade", "10.91.0.17");
     let c2 = b.container("jade", "10.91.0.33");
     assert!(c1.ping_until("10.91.0.33", Duration::from_secs(5)));

@@ -140,6 +140,19 @@ impl Netns {
             .success()
     }
 
+    /// Pings `addr` `count` times with payload `size` and DF set (`-M do`); returns what
+    /// ping printed, stdout and stderr together, where a "fragmentation needed" shows
+    /// (see [`names_mtu`]).
+    pub fn ping_df(&self, addr: &str, size: u32, count: u32) -> String {
+        let (c, s) = (count.to_string(), size.to_string());
+        let out = self.exec("ping", &["-c", &c, "-W", "2", "-M", "do", "-s", &s, addr]);
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    }
+
     /// Pings until one reply comes back or `timeout` passes.
     pub fn ping_until(&self, addr: &str, timeout: Duration) -> bool {
         wait_until(timeout, || {
@@ -324,6 +337,16 @@ impl Daemon {
         serde_json::from_str(&out).unwrap_or_else(|e| panic!("not JSON ({e}): {out}"))
     }
 
+    /// The IPv4 address (without its prefix) of `endpoint` in `network`, from `network
+    /// inspect`.
+    pub fn endpoint_ipv4(&self, network: &str, endpoint: &str) -> String {
+        let v = self.json(&["network", "inspect", network]);
+        let addr = v[0]["Endpoints"][endpoint]["IPv4Address"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no address for {endpoint} in {network}: {v}"));
+        addr.split('/').next().unwrap_or(addr).to_string()
+    }
+
     pub fn pid(&self) -> u32 {
         self.child.as_ref().map(|c| c.id()).unwrap_or(0)
     }
@@ -379,6 +402,12 @@ pub fn terminate(c: &mut Child, pid: u32) {
 }
 
 /// Polls `f` every 100 ms until it holds or `timeout` passes.
+/// Whether ping's output carries a "fragmentation needed" naming `mtu` (iputils prints
+/// `mtu = N` for IPv4, `mtu=N` for IPv6).
+pub fn names_mtu(ping_output: &str, mtu: u32) -> bool {
+    ping_output.contains(&format!("mtu = {mtu}")) || ping_output.contains(&format!("mtu={mtu}"))
+}
+
 pub fn wait_until(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
     let deadline = Instant::now() + timeout;
     loop {

@@ -40,6 +40,26 @@ impl Underlay {
     }
 }
 
+/// Two vswitch hosts on a new underlay (MTU 1500), each the other's peer, sharing the
+/// overlay network `name` with VNI `vni` on `{net}.0/24`: the first host hands out
+/// `{net}.16/28`, the second `{net}.32/28` (so `{net}.17` and `{net}.33` are theirs).
+pub fn two_peered_hosts(
+    extra_config: &str,
+    name: &str,
+    vni: u32,
+    net: &str,
+) -> (Underlay, VsHost, VsHost) {
+    let mut ul = Underlay::new(1500);
+    let a = VsHost::new(&mut ul, extra_config);
+    let b = VsHost::new(&mut ul, extra_config);
+    a.peer(&b.addr);
+    b.peer(&a.addr);
+    let subnet = format!("{net}.0/24");
+    a.network(name, vni, &subnet, &format!("{net}.16/28"));
+    b.network(name, vni, &subnet, &format!("{net}.32/28"));
+    (ul, a, b)
+}
+
 /// A host running vswitch with its VTEP on the underlay.
 #[derive(Debug)]
 pub struct VsHost {

@@ -229,14 +229,7 @@ fn a_connection_flood_fills_the_nat_table_and_the_old_connection_lives() {
     });
     assert!(client.echo(b"during the flood"), "the old connection died");
     // TCP: 2,000 SYNs from as many source ports, straight to the router.
-    let inspect = lab.d.json(&["network", "inspect", "blue"]);
-    let ip = inspect[0]["Endpoints"][&attacker.name]["IPv4Address"]
-        .as_str()
-        .unwrap()
-        .split('/')
-        .next()
-        .unwrap()
-        .to_string();
+    let ip = lab.d.endpoint_ipv4("blue", &attacker.name);
     let (src, dst) = (wire::ipv4_addr(&ip), wire::ipv4_addr(OUTSIDE));
     let router = neighbour_mac(&attacker, "10.63.0.1");
     let me = mac_of(&attacker, "eth0");

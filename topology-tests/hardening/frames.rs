@@ -230,20 +230,8 @@ fn bad_frames_are_dropped_counted_and_traffic_flows() {
     let attacker = lab.container("blue");
     let inspect = lab.d.json(&["network", "inspect", "blue"]);
     let ep = &inspect[0]["Endpoints"][&attacker.name];
-    let attacker_ip = ep["IPv4Address"]
-        .as_str()
-        .unwrap()
-        .split('/')
-        .next()
-        .unwrap()
-        .to_string();
-    let c2_ip = inspect[0]["Endpoints"][&c2.name]["IPv4Address"]
-        .as_str()
-        .unwrap()
-        .split('/')
-        .next()
-        .unwrap()
-        .to_string();
+    let attacker_ip = lab.d.endpoint_ipv4("blue", &attacker.name);
+    let c2_ip = lab.d.endpoint_ipv4("blue", &c2.name);
     // The attacker's link takes 1500-byte frames; the network's MTU is 1400.
     let host_end = ep["Port"].as_str().unwrap().to_string();
     lab.host.ip(&["link", "set", &host_end, "mtu", "1500"]);
