@@ -11,7 +11,8 @@ mod common;
 use std::time::Duration;
 
 use common::nat::{
-    EXTERNAL, NatLab, OUTSIDE, SECOND, tcp_client, tcp_echo_server, udp_source_seen,
+    EXTERNAL, NatLab, OUTSIDE, SECOND, tcp_client, tcp_echo_server, udp_send_sized,
+    udp_sizes_received, udp_source_seen,
 };
 use common::{Netns, iperf3_tcp, names_mtu, require_root, wait_until};
 
@@ -294,6 +295,28 @@ fn a_router_hop_to_a_smaller_mtu_answers_fragmentation_needed() {
     let c1 = lab.container("wide");
     let c2 = lab.container("narrow");
     assert!(c1.ping_until("10.57.0.2", Duration::from_secs(5)));
+    // Without DF (and before c1 learns the path MTU below), the router cuts the packet
+    // into fragments that fit; c2 reassembles them and answers.
+    let out = c1.exec(
+        "ping",
+        &[
+            "-c",
+            "2",
+            "-W",
+            "2",
+            "-M",
+            "dont",
+            "-s",
+            "1472",
+            "10.57.0.2",
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "a 1500-byte packet without DF did not cross:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        lab.stats()
+    );
     let text = c1.ping_df("10.57.0.2", 1472, 2);
     assert!(
         names_mtu(&text, 1400),
@@ -335,6 +358,53 @@ fn a_router_hop_to_a_smaller_mtu_answers_fragmentation_needed() {
     assert!(
         iperf3_tcp(&c1, &c2, "10.57.0.2", 2, 1) > 0.0,
         "TCP across the smaller hop failed"
+    );
+}
+
+/// ```text
+///   ext --> 203.0.113.2:9000/udp (published) --> c1:9000, in a network of MTU 1400
+/// ```
+/// A datagram from outside that is too big for the container's network: without DF the
+/// router cuts it into fragments and c1 reassembles it; with DF the outside host gets
+/// "fragmentation needed" naming 1400 through the NAT (from the external address, about
+/// the packet it sent), learns the path MTU and refuses its next send itself.
+#[test]
+fn a_published_port_into_a_smaller_mtu_fragments_or_answers_through_the_nat() {
+    require_root();
+    let lab = NatLab::new("");
+    lab.d.must(&[
+        "network",
+        "create",
+        "narrow",
+        "--subnet",
+        "10.58.0.0/24",
+        "--mtu",
+        "1400",
+    ]);
+    let c1 = lab.container("narrow");
+    lab.d
+        .must(&["port", "publish", "narrow", &c1.name, "9000:9000/udp"]);
+    let sizes = udp_sizes_received(&c1.name, 9000, 10);
+    let said = udp_send_sized(&lab.ext, EXTERNAL, 9000, 1472, false);
+    assert_eq!(said.matches("sent").count(), 3, "{said}");
+    assert_eq!(
+        sizes.recv_timeout(Duration::from_secs(5)).ok(),
+        Some(1472),
+        "the datagram without DF did not arrive whole\n{}",
+        lab.stats()
+    );
+    let said = udp_send_sized(&lab.ext, EXTERNAL, 9000, 1472, true);
+    assert!(
+        said.contains("Message too long"),
+        "the outside host never learned the smaller MTU:\n{said}\n{}",
+        lab.stats()
+    );
+    let route = lab.ext.ip(&["route", "get", EXTERNAL]);
+    assert!(route.contains("mtu 1400"), "no path MTU learned:\n{route}");
+    let drops = &lab.stats()["router"]["drops"];
+    assert!(
+        drops["too_big_for_network"].as_u64().unwrap_or(0) >= 1,
+        "{drops}"
     );
 }
 

@@ -165,3 +165,61 @@ pub fn udp_source_seen(ns: &str, rx_ns: &str, to: &str, port: u16) -> Option<Soc
     });
     rx.recv_timeout(Duration::from_secs(5)).ok().flatten()
 }
+
+/// A UDP socket in `ns` on `port` for `secs` seconds: the size of each datagram it
+/// receives goes to the returned channel.
+pub fn udp_sizes_received(ns: &str, port: u16, secs: u64) -> mpsc::Receiver<usize> {
+    let (tx, rx) = mpsc::channel();
+    let (ready_tx, ready_rx) = mpsc::channel();
+    let file = vswitch::port::sys::netns::open_named(ns).expect("open namespace");
+    std::thread::spawn(move || {
+        vswitch::port::sys::netns::enter(&file).expect("enter namespace");
+        let s = UdpSocket::bind(("0.0.0.0", port)).expect("bind");
+        s.set_read_timeout(Some(Duration::from_secs(secs)))
+            .expect("timeout");
+        let _ = ready_tx.send(());
+        let mut buf = vec![0u8; 65536];
+        while let Ok(n) = s.recv(&mut buf) {
+            if tx.send(n).is_err() {
+                break;
+            }
+        }
+    });
+    ready_rx.recv().expect("UDP receiver");
+    rx
+}
+
+/// Sends three `size`-byte UDP datagrams from `ns` to `to:port`, with DF and path-MTU
+/// discovery (`df`, Linux's `IP_PMTUDISC_DO`) or without (`IP_PMTUDISC_DONT`). Returns
+/// what each send said: "sent", or the error (a send refused for a learned path MTU
+/// says "Message too long").
+pub fn udp_send_sized(ns: &Netns, to: &str, port: u16, size: usize, df: bool) -> String {
+    const SCRIPT: &str = "import socket, sys, time
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.setsockopt(socket.IPPROTO_IP, 10, int(sys.argv[4]))  # IP_MTU_DISCOVER
+for _ in range(3):
+    try:
+        s.sendto(b'x' * int(sys.argv[3]), (sys.argv[1], int(sys.argv[2])))
+        print('sent')
+    except OSError as e:
+        print(e)
+    time.sleep(0.3)
+";
+    let out = ns.exec(
+        "python3",
+        &[
+            "-c",
+            SCRIPT,
+            to,
+            &port.to_string(),
+            &size.to_string(),
+            if df { "2" } else { "0" },
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "python3: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}

@@ -14,6 +14,7 @@ use super::super::offload::VnetHdr;
 use super::super::pipeline::ETH_HLEN;
 use super::super::pool::Pool;
 use super::super::topology::UplinkParams;
+use super::fit::{Fit, Sender};
 use super::wire::{ArpAt, arp_at, build, build_from, ethertype, ipv4_dst};
 use super::{Ctx, ETHERTYPE_ARP, ETHERTYPE_IPV4, Out, Router, RouterDrop};
 use crate::l3::{self, Lookup, NeighCache, Route, Waiting};
@@ -79,12 +80,11 @@ impl Router {
                 }
             }
             Route::Local(to) => {
-                if !self.fits_network(cx, pool, i, network, to, in_port, out, obs) {
-                    return;
-                }
-                if self.ttl(cx, pool, i, network, in_port, out, obs) {
+                let sender = Sender::in_network(network, in_port);
+                let fit = self.fit(cx, pool, i, to, sender, out, obs);
+                if fit != Fit::Stop && self.ttl(cx, pool, i, network, in_port, out, obs) {
                     self.tally::<O>(|c| c.routed.add(1));
-                    self.deliver(cx, pool, i, to, dst, out, obs);
+                    self.deliver_fitted(cx, pool, i, to, dst, fit, out, obs);
                 }
             }
             Route::External => self.masquerade(cx, pool, i, network, in_port, out, obs),
@@ -128,56 +128,6 @@ impl Router {
                 kind,
             });
         }
-    }
-
-    /// Whether buffer `i`, routed from network `from`, fits network `to`. A GSO
-    /// super-frame is let through (a tunnel cuts its segments to fit; a local port in a
-    /// narrower network gets it as the sender cut it). An IPv4 packet
-    /// larger than `to`'s MTU with DF set is answered as a router answers, with
-    /// "fragmentation needed" naming that MTU, from `from`'s gateway, to the sender: on
-    /// its port, or into `from` for a sender behind a peer. Anything else goes on as
-    /// before (a tunnel fragments a packet without DF).
-    #[allow(clippy::too_many_arguments)]
-    fn fits_network<O: Observer>(
-        &mut self,
-        cx: Ctx<'_>,
-        pool: &mut Pool,
-        i: u32,
-        from: NetworkId,
-        to: NetworkId,
-        in_port: Option<PortId>,
-        out: &mut Vec<Out>,
-        obs: &mut O,
-    ) -> bool {
-        let Some(info) = cx.topo.networks.get(&to) else {
-            return true;
-        };
-        // A frame that fits costs one compare; the rest is for those that do not.
-        let len = pool.get(i).len();
-        if len <= info.mtu as usize + ETH_HLEN || VnetHdr::parse(&pool.get(i).vnet).is_gso() {
-            return true;
-        }
-        if vtep::needs_icmp(pool.get(i).frame(), info.mtu) != vtep::Verdict::Ipv4Df {
-            return true;
-        }
-        let Some(gw) = cx.topo.networks.get(&from).map(|n| n.gateway) else {
-            return true;
-        };
-        obs.step(|| Step::Mtu {
-            len,
-            mtu: info.mtu,
-            verdict: MtuVerdict::IcmpTooBig,
-        });
-        self.tally::<O>(|c| c.count(RouterDrop::TooBigForNetwork));
-        if let Some(s) = build_from(pool, i, self.live::<O>(), |f, o| {
-            vtep::build_frag_needed(f, info.mtu, cx.topo.router_mac.0, gw, o)
-        }) {
-            out.push(match in_port {
-                Some(p) => Out::Port(p, s),
-                None => Out::Network(from, s),
-            });
-        }
-        false
     }
 
     /// Decrements the TTL; when it runs out, answers with time exceeded from the source
@@ -356,30 +306,55 @@ impl Router {
                 self.tally::<O>(|c| c.masqueraded.add(1));
                 self.send_uplink(cx, pool, i, up, dst, out, obs);
             }
-            Egress::Internal => self.hairpin(cx, pool, i, dst, out, obs),
+            // The sender is behind the NAT's inside: nobody to answer about size.
+            Egress::Internal => self.hairpin(cx, pool, i, dst, Sender::Unreachable, out, obs),
         }
     }
 
+    /// A packet the NAT sent inward (from the uplink, or hairpinned): to `dst` in the
+    /// network that holds it.
+    #[allow(clippy::too_many_arguments)]
     pub(super) fn hairpin<O: Observer>(
         &mut self,
         cx: Ctx<'_>,
         pool: &mut Pool,
         i: u32,
         dst: Ipv4Addr,
+        sender: Sender,
         out: &mut Vec<Out>,
         obs: &mut O,
     ) {
-        match cx.topo.routes.network_of(dst).map(|n| n.id) {
-            Some(to) => {
-                self.tally::<O>(|c| c.inbound.add(1));
-                self.deliver(cx, pool, i, to, dst, out, obs);
-            }
-            None => self.dropped(obs, RouterDrop::NoRoute),
+        let Some(to) = cx.topo.routes.network_of(dst).map(|n| n.id) else {
+            return self.dropped(obs, RouterDrop::NoRoute);
+        };
+        let fit = self.fit(cx, pool, i, to, sender, out, obs);
+        if fit != Fit::Stop {
+            self.tally::<O>(|c| c.inbound.add(1));
+            self.deliver_fitted(cx, pool, i, to, dst, fit, out, obs);
+        }
+    }
+
+    /// `deliver`, whole or in the fragments `fit` asked for.
+    #[allow(clippy::too_many_arguments)]
+    fn deliver_fitted<O: Observer>(
+        &mut self,
+        cx: Ctx<'_>,
+        pool: &mut Pool,
+        i: u32,
+        to: NetworkId,
+        dst: Ipv4Addr,
+        fit: Fit,
+        out: &mut Vec<Out>,
+        obs: &mut O,
+    ) {
+        match fit {
+            Fit::Fragments(mtu) => self.deliver_fragments(cx, pool, i, to, dst, mtu, out, obs),
+            _ => self.deliver(cx, pool, i, to, dst, out, obs),
         }
     }
 
     #[allow(clippy::too_many_arguments)]
-    fn send_uplink<O: Observer>(
+    pub(super) fn send_uplink<O: Observer>(
         &mut self,
         cx: Ctx<'_>,
         pool: &mut Pool,

@@ -29,7 +29,10 @@ use crate::l3::{self, NeighCache, NeighConfig};
 use crate::nat::{ChecksumState, Nat, NatDrop};
 use wire::{ArpAt, arp_at, build, build_from, ethertype, ipv4_dst, release};
 
+mod fit;
 mod inside;
+#[cfg(test)]
+mod tests;
 mod wire;
 
 const ETHERTYPE_IPV4: [u8; 2] = [0x08, 0x00];
@@ -67,8 +70,8 @@ pub enum RouterDrop {
     Unresolved,
     /// Too big for the uplink and without DF (an ICMP frag-needed answers the others).
     UplinkTooBig,
-    /// Routed into a network whose MTU it exceeds, with DF: answered with "fragmentation
-    /// needed".
+    /// Routed into a network whose MTU it exceeds and not fragmentable: with DF,
+    /// answered with "fragmentation needed" where the sender can be reached.
     TooBigForNetwork,
     /// On the uplink, for an address or MAC that is not the switch's.
     NotForUs,
@@ -378,7 +381,7 @@ impl Router {
         if l3::decrement_ttl(pool.get_mut(i).frame_mut()).is_err() {
             return self.dropped(obs, RouterDrop::TtlExpired);
         }
-        self.hairpin(cx, pool, i, dst, out, obs);
+        self.hairpin(cx, pool, i, dst, fit::Sender::Uplink, out, obs);
     }
 
     fn arp_on_uplink(

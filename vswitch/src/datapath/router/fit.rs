@@ -1,0 +1,244 @@
+//! A routed frame against the MTU of the network it is routed into, as a router on the
+//! boundary between two links does: a frame that fits goes on; a TCP super-frame has its
+//! segment size lowered to fit (the segments are cut later, by the egress port's kernel
+//! or by a tunnel); an IPv4 packet without DF is cut into fragments; one with DF is
+//! answered with "fragmentation needed" naming the network's MTU, so that the sender's
+//! path-MTU discovery starts.
+//!
+//! The answer goes to whoever sent the frame ([`Sender`]): back on a local port, into
+//! the network of a sender behind a peer, or out of the uplink through the NAT (the
+//! error quotes the translated packet; the NAT's ICMP-error translation turns it into
+//! one about the packet the outside host sent, from the switch's external address).
+//! Where nobody can be answered (a hairpinned flow: its sender is behind the NAT on
+//! the inside) the packet is dropped and counted.
+//!
+//! A UDP super-frame keeps its size: its segments are the application's datagrams, and
+//! cutting them differently would change its messages. One whose datagrams do not fit
+//! reaches the egress as it is (a tunnel refuses it; a local port's kernel drops it).
+
+use std::net::Ipv4Addr;
+
+use fdb::{NetworkId, PortId};
+
+use super::super::egress::fit_gso;
+use super::super::observe::{MtuVerdict, Observer, Step};
+use super::super::offload::{self, VnetHdr};
+use super::super::pipeline::ETH_HLEN;
+use super::super::pool::Pool;
+use super::wire::build_from;
+use super::{Ctx, Out, Router, RouterDrop};
+use crate::nat::{ChecksumState, Egress};
+
+/// Who sent a routed frame: where an ICMP error about it goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Sender {
+    /// A local port of this network.
+    Port(PortId, NetworkId),
+    /// A host behind a peer, in this network.
+    Peer(NetworkId),
+    /// A host outside, through the uplink and the NAT.
+    Uplink,
+    /// Nobody the router can answer.
+    Unreachable,
+}
+
+impl Sender {
+    /// The sender of a frame from `network`, from a local port when `in_port` is set.
+    pub(super) fn in_network(network: NetworkId, in_port: Option<PortId>) -> Sender {
+        match in_port {
+            Some(p) => Sender::Port(p, network),
+            None => Sender::Peer(network),
+        }
+    }
+}
+
+/// What to do with a routed frame after the MTU check.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Fit {
+    /// Send it as it is (its GSO size may have been lowered).
+    Whole,
+    /// Cut it into IPv4 fragments of at most this MTU.
+    Fragments(u32),
+    /// Not sent: answered, or dropped and counted.
+    Stop,
+}
+
+impl Router {
+    /// Checks buffer `i` against the MTU of network `to`; see the module doc.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn fit<O: Observer>(
+        &mut self,
+        cx: Ctx<'_>,
+        pool: &mut Pool,
+        i: u32,
+        to: NetworkId,
+        sender: Sender,
+        out: &mut Vec<Out>,
+        obs: &mut O,
+    ) -> Fit {
+        let Some(info) = cx.topo.networks.get(&to) else {
+            return Fit::Whole;
+        };
+        let mtu = info.mtu;
+        let max_frame = mtu as usize + ETH_HLEN;
+        // A frame that fits costs one compare; the rest is for those that do not.
+        let len = pool.get(i).len();
+        if len <= max_frame {
+            return Fit::Whole;
+        }
+        let hdr = VnetHdr::parse(&pool.get(i).vnet);
+        if hdr.is_gso() {
+            let fitted = fit_gso(pool.get(i).frame(), &hdr, max_frame);
+            if fitted.gso_size != hdr.gso_size {
+                obs.step(|| Step::Mtu {
+                    len,
+                    mtu,
+                    verdict: MtuVerdict::Split,
+                });
+                pool.get_mut(i).vnet = fitted.to_bytes();
+            }
+            return Fit::Whole;
+        }
+        match vtep::needs_icmp(pool.get(i).frame(), mtu) {
+            vtep::Verdict::Fits => Fit::Whole,
+            vtep::Verdict::Ipv4NoDf => Fit::Fragments(mtu),
+            vtep::Verdict::Ipv4Df => {
+                obs.step(|| Step::Mtu {
+                    len,
+                    mtu,
+                    verdict: MtuVerdict::IcmpTooBig,
+                });
+                self.tally::<O>(|c| c.count(RouterDrop::TooBigForNetwork));
+                self.frag_needed(cx, pool, i, to, mtu, sender, out, obs);
+                Fit::Stop
+            }
+            // IPv6 is not routed; the rest (an ICMP error, a broadcast, a later
+            // fragment with DF) is never answered with an error.
+            vtep::Verdict::Ipv6 | vtep::Verdict::Drop(_) => {
+                obs.step(|| Step::Mtu {
+                    len,
+                    mtu,
+                    verdict: MtuVerdict::Dropped,
+                });
+                self.tally::<O>(|c| c.count(RouterDrop::TooBigForNetwork));
+                Fit::Stop
+            }
+        }
+    }
+
+    /// "Fragmentation needed" naming `mtu`, about buffer `i`, to its sender.
+    #[allow(clippy::too_many_arguments)]
+    fn frag_needed<O: Observer>(
+        &mut self,
+        cx: Ctx<'_>,
+        pool: &mut Pool,
+        i: u32,
+        to: NetworkId,
+        mtu: u32,
+        sender: Sender,
+        out: &mut Vec<Out>,
+        obs: &mut O,
+    ) {
+        // From the sender's gateway; an outside sender's error leaves by the NAT, which
+        // hides the inside address it comes from.
+        let from = match sender {
+            Sender::Port(_, n) | Sender::Peer(n) => n,
+            Sender::Uplink => to,
+            Sender::Unreachable => return,
+        };
+        let Some(gw) = cx.topo.networks.get(&from).map(|n| n.gateway) else {
+            return;
+        };
+        let Some(s) = build_from(pool, i, self.live::<O>(), |f, o| {
+            vtep::build_frag_needed(f, mtu, cx.topo.router_mac.0, gw, o)
+        }) else {
+            return;
+        };
+        match sender {
+            Sender::Port(p, _) => out.push(Out::Port(p, s)),
+            Sender::Peer(n) => out.push(Out::Network(n, s)),
+            Sender::Uplink => self.error_to_uplink(cx, pool, s, out, obs),
+            Sender::Unreachable => {}
+        }
+    }
+
+    /// Sends the ICMP error in buffer `s`, about a packet that came in through the NAT,
+    /// back out through it.
+    fn error_to_uplink<O: Observer>(
+        &mut self,
+        cx: Ctx<'_>,
+        pool: &mut Pool,
+        s: u32,
+        out: &mut Vec<Out>,
+        obs: &mut O,
+    ) {
+        let (Some(nat), Some(up)) = (self.nat.clone(), cx.topo.uplink.as_ref()) else {
+            return;
+        };
+        if O::DRY_RUN {
+            // The trace previews no ICMP errors (see `nat::preview`): the reply step
+            // already says what goes back.
+            return;
+        }
+        let packet = &mut pool.get_mut(s).frame_mut()[ETH_HLEN..];
+        match nat.outbound(cx.now, packet, ChecksumState::Complete) {
+            Ok(t) if t.egress == Egress::Uplink => {
+                self.send_uplink(cx, pool, s, up, t.dst, out, obs);
+            }
+            Ok(_) => {}
+            Err(e) => self.counters.nat_drop(e),
+        }
+    }
+
+    /// Cuts buffer `i` (IPv4 without DF, TTL already lowered) into fragments of at most
+    /// `mtu` and sends each to `dst` in network `to`.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn deliver_fragments<O: Observer>(
+        &mut self,
+        cx: Ctx<'_>,
+        pool: &mut Pool,
+        i: u32,
+        to: NetworkId,
+        dst: Ipv4Addr,
+        mtu: u32,
+        out: &mut Vec<Out>,
+        obs: &mut O,
+    ) {
+        let len = pool.get(i).len();
+        let hdr = VnetHdr::parse(&pool.get(i).vnet);
+        if hdr.needs_csum() {
+            // The transport checksum covers every fragment's bytes: finish it whole.
+            let buf = pool.get_mut(i);
+            if offload::complete_checksum(buf.frame_mut(), &hdr).is_err() {
+                return self.dropped(obs, RouterDrop::Malformed);
+            }
+            buf.vnet = VnetHdr::NONE.to_bytes();
+        }
+        let mut pieces = Vec::new();
+        let (src, mut scratch) = pool.source_and_scratch(i);
+        let Ok(mut cut) = vtep::Fragmenter::new(src.frame(), mtu) else {
+            return self.dropped(obs, RouterDrop::Malformed);
+        };
+        while cut.next_len().is_some() {
+            let Some((s, buf)) = scratch.take() else {
+                return self.dropped(obs, RouterDrop::NoBuffer);
+            };
+            match cut.next_into(buf.rx_space()) {
+                Ok(Some(n)) => buf.set_len(n),
+                Ok(None) => break,
+                Err(_) => return self.dropped(obs, RouterDrop::Malformed),
+            }
+            pieces.push(s);
+        }
+        obs.step(|| Step::Mtu {
+            len,
+            mtu,
+            verdict: MtuVerdict::Fragmented {
+                pieces: pieces.len(),
+            },
+        });
+        for s in pieces {
+            self.deliver(cx, pool, s, to, dst, out, obs);
+        }
+    }
+}
