@@ -317,6 +317,27 @@ fn a_router_hop_to_a_smaller_mtu_answers_fragmentation_needed() {
         String::from_utf8_lossy(&out.stdout),
         lab.stats()
     );
+    let v = lab.d.json(&[
+        "trace",
+        "wide",
+        "--in",
+        &c1.name,
+        "--dst-ip",
+        "10.57.0.2",
+        "--size",
+        "1500",
+        "--no-df",
+        "--format",
+        "json",
+    ]);
+    let steps = v["steps"].as_array().unwrap();
+    let mtu = steps.iter().find(|s| s["step"] == "mtu").unwrap();
+    assert_eq!(mtu["verdict"], "fragment", "{v}");
+    assert_eq!(
+        steps.iter().filter(|s| s["step"] == "egress").count(),
+        2,
+        "two fragments, each to c2's port: {v}"
+    );
     let text = c1.ping_df("10.57.0.2", 1472, 2);
     assert!(
         names_mtu(&text, 1400),

@@ -14,7 +14,9 @@
 //!
 //! A UDP super-frame keeps its size: its segments are the application's datagrams, and
 //! cutting them differently would change its messages. One whose datagrams do not fit
-//! reaches the egress as it is (a tunnel refuses it; a local port's kernel drops it).
+//! reaches the egress as it is: a local port delivers it (a veth lets GSO frames past
+//! its MTU check, and a receiving stack does not hold datagrams to its MTU); a tunnel
+//! refuses it, counted as `split_failed`.
 
 use std::net::Ipv4Addr;
 
