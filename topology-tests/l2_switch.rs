@@ -614,3 +614,82 @@ fn prune_removes_only_empty_networks() {
     let q = d.must(&["network", "ls", "-q"]);
     assert_eq!(q.lines().count(), 1);
 }
+
+/// Sends UDP broadcasts for 2 s as fast as it can; prints how many.
+const STORM: &str = "import socket, time
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.setsockopt(socket.SOL_SOCKET, socket.SO_BROADCAST, 1)
+end, n = time.time() + 2, 0
+while time.time() < end:
+    try:
+        s.sendto(b'storm', ('10.38.0.255', 9))
+        n += 1
+    except OSError:
+        pass
+print(n)";
+
+/// ```text
+///   c1 --(2 s of UDP broadcasts, as fast as it can)--> vswitch "storm" --> c2
+///      [datapath] flood_limit_pps = 200
+/// ```
+/// Storm control: c2 gets c1's broadcasts at about the limit (a second's burst, then
+/// 200 a second) and the rest is counted as `flood_limited` on c1's port, while c1's
+/// unicast pings to c2 (MACs known) get through during the storm.
+#[test]
+fn a_broadcast_storm_is_held_to_the_flood_limit() {
+    require_root();
+    let host = Netns::new("h");
+    let (c1, c2) = (Netns::new("c"), Netns::new("c"));
+    let d = Daemon::start_with_config(&host, Some("[datapath]\nflood_limit_pps = 200\n"));
+    d.must(&["network", "create", "storm", "--subnet", "10.38.0.0/24"]);
+    for (c, ip) in [(&c1, "10.38.0.11"), (&c2, "10.38.0.12")] {
+        d.must(&[
+            "network", "connect", "storm", "--netns", &c.name, "--ip", ip,
+        ]);
+    }
+    assert!(
+        c1.ping("10.38.0.12", 2, 56),
+        "c1 cannot ping c2\n{}",
+        d.log()
+    );
+    // Let the bucket refill after the ARP and IPv6 housekeeping of the start.
+    std::thread::sleep(Duration::from_millis(1200));
+    let before = c2.rx_packets("eth0");
+    let (storm, pinged) = std::thread::scope(|s| {
+        let storm = s.spawn(|| {
+            std::process::Command::new("ip")
+                .args(["netns", "exec", &c1.name, "python3", "-c", STORM])
+                .output()
+        });
+        std::thread::sleep(Duration::from_millis(300));
+        let pinged = c1.ping("10.38.0.12", 5, 56);
+        (storm.join().unwrap(), pinged)
+    });
+    let storm = storm.expect("python3");
+    let sent: u64 = String::from_utf8_lossy(&storm.stdout)
+        .trim()
+        .parse()
+        .unwrap_or(0);
+    std::thread::sleep(Duration::from_millis(300));
+    let got = c2.rx_packets("eth0") - before;
+    let limited = port_stats(&d, &c1.name)["drops"]["flood_limited"]
+        .as_u64()
+        .unwrap_or(0);
+    eprintln!("storm: sent {sent} got {got} limited {limited}");
+    assert!(
+        sent > 5000,
+        "the storm was too weak to show anything: {sent}"
+    );
+    assert!(
+        // 200 of burst and 400 over the 2 s, plus the 5 pings (measured: 604, 605).
+        (300..=800).contains(&got),
+        "c2 received {got} frames of a {sent}-frame storm (limit 200/s, burst 200)\n{}",
+        port_stats(&d, &c1.name)
+    );
+    assert!(limited > 2000, "{}", port_stats(&d, &c1.name));
+    assert_eq!(
+        port_stats(&d, &c2.name)["drops"]["flood_limited"],
+        Value::Null
+    );
+    assert!(pinged, "unicast did not get through during the storm");
+}

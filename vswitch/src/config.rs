@@ -19,6 +19,7 @@
 //! batch = 64                # frames read from a port per turn
 //! workers = 2               # packet threads, one queue each on every port [default: one per CPU, 1 if <= 2]
 //! busy_poll_us = 0          # keep polling this long after traffic before sleeping (0: off)
+//! flood_limit_pps = 0       # storm control: floods per second one port may cause (0: off)
 //!
 //! [underlay]                # VXLAN between hosts (needed by overlay networks)
 //! local = "192.0.2.1"       # this host's VTEP address (IPv4 or IPv6), on an interface here
@@ -249,6 +250,10 @@ pub struct DatapathSection {
     /// Microseconds a worker keeps polling after a turn that carried frames, instead of
     /// sleeping at once (saves a thread wakeup per hop of a request/response; costs CPU).
     pub busy_poll_us: u64,
+    /// Storm control: broadcast, multicast and unknown-unicast frames per second one
+    /// local port may have flooded; past it they are dropped (`flood_limited`). 0: no
+    /// limit.
+    pub flood_limit_pps: u64,
 }
 
 impl Default for DatapathSection {
@@ -257,6 +262,7 @@ impl Default for DatapathSection {
             batch: crate::datapath::worker::DEFAULT_BATCH,
             workers: None,
             busy_poll_us: crate::datapath::worker::DEFAULT_BUSY_POLL.as_micros() as u64,
+            flood_limit_pps: 0,
         }
     }
 }
@@ -370,6 +376,13 @@ mod tests {
         let c = Config::parse("", p).unwrap();
         assert_eq!(c.fdb.aging_secs, 300);
         assert_eq!(c.datapath.batch, 64);
+        assert_eq!(
+            c.datapath.flood_limit_pps, 0,
+            "storm control is off by default"
+        );
+        let c = Config::parse("[datapath]\nflood_limit_pps = 500\n", p).unwrap();
+        assert_eq!(c.datapath.flood_limit_pps, 500);
+        assert!(Config::parse("[datapath]\nflood_limit_pps = -1\n", p).is_err());
         let c = Config::parse("[fdb]\naging_secs = 10\n[ipam]\ndefault_pool = \"10.200.0.0/16\"\ndefault_prefix = 26\n", p).unwrap();
         assert_eq!(c.fdb.to_fdb_config().aging, Duration::from_secs(10));
         assert_eq!(c.ipam.default_prefix, 26);

@@ -182,6 +182,7 @@ pub fn run(opts: RunOptions, log: Option<logging::LogControl>) -> Result<(), Dae
             events: events_tx,
             batch: cfg.datapath.batch,
             busy_poll: std::time::Duration::from_micros(cfg.datapath.busy_poll_us),
+            flood_limit_pps: cfg.datapath.flood_limit_pps,
             epoch,
             nat: nat.clone(),
             router_counters: router_counters.clone(),

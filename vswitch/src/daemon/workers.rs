@@ -10,6 +10,7 @@ use fdb::Fdb;
 use super::DaemonError;
 use crate::datapath::capture::CaptureHub;
 use crate::datapath::counters::PerWorker;
+use crate::datapath::flood_limit::FloodLimiter;
 use crate::datapath::neigh_share::NeighShare;
 use crate::datapath::pipeline::Pipeline;
 use crate::datapath::router::RouterCounters;
@@ -56,6 +57,8 @@ pub struct Shared {
     pub events: Sender<Event>,
     pub batch: usize,
     pub busy_poll: std::time::Duration,
+    /// `[datapath] flood_limit_pps`, for the whole daemon.
+    pub flood_limit_pps: u64,
     pub epoch: Instant,
     pub nat: Option<Arc<Nat>>,
     pub router_counters: Arc<PerWorker<RouterCounters>>,
@@ -82,6 +85,8 @@ pub fn spawn(n: usize, s: Shared) -> Result<Workers, DaemonError> {
                 events: s.events.clone(),
                 batch: s.batch,
                 busy_poll: s.busy_poll,
+                // Any worker may read any port (fanout): each gets its share.
+                flood_limit_pps: FloodLimiter::share(s.flood_limit_pps, n),
                 epoch: s.epoch,
                 nat: s.nat.clone(),
                 router_counters: s.router_counters.mine(index),

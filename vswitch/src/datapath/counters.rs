@@ -60,10 +60,13 @@ pub enum DropReason {
     PortGone,
     /// The kernel dropped it before we read it: the port's receive queue was full.
     RxOverrun,
+    /// A flood (broadcast, multicast, unknown unicast) past the in-port's
+    /// `flood_limit_pps` (storm control).
+    FloodLimited,
 }
 
 impl DropReason {
-    pub const ALL: [DropReason; 21] = [
+    pub const ALL: [DropReason; 22] = [
         DropReason::Runt,
         DropReason::InvalidSource,
         DropReason::VlanTagged,
@@ -85,6 +88,7 @@ impl DropReason {
         DropReason::LinkDown,
         DropReason::PortGone,
         DropReason::RxOverrun,
+        DropReason::FloodLimited,
     ];
     pub const COUNT: usize = Self::ALL.len();
 
@@ -112,6 +116,7 @@ impl DropReason {
             DropReason::LinkDown => "link_down",
             DropReason::PortGone => "port_gone",
             DropReason::RxOverrun => "rx_overrun",
+            DropReason::FloodLimited => "flood_limited",
         }
     }
 

@@ -129,6 +129,9 @@ pub struct WorkerConfig {
     /// How long to keep polling without sleeping after a turn that carried frames
     /// (zero: always sleep in `epoll_wait`). See [`BusyPoll`].
     pub busy_poll: Duration,
+    /// Floods per second each local port may cause through this worker (0: no limit):
+    /// this worker's share of `[datapath] flood_limit_pps`.
+    pub flood_limit_pps: u64,
     /// This worker's block of the router's counters.
     pub router_counters: Mine<RouterCounters>,
     /// Running captures (`vswitch capture`); looked at once per batch.
