@@ -634,7 +634,8 @@ print(n)";
 /// ```
 /// Storm control: c2 gets c1's broadcasts at about the limit (a second's burst, then
 /// 200 a second) and the rest is counted as `flood_limited` on c1's port, while c1's
-/// unicast pings to c2 (MACs known) get through during the storm.
+/// unicast pings to c2 (MACs known) get through during the storm, and the trace of one
+/// more broadcast ends in `flood_limited`.
 #[test]
 fn a_broadcast_storm_is_held_to_the_flood_limit() {
     require_root();
@@ -663,6 +664,19 @@ fn a_broadcast_storm_is_held_to_the_flood_limit() {
         });
         std::thread::sleep(Duration::from_millis(300));
         let pinged = c1.ping("10.38.0.12", 5, 56);
+        // The trace says what the datapath does with one more broadcast now.
+        let v = d.json(&[
+            "trace",
+            "storm",
+            "--in",
+            &c1.name,
+            "--dst-mac",
+            "ff:ff:ff:ff:ff:ff",
+            "--format",
+            "json",
+        ]);
+        let last = v["steps"].as_array().and_then(|s| s.last()).cloned();
+        assert_eq!(last.unwrap_or_default()["reason"], "flood_limited", "{v}");
         (storm.join().unwrap(), pinged)
     });
     let storm = storm.expect("python3");

@@ -67,6 +67,15 @@ impl FloodLimiter {
         true
     }
 
+    /// Whether `port` may flood one more frame at `now`, taking nothing (for the trace).
+    pub fn would_allow(&self, port: PortId, now: Duration) -> bool {
+        let (Some(cost), Some(b)) = (self.cost_ns, self.buckets.get(&port)) else {
+            return true;
+        };
+        let earned = now.saturating_sub(b.last).as_nanos();
+        u128::from(b.credit_ns) + earned >= u128::from(cost)
+    }
+
     /// Forgets the ports `keep` says are gone.
     pub fn retain(&mut self, keep: impl Fn(PortId) -> bool) {
         self.buckets.retain(|p, _| keep(*p));
@@ -104,6 +113,9 @@ mod tests {
         let mut l = FloodLimiter::new(100);
         assert_eq!(allowed(&mut l, P, ms(1000), 1000), 100, "the burst");
         assert_eq!(allowed(&mut l, P, ms(1000), 10), 0);
+        assert!(!l.would_allow(P, ms(1000)));
+        assert!(l.would_allow(P, ms(1010)), "10 ms earn one");
+        assert!(l.would_allow(PortId(9), ms(0)), "a port never seen");
         // 50 ms earn 5 floods.
         assert_eq!(allowed(&mut l, P, ms(1050), 10), 5);
         // Over 10 s of steady pressure: the rate, give or take one.

@@ -134,6 +134,12 @@ impl Worker {
                 // Split horizon for a switched frame; a routed one (depth > 0) floods
                 // to every port, as `dispatch` does.
                 let skip = in_port.filter(|_| depth == 0);
+                // Storm control, as `apply` checks it (on this worker's bucket).
+                if let Some(p) = skip
+                    && !self.floods.would_allow(p, b.now)
+                {
+                    return rec.step(|| Step::Drop(DropReason::FloodLimited));
+                }
                 let ports = b
                     .topo
                     .networks
