@@ -678,3 +678,51 @@ impl Drop for LabDown {
         let _ = std::fs::remove_file(&self.0);
     }
 }
+
+/// ```text
+///   c1 -- [h1: flood_limit_pps = 200] ==underlay== [h2: no limit] -- c2 (broadcast storm)
+/// ```
+/// Storm control on what a peer floods to us: c2's 2 s broadcast storm crosses h2 (which
+/// has no limit) at full rate, and h1 lets about the limit of it reach c1, counting the
+/// rest as the underlay's `inner_drops.flood_limited`; unicast across still works.
+#[test]
+fn a_peers_broadcast_storm_is_held_to_the_flood_limit() {
+    require_root();
+    let mut ul = Underlay::new(1500);
+    let h1 = VsHost::new(&mut ul, "[datapath]\nflood_limit_pps = 200");
+    let h2 = VsHost::new(&mut ul, "");
+    h1.peer(&h2.addr);
+    h2.peer(&h1.addr);
+    h1.network("blue", VNI, SUBNET, "10.88.0.16/28");
+    h2.network("blue", VNI, SUBNET, "10.88.0.32/28");
+    let c1 = h1.container("blue", "10.88.0.17");
+    let c2 = h2.container("blue", "10.88.0.33");
+    assert!(
+        c2.ping("10.88.0.17", 2, 56),
+        "no path across\n{}",
+        h1.d.log()
+    );
+    std::thread::sleep(Duration::from_millis(1200));
+    let before = c1.rx_packets("eth0");
+    let sent = common::broadcast_storm(&c2, "10.88.0.255", 2);
+    std::thread::sleep(Duration::from_millis(300));
+    let got = c1.rx_packets("eth0") - before;
+    let limited = h1.stats()["underlay"]["inner_drops"]["flood_limited"]
+        .as_u64()
+        .unwrap_or(0);
+    eprintln!("peer storm: sent {sent} got {got} limited {limited}");
+    assert!(
+        sent > 5000,
+        "the storm was too weak to show anything: {sent}"
+    );
+    assert!(
+        (300..=800).contains(&got),
+        "c1 received {got} frames of a {sent}-frame storm (limit 200/s, burst 200)\n{}",
+        h1.stats()["underlay"]
+    );
+    assert!(limited > 2000, "{}", h1.stats()["underlay"]);
+    assert!(
+        c2.ping("10.88.0.17", 2, 56),
+        "unicast across after the storm"
+    );
+}

@@ -408,6 +408,27 @@ pub fn names_mtu(ping_output: &str, mtu: u32) -> bool {
     ping_output.contains(&format!("mtu = {mtu}")) || ping_output.contains(&format!("mtu={mtu}"))
 }
 
+/// Sends UDP broadcasts to `broadcast` (port 9) from `ns` for `secs` seconds, as fast as
+/// python3 can; returns how many left (sends the kernel refused are not counted).
+pub fn broadcast_storm(ns: &Netns, broadcast: &str, secs: u32) -> u64 {
+    const STORM: &str = "import socket, sys, time
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.setsockopt(socket.SOL_SOCKET, socket.SO_BROADCAST, 1)
+end, n = time.time() + int(sys.argv[2]), 0
+while time.time() < end:
+    try:
+        s.sendto(b'storm', (sys.argv[1], 9))
+        n += 1
+    except OSError:
+        pass
+print(n)";
+    let out = ns.exec("python3", &["-c", STORM, broadcast, &secs.to_string()]);
+    String::from_utf8_lossy(&out.stdout)
+        .trim()
+        .parse()
+        .unwrap_or(0)
+}
+
 pub fn wait_until(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
     let deadline = Instant::now() + timeout;
     loop {

@@ -19,7 +19,7 @@
 //! batch = 64                # frames read from a port per turn
 //! workers = 2               # packet threads, one queue each on every port [default: one per CPU, 1 if <= 2]
 //! busy_poll_us = 0          # keep polling this long after traffic before sleeping (0: off)
-//! flood_limit_pps = 0       # storm control: floods per second one port may cause (0: off)
+//! flood_limit_pps = 0       # storm control: floods per second one port or peer may cause (0: off)
 //!
 //! [underlay]                # VXLAN between hosts (needed by overlay networks)
 //! local = "192.0.2.1"       # this host's VTEP address (IPv4 or IPv6), on an interface here
@@ -251,8 +251,8 @@ pub struct DatapathSection {
     /// sleeping at once (saves a thread wakeup per hop of a request/response; costs CPU).
     pub busy_poll_us: u64,
     /// Storm control: broadcast, multicast and unknown-unicast frames per second one
-    /// local port may have flooded; past it they are dropped (`flood_limited`). 0: no
-    /// limit.
+    /// local port, or one VXLAN peer, may have flooded; past it they are dropped
+    /// (`flood_limited`). 0: no limit.
     pub flood_limit_pps: u64,
 }
 

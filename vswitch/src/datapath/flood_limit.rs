@@ -1,29 +1,49 @@
-//! Storm control: a ceiling on how many frames per second one local port may make the
-//! switch flood (broadcast, multicast, unknown unicast), as hardware switches'
-//! `storm-control` sets. A port past it has its floods dropped (counted as
+//! Storm control: a ceiling on how many frames per second one local port, or one VXLAN
+//! peer, may make the switch flood (broadcast, multicast, unknown unicast), as hardware
+//! switches' `storm-control` sets. A source past it has its floods dropped (counted as
 //! `flood_limited`) while its unicast to known MACs goes on, so one container sending a
-//! broadcast storm, or a loop through a VM that bridges two of our ports, cannot take
-//! the switch's CPU and every other port's queue with it.
+//! broadcast storm, a loop through a VM that bridges two of our ports, or a peer host
+//! without such a limit cannot take the switch's CPU and every port's queue with it.
 //!
 //! A token bucket per port, kept as time credit: every flood costs `1 s / rate`, credit
 //! grows with the clock up to one second's worth (the burst a port may send after
 //! being quiet), so integer arithmetic and no timer. Each worker keeps its own buckets
-//! for the ports it reads (no sharing, no locks); a port read by several workers gets
-//! the daemon's rate split between them.
+//! for the sources it reads (no sharing, no locks); a port or underlay socket read by
+//! several workers gets the daemon's rate split between them.
 
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::time::Duration;
 
 use fdb::PortId;
 
+use super::pipeline::Ingress;
+
+/// Where floods come from, each with its own bucket.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum FloodSource {
+    Port(PortId),
+    /// A VXLAN peer: every network it carries.
+    Peer(IpAddr),
+}
+
 const SECOND_NS: u64 = 1_000_000_000;
+
+impl From<Ingress> for FloodSource {
+    fn from(i: Ingress) -> FloodSource {
+        match i {
+            Ingress::Port(p) => FloodSource::Port(p),
+            Ingress::Vtep { ip, .. } => FloodSource::Peer(ip),
+        }
+    }
+}
 
 /// One worker's buckets.
 #[derive(Debug)]
 pub struct FloodLimiter {
     /// Nanoseconds of credit one flood costs; `None`: no limit.
     cost_ns: Option<u64>,
-    buckets: HashMap<PortId, Bucket>,
+    buckets: HashMap<FloodSource, Bucket>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -47,13 +67,13 @@ impl FloodLimiter {
         per_second.div_ceil(workers.max(1) as u64)
     }
 
-    /// Whether `port` may flood one more frame at `now` (and takes the credit if so).
+    /// Whether `from` may flood one more frame at `now` (and takes the credit if so).
     #[inline]
-    pub fn allow(&mut self, port: PortId, now: Duration) -> bool {
+    pub fn allow(&mut self, from: FloodSource, now: Duration) -> bool {
         let Some(cost) = self.cost_ns else {
             return true;
         };
-        let b = self.buckets.entry(port).or_insert(Bucket {
+        let b = self.buckets.entry(from).or_insert(Bucket {
             credit_ns: SECOND_NS,
             last: now,
         });
@@ -67,22 +87,22 @@ impl FloodLimiter {
         true
     }
 
-    /// Whether `port` may flood one more frame at `now`, taking nothing (for the trace).
-    pub fn would_allow(&self, port: PortId, now: Duration) -> bool {
-        let (Some(cost), Some(b)) = (self.cost_ns, self.buckets.get(&port)) else {
+    /// Whether `from` may flood one more frame at `now`, taking nothing (for the trace).
+    pub fn would_allow(&self, from: FloodSource, now: Duration) -> bool {
+        let (Some(cost), Some(b)) = (self.cost_ns, self.buckets.get(&from)) else {
             return true;
         };
         let earned = now.saturating_sub(b.last).as_nanos();
         u128::from(b.credit_ns) + earned >= u128::from(cost)
     }
 
-    /// Forgets the ports `keep` says are gone.
-    pub fn retain(&mut self, keep: impl Fn(PortId) -> bool) {
+    /// Forgets the sources `keep` says are gone.
+    pub fn retain(&mut self, keep: impl Fn(FloodSource) -> bool) {
         self.buckets.retain(|p, _| keep(*p));
     }
 
-    /// How many ports have a bucket.
-    pub fn ports(&self) -> usize {
+    /// How many sources have a bucket.
+    pub fn sources(&self) -> usize {
         self.buckets.len()
     }
 }
@@ -91,21 +111,22 @@ impl FloodLimiter {
 mod tests {
     use super::*;
 
-    const P: PortId = PortId(1);
+    const P: FloodSource = FloodSource::Port(PortId(1));
+    const Q: FloodSource = FloodSource::Port(PortId(2));
 
     fn ms(n: u64) -> Duration {
         Duration::from_millis(n)
     }
 
-    fn allowed(l: &mut FloodLimiter, port: PortId, at: Duration, tries: usize) -> usize {
-        (0..tries).filter(|_| l.allow(port, at)).count()
+    fn allowed(l: &mut FloodLimiter, from: FloodSource, at: Duration, tries: usize) -> usize {
+        (0..tries).filter(|_| l.allow(from, at)).count()
     }
 
     #[test]
     fn without_a_limit_everything_floods() {
         let mut l = FloodLimiter::new(0);
         assert_eq!(allowed(&mut l, P, ms(0), 100_000), 100_000);
-        assert_eq!(l.ports(), 0, "no bucket is kept");
+        assert_eq!(l.sources(), 0, "no bucket is kept");
     }
 
     #[test]
@@ -115,7 +136,10 @@ mod tests {
         assert_eq!(allowed(&mut l, P, ms(1000), 10), 0);
         assert!(!l.would_allow(P, ms(1000)));
         assert!(l.would_allow(P, ms(1010)), "10 ms earn one");
-        assert!(l.would_allow(PortId(9), ms(0)), "a port never seen");
+        assert!(
+            l.would_allow(FloodSource::Port(PortId(9)), ms(0)),
+            "a port never seen"
+        );
         // 50 ms earn 5 floods.
         assert_eq!(allowed(&mut l, P, ms(1050), 10), 5);
         // Over 10 s of steady pressure: the rate, give or take one.
@@ -129,12 +153,14 @@ mod tests {
     }
 
     #[test]
-    fn each_port_has_its_own_bucket() {
+    fn each_port_and_peer_has_its_own_bucket() {
         let mut l = FloodLimiter::new(10);
+        let peer = FloodSource::Peer("192.0.2.2".parse().unwrap());
         assert_eq!(allowed(&mut l, P, ms(0), 50), 10);
-        assert_eq!(allowed(&mut l, PortId(2), ms(0), 50), 10);
-        l.retain(|p| p == PortId(2));
-        assert_eq!(l.ports(), 1);
+        assert_eq!(allowed(&mut l, Q, ms(0), 50), 10);
+        assert_eq!(allowed(&mut l, peer, ms(0), 50), 10);
+        l.retain(|p| p != P);
+        assert_eq!(l.sources(), 2);
         // A port that comes back starts with a full bucket.
         assert_eq!(allowed(&mut l, P, ms(0), 50), 10);
     }

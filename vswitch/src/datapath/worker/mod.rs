@@ -19,7 +19,7 @@ use vtep::PeerLookup;
 
 use super::capture::Direction;
 use super::counters::{DropReason, Mine, PerWorker, PortCounters};
-use super::flood_limit::FloodLimiter;
+use super::flood_limit::{FloodLimiter, FloodSource};
 use super::id_hash::IdMap;
 use super::offload::{Coalescer, VnetHdr, gso_mislabelled};
 use super::pipeline::{Batch, FrameMeta, Ingress, Verdict};
@@ -280,7 +280,7 @@ impl Worker {
 
     fn detach(&mut self, id: PortId) -> Option<Box<dyn Port>> {
         let slot = self.ports.remove(&id)?;
-        self.floods.retain(|p| p != id);
+        self.floods.retain(|p| p != FloodSource::Port(id));
         let _ = self.epoll.delete(slot.port.as_fd());
         Some(slot.port)
     }
@@ -393,7 +393,7 @@ impl Worker {
                 }
             }
             Verdict::Flood { network, vni } => {
-                if !self.floods.allow(in_port, b.now) {
+                if !self.floods.allow(FloodSource::Port(in_port), b.now) {
                     return counters.count_drop(DropReason::FloodLimited);
                 }
                 self.flood_local(b.topo, network, Some(in_port), i);

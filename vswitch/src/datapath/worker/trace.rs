@@ -88,7 +88,14 @@ impl Worker {
         };
         self.on_scratch(frame, &mut rec, |w, pipeline, b, s, rec| {
             let meta = FrameMeta { gso: false };
-            let verdict = pipeline.decide(b, from, w.pool.get(s).frame(), meta, rec);
+            let verdict = match pipeline.decide(b, from, w.pool.get(s).frame(), meta, rec) {
+                // Storm control, as `apply` and `decap_one` check it (this worker's
+                // bucket, peeked at).
+                Verdict::Flood { .. } if !w.floods.would_allow(from.into(), b.now) => {
+                    Verdict::Drop(DropReason::FloodLimited)
+                }
+                v => v,
+            };
             w.walk(pipeline, b, in_port, network, s, verdict, rec, 0);
         });
         rec.steps
@@ -134,12 +141,6 @@ impl Worker {
                 // Split horizon for a switched frame; a routed one (depth > 0) floods
                 // to every port, as `dispatch` does.
                 let skip = in_port.filter(|_| depth == 0);
-                // Storm control, as `apply` checks it (on this worker's bucket).
-                if let Some(p) = skip
-                    && !self.floods.would_allow(p, b.now)
-                {
-                    return rec.step(|| Step::Drop(DropReason::FloodLimited));
-                }
                 let ports = b
                     .topo
                     .networks

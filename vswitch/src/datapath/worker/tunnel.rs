@@ -6,6 +6,7 @@ use fdb::{NetworkId, PortId};
 use super::super::capture::{CaptureHub, Datagram, Direction};
 use super::super::counters::{DropReason, PortCounters};
 use super::super::egress::{self, Outcome, Target};
+use super::super::flood_limit::FloodSource;
 use super::super::offload::{Fate, VnetHdr};
 use super::super::pipeline::{Batch, FrameMeta, Ingress, Pipeline, Verdict};
 use super::super::topology::Topology;
@@ -216,6 +217,13 @@ impl Worker {
                 }
                 Fate::Pass(_) => {}
             }
+        }
+        if matches!(verdict, Verdict::Flood { .. })
+            && !self
+                .floods
+                .allow(FloodSource::Peer(src.to_canonical()), b.now)
+        {
+            return counters.inner_drop(DropReason::FloodLimited);
         }
         let out = match verdict {
             Verdict::Forward(_) | Verdict::Flood { .. } | Verdict::ToRouter { .. } => {
