@@ -280,6 +280,23 @@ impl<'t> Switch<'t> {
         self.out = out;
     }
 
+    /// A frame the router sends into network `n` fits its MTU (`router::fit`): a GSO
+    /// super-frame is cut later, anything else is IPv4 no longer than the MTU, or not IP.
+    fn fits_network(&self, pool: &Pool, n: NetworkId, s: u32) {
+        let buf = pool.get(s);
+        let frame = buf.frame();
+        if VnetHdr::parse(&buf.vnet).is_gso() || frame.get(12..14) != Some(&[8, 0][..]) {
+            return;
+        }
+        if let Some(&[a, b]) = frame.get(16..18) {
+            let mtu = self.topo.networks[&n].mtu;
+            assert!(
+                u32::from(u16::from_be_bytes([a, b])) <= mtu,
+                "routed into network {n:?} an IPv4 packet larger than its MTU {mtu}"
+            );
+        }
+    }
+
     /// Carries out what the router produced, as the worker's `dispatch` does.
     fn dispatch(&mut self, pool: &mut Pool, out: &mut Vec<Out>) {
         for o in out.drain(..) {
@@ -291,6 +308,7 @@ impl<'t> Switch<'t> {
                 Out::Uplink(s) => from_mac(pool, s, UPLINK_MAC),
                 Out::Network(n, s) => {
                     from_mac(pool, s, ROUTER_MAC);
+                    self.fits_network(pool, n, s);
                     let b = self.pipeline.begin(self.now, self.topo);
                     let v = self.pipeline.routed(&b, n, pool.get(s).frame());
                     drop(b);

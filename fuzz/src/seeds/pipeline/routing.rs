@@ -249,6 +249,30 @@ pub fn seeds() -> Vec<(String, Vec<u8>)> {
                     ),
                 ),
             )
+            // The same without DF: the router cuts it into fragments for network 2.
+            .at(
+                port(1, 0),
+                &eth4(
+                    HOST_A.0,
+                    ROUTER_MAC.0,
+                    &ip4(
+                        v4(a, n2, 64, false),
+                        L4::Udp(3, 4),
+                        &frames::pattern(1450, 16),
+                    ),
+                ),
+            )
+            // The answer to the router's ARP request sends the waiting fragments on.
+            .at(
+                port(4, 0),
+                &frames::arp(
+                    NET2_HOST,
+                    ROUTER_MAC.0,
+                    2,
+                    (NET2_HOST, n2),
+                    (ROUTER_MAC.0, a4("10.2.0.1")),
+                ),
+            )
             .at(
                 port(1, 0),
                 &eth4(
