@@ -619,7 +619,7 @@ fn prune_removes_only_empty_networks() {
 
 /// ```text
 ///   c1 --(2 s of UDP broadcasts, as fast as it can)--> vswitch "storm" --> c2
-///      [datapath] flood_limit_pps = 200
+///      [datapath] flood_limit_pps = 200, workers = 2 (one allowance, whichever reads)
 /// ```
 /// Storm control: c2 gets c1's broadcasts at about the limit (a second's burst, then
 /// 200 a second) and the rest is counted as `flood_limited` on c1's port, while c1's
@@ -630,7 +630,10 @@ fn a_broadcast_storm_is_held_to_the_flood_limit() {
     require_root();
     let host = Netns::new("h");
     let (c1, c2) = (Netns::new("c"), Netns::new("c"));
-    let d = Daemon::start_with_config(&host, Some("[datapath]\nflood_limit_pps = 200\n"));
+    let d = Daemon::start_with_config(
+        &host,
+        Some("[datapath]\nflood_limit_pps = 200\nworkers = 2\n"),
+    );
     d.must(&["network", "create", "storm", "--subnet", "10.38.0.0/24"]);
     for (c, ip) in [(&c1, "10.38.0.11"), (&c2, "10.38.0.12")] {
         d.must(&[

@@ -24,6 +24,7 @@ use crate::control::server::{self, Access, ServerError};
 use crate::control::state::{StateError, StateStore};
 use crate::datapath::capture::CaptureHub;
 use crate::datapath::counters::PerWorker;
+use crate::datapath::flood_limit::FloodLimiter;
 use crate::datapath::router::RouterCounters;
 use crate::datapath::topology::Topology;
 use crate::datapath::worker::Event;
@@ -182,7 +183,7 @@ pub fn run(opts: RunOptions, log: Option<logging::LogControl>) -> Result<(), Dae
             events: events_tx,
             batch: cfg.datapath.batch,
             busy_poll: std::time::Duration::from_micros(cfg.datapath.busy_poll_us),
-            flood_limit_pps: cfg.datapath.flood_limit_pps,
+            floods: Arc::new(FloodLimiter::new(cfg.datapath.flood_limit_pps)),
             epoch,
             nat: nat.clone(),
             router_counters: router_counters.clone(),

@@ -57,8 +57,8 @@ pub struct Shared {
     pub events: Sender<Event>,
     pub batch: usize,
     pub busy_poll: std::time::Duration,
-    /// `[datapath] flood_limit_pps`, for the whole daemon.
-    pub flood_limit_pps: u64,
+    /// Storm control (`[datapath] flood_limit_pps`).
+    pub floods: Arc<FloodLimiter>,
     pub epoch: Instant,
     pub nat: Option<Arc<Nat>>,
     pub router_counters: Arc<PerWorker<RouterCounters>>,
@@ -85,8 +85,7 @@ pub fn spawn(n: usize, s: Shared) -> Result<Workers, DaemonError> {
                 events: s.events.clone(),
                 batch: s.batch,
                 busy_poll: s.busy_poll,
-                // Any worker may read any port (fanout): each gets its share.
-                flood_limit_pps: FloodLimiter::share(s.flood_limit_pps, n),
+                floods: s.floods.clone(),
                 epoch: s.epoch,
                 nat: s.nat.clone(),
                 router_counters: s.router_counters.mine(index),

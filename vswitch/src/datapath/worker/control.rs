@@ -129,9 +129,8 @@ pub struct WorkerConfig {
     /// How long to keep polling without sleeping after a turn that carried frames
     /// (zero: always sleep in `epoll_wait`). See [`BusyPoll`].
     pub busy_poll: Duration,
-    /// Floods per second each local port may cause through this worker (0: no limit):
-    /// this worker's share of `[datapath] flood_limit_pps`.
-    pub flood_limit_pps: u64,
+    /// Storm control (`[datapath] flood_limit_pps`), shared by every worker.
+    pub floods: Arc<crate::datapath::flood_limit::FloodLimiter>,
     /// This worker's block of the router's counters.
     pub router_counters: Mine<RouterCounters>,
     /// Running captures (`vswitch capture`); looked at once per batch.

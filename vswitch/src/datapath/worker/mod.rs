@@ -19,7 +19,7 @@ use vtep::PeerLookup;
 
 use super::capture::Direction;
 use super::counters::{DropReason, Mine, PerWorker, PortCounters};
-use super::flood_limit::{FloodLimiter, FloodSource};
+use super::flood_limit::FloodSource;
 use super::id_hash::IdMap;
 use super::offload::{Coalescer, VnetHdr, gso_mislabelled};
 use super::pipeline::{Batch, FrameMeta, Ingress, Verdict};
@@ -89,7 +89,6 @@ pub fn spawn(mut cfg: WorkerConfig) -> std::io::Result<WorkerHandle> {
         router_out: Vec::with_capacity(16),
         spare_counters: PerWorker::new(1).mine(0),
         peers: HashMap::new(),
-        floods: FloodLimiter::new(cfg.flood_limit_pps),
         cfg,
     };
     let thread = std::thread::Builder::new()
@@ -146,8 +145,6 @@ struct Worker {
     spare_counters: Mine<PortCounters>,
     /// This worker's handles on the per-peer counters.
     peers: HashMap<std::net::IpAddr, Arc<PeerCounters>>,
-    /// Storm control for the local ports this worker reads.
-    floods: FloodLimiter,
     cfg: WorkerConfig,
 }
 
@@ -280,7 +277,7 @@ impl Worker {
 
     fn detach(&mut self, id: PortId) -> Option<Box<dyn Port>> {
         let slot = self.ports.remove(&id)?;
-        self.floods.retain(|p| p != FloodSource::Port(id));
+        self.cfg.floods.forget(FloodSource::Port(id));
         let _ = self.epoll.delete(slot.port.as_fd());
         Some(slot.port)
     }
@@ -393,7 +390,7 @@ impl Worker {
                 }
             }
             Verdict::Flood { network, vni } => {
-                if !self.floods.allow(FloodSource::Port(in_port), b.now) {
+                if !self.cfg.floods.allow(FloodSource::Port(in_port), b.now) {
                     return counters.count_drop(DropReason::FloodLimited);
                 }
                 self.flood_local(b.topo, network, Some(in_port), i);

@@ -91,7 +91,7 @@ impl Worker {
             let verdict = match pipeline.decide(b, from, w.pool.get(s).frame(), meta, rec) {
                 // Storm control, as `apply` and `decap_one` check it (this worker's
                 // bucket, peeked at).
-                Verdict::Flood { .. } if !w.floods.would_allow(from.into(), b.now) => {
+                Verdict::Flood { .. } if !w.cfg.floods.would_allow(from.into(), b.now) => {
                     Verdict::Drop(DropReason::FloodLimited)
                 }
                 v => v,

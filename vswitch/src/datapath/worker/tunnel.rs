@@ -220,6 +220,7 @@ impl Worker {
         }
         if matches!(verdict, Verdict::Flood { .. })
             && !self
+                .cfg
                 .floods
                 .allow(FloodSource::Peer(src.to_canonical()), b.now)
         {
