@@ -388,7 +388,9 @@ fn a_router_hop_to_a_smaller_mtu_answers_fragmentation_needed() {
 /// A datagram from outside that is too big for the container's network: without DF the
 /// router cuts it into fragments and c1 reassembles it; with DF the outside host gets
 /// "fragmentation needed" naming 1400 through the NAT (from the external address, about
-/// the packet it sent), learns the path MTU and refuses its next send itself.
+/// the packet it sent), learns the path MTU and refuses its next send itself. The same
+/// holds for a container of another network that reaches the port hairpinned, through
+/// the external address.
 #[test]
 fn a_published_port_into_a_smaller_mtu_fragments_or_answers_through_the_nat() {
     require_root();
@@ -427,6 +429,19 @@ fn a_published_port_into_a_smaller_mtu_fragments_or_answers_through_the_nat() {
         drops["too_big_for_network"].as_u64().unwrap_or(0) >= 1,
         "{drops}"
     );
+    // From inside, hairpinned through the external address: the answer comes back in
+    // through the NAT, and c0 learns the path MTU to the external address.
+    lab.d
+        .must(&["network", "create", "wide", "--subnet", "10.59.0.0/24"]);
+    let c0 = lab.container("wide");
+    let said = udp_send_sized(&c0, EXTERNAL, 9000, 1472, true);
+    assert!(
+        said.contains("Message too long"),
+        "the hairpinned sender never learned the smaller MTU:\n{said}\n{}",
+        lab.stats()
+    );
+    let route = c0.ip(&["route", "get", EXTERNAL]);
+    assert!(route.contains("mtu 1400"), "no path MTU learned:\n{route}");
 }
 
 /// With a port range of 10, the 11th concurrent flow is refused and counted while the

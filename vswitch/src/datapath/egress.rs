@@ -255,23 +255,16 @@ fn fragment(
     flow: u32,
     txs: &mut Vec<Transmit>,
 ) -> Outcome {
-    let (src, mut scratch) = pool.source_and_scratch(i);
-    let mut fr = match vtep::Fragmenter::new(src.frame(), t.mtu) {
-        Ok(f) => f,
-        Err(_) => return Outcome::Drop(DropReason::FragmentFailed),
-    };
     // Each fragment gets its own scratch buffer: all are sent at the end of the batch.
-    while fr.next_len().is_some() {
-        let Some((s, out)) = scratch.take() else {
-            return Outcome::Drop(DropReason::NoBuffer);
-        };
-        let n = match fr.next_into(&mut out.rx_space()[VXLAN_HLEN..]) {
-            Ok(Some(n)) => n,
-            Ok(None) => return Outcome::Fragmented,
-            Err(_) => return Outcome::Drop(DropReason::FragmentFailed),
-        };
-        out.set_len(VXLAN_HLEN + n);
-        if (VxlanRepr { vni: t.vni }).write(out.frame_mut()).is_none() {
+    let pieces = match super::fragment::cut(pool, i, t.mtu, VXLAN_HLEN) {
+        Ok(r) => r,
+        Err(reason) => return Outcome::Drop(reason),
+    };
+    for s in pieces {
+        if (VxlanRepr { vni: t.vni })
+            .write(pool.get_mut(s).frame_mut())
+            .is_none()
+        {
             return Outcome::Drop(DropReason::FragmentFailed);
         }
         for &peer in t.peers {

@@ -6,6 +6,7 @@ pub mod capture;
 pub mod counters;
 pub mod egress;
 pub mod flood_limit;
+pub mod fragment;
 pub mod id_hash;
 pub mod neigh_share;
 pub mod observe;

@@ -6,11 +6,10 @@
 //! path-MTU discovery starts.
 //!
 //! The answer goes to whoever sent the frame ([`Sender`]): back on a local port, into
-//! the network of a sender behind a peer, or out of the uplink through the NAT (the
-//! error quotes the translated packet; the NAT's ICMP-error translation turns it into
-//! one about the packet the outside host sent, from the switch's external address).
-//! Where nobody can be answered (a hairpinned flow: its sender is behind the NAT on
-//! the inside) the packet is dropped and counted.
+//! the network of a sender behind a peer, or back through the NAT for a packet it
+//! translated (the error quotes the translated packet; the NAT's ICMP-error translation
+//! turns it into one about the packet the sender sent): out of the uplink, from the
+//! switch's external address, or, for a hairpinned flow, back in to the local sender.
 //!
 //! A UDP super-frame keeps its size: its segments are the application's datagrams, and
 //! cutting them differently would change its messages. One whose datagrams do not fit
@@ -22,7 +21,9 @@ use std::net::Ipv4Addr;
 
 use fdb::{NetworkId, PortId};
 
+use super::super::counters::DropReason;
 use super::super::egress::fit_gso;
+use super::super::fragment;
 use super::super::observe::{MtuVerdict, Observer, Step};
 use super::super::offload::{self, VnetHdr};
 use super::super::pipeline::ETH_HLEN;
@@ -40,7 +41,10 @@ pub(super) enum Sender {
     Peer(NetworkId),
     /// A host outside, through the uplink and the NAT.
     Uplink,
-    /// Nobody the router can answer.
+    /// A local host whose packet the NAT turned back inward (to a published port on the
+    /// switch's own address): through the NAT, which sends the answer back in.
+    Hairpinned,
+    /// Nobody the router can answer (an answer being routed already).
     Unreachable,
 }
 
@@ -102,7 +106,15 @@ impl Router {
             return Fit::Whole;
         }
         match vtep::needs_icmp(pool.get(i).frame(), mtu) {
-            vtep::Verdict::Fits => Fit::Whole,
+            vtep::Verdict::Fits => {
+                // The packet fits; bytes after it (padding, junk) would not.
+                let total = pool.get(i).frame().get(ETH_HLEN + 2..ETH_HLEN + 4);
+                if let Some(&[a, b]) = total {
+                    pool.get_mut(i)
+                        .truncate(ETH_HLEN + usize::from(u16::from_be_bytes([a, b])));
+                }
+                Fit::Whole
+            }
             vtep::Verdict::Ipv4NoDf => Fit::Fragments(mtu),
             vtep::Verdict::Ipv4Df => {
                 obs.step(|| Step::Mtu {
@@ -145,7 +157,7 @@ impl Router {
         // hides the inside address it comes from.
         let from = match sender {
             Sender::Port(_, n) | Sender::Peer(n) => n,
-            Sender::Uplink => to,
+            Sender::Uplink | Sender::Hairpinned => to,
             Sender::Unreachable => return,
         };
         let Some(gw) = cx.topo.networks.get(&from).map(|n| n.gateway) else {
@@ -159,14 +171,14 @@ impl Router {
         match sender {
             Sender::Port(p, _) => out.push(Out::Port(p, s)),
             Sender::Peer(n) => out.push(Out::Network(n, s)),
-            Sender::Uplink => self.error_to_uplink(cx, pool, s, out, obs),
+            Sender::Uplink | Sender::Hairpinned => self.error_through_nat(cx, pool, s, out, obs),
             Sender::Unreachable => {}
         }
     }
 
-    /// Sends the ICMP error in buffer `s`, about a packet that came in through the NAT,
-    /// back out through it.
-    fn error_to_uplink<O: Observer>(
+    /// Sends the ICMP error in buffer `s`, about a packet the NAT translated, back
+    /// through it: out of the uplink, or (hairpinned) to the inside sender.
+    fn error_through_nat<O: Observer>(
         &mut self,
         cx: Ctx<'_>,
         pool: &mut Pool,
@@ -187,7 +199,7 @@ impl Router {
             Ok(t) if t.egress == Egress::Uplink => {
                 self.send_uplink(cx, pool, s, up, t.dst, out, obs);
             }
-            Ok(_) => {}
+            Ok(t) => self.hairpin(cx, pool, s, t.dst, Sender::Unreachable, out, obs),
             Err(e) => self.counters.nat_drop(e),
         }
     }
@@ -216,22 +228,11 @@ impl Router {
             }
             buf.vnet = VnetHdr::NONE.to_bytes();
         }
-        let mut pieces = Vec::new();
-        let (src, mut scratch) = pool.source_and_scratch(i);
-        let Ok(mut cut) = vtep::Fragmenter::new(src.frame(), mtu) else {
-            return self.dropped(obs, RouterDrop::Malformed);
+        let pieces = match fragment::cut(pool, i, mtu, 0) {
+            Ok(r) => r,
+            Err(DropReason::NoBuffer) => return self.dropped(obs, RouterDrop::NoBuffer),
+            Err(_) => return self.dropped(obs, RouterDrop::Malformed),
         };
-        while cut.next_len().is_some() {
-            let Some((s, buf)) = scratch.take() else {
-                return self.dropped(obs, RouterDrop::NoBuffer);
-            };
-            match cut.next_into(buf.rx_space()) {
-                Ok(Some(n)) => buf.set_len(n),
-                Ok(None) => break,
-                Err(_) => return self.dropped(obs, RouterDrop::Malformed),
-            }
-            pieces.push(s);
-        }
         obs.step(|| Step::Mtu {
             len,
             mtu,

@@ -80,9 +80,13 @@ impl Router {
                 }
             }
             Route::Local(to) => {
+                // TTL first, then the size, as Linux's ip_forward checks them.
+                if !self.ttl(cx, pool, i, network, in_port, out, obs) {
+                    return;
+                }
                 let sender = Sender::in_network(network, in_port);
                 let fit = self.fit(cx, pool, i, to, sender, out, obs);
-                if fit != Fit::Stop && self.ttl(cx, pool, i, network, in_port, out, obs) {
+                if fit != Fit::Stop {
                     self.tally::<O>(|c| c.routed.add(1));
                     self.deliver_fitted(cx, pool, i, to, dst, fit, out, obs);
                 }
@@ -306,8 +310,7 @@ impl Router {
                 self.tally::<O>(|c| c.masqueraded.add(1));
                 self.send_uplink(cx, pool, i, up, dst, out, obs);
             }
-            // The sender is behind the NAT's inside: nobody to answer about size.
-            Egress::Internal => self.hairpin(cx, pool, i, dst, Sender::Unreachable, out, obs),
+            Egress::Internal => self.hairpin(cx, pool, i, dst, Sender::Hairpinned, out, obs),
         }
     }
 

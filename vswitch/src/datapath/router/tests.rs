@@ -415,13 +415,31 @@ fn a_df_packet_from_outside_too_big_for_its_network_is_answered_through_the_nat(
 }
 
 #[test]
-fn a_hairpinned_df_packet_too_big_is_dropped_and_counted() {
+fn a_hairpinned_df_packet_too_big_is_answered_back_through_the_nat() {
     let mut b = Bench::new();
     // From a container of "wide" to the published port on the external address: the
-    // NAT sends it inward to "narrow", and the sender is behind it.
+    // NAT sends it inward to "narrow"; the answer goes back through the NAT to A.
     let f = udp(A_MAC, ROUTER_MAC, A, EXT, 8080, 1500, true);
     b.routed_from(&f, VnetHdr::NONE, WIDE, Some(P1));
-    assert!(b.out.is_empty(), "{:?}", b.out);
+    let [Out::Network(WIDE, s)] = b.out[..] else {
+        panic!("{:?}", b.out)
+    };
+    let g = b.frame(s);
+    assert_eq!(&g[..6], &A_MAC.0[..]);
+    assert_eq!(ip(g).destination_addr(), A);
+    let (ty, code, mtu, quote) = icmp(g);
+    assert_eq!((ty, code, mtu), (3, 4, 1400));
+    // About the packet as A sent it: to the published port on the external address.
+    assert_eq!(
+        (quote.source, quote.destination),
+        (A.octets(), EXT.octets())
+    );
+    let l4 = 14 + ip(g).slice().len() + 8 + 20;
+    assert_eq!(
+        u16::from_be_bytes([g[l4 + 2], g[l4 + 3]]),
+        8080,
+        "quoted port"
+    );
     assert_eq!(b.drops(RouterDrop::TooBigForNetwork), 1);
     let f = udp(A_MAC, ROUTER_MAC, A, EXT, 8080, 1400, true);
     b.routed_from(&f, VnetHdr::NONE, WIDE, Some(P1));
@@ -433,15 +451,41 @@ fn a_hairpinned_df_packet_too_big_is_dropped_and_counted() {
 }
 
 #[test]
-fn ttl_expiry_answers_time_exceeded_and_isolation_denies() {
+fn ttl_is_checked_before_the_size_and_trailing_bytes_are_cut() {
     let mut b = Bench::new();
-    let mut f = udp(A_MAC, ROUTER_MAC, A, B, 53, 100, true);
-    f[22] = 1;
+    // Too big with DF and TTL 1: time exceeded (Linux's order), not frag-needed.
+    let mut f = udp(A_MAC, ROUTER_MAC, A, B, 53, 1500, true);
+    set_ttl(&mut f, 1);
+    b.routed_from(&f, VnetHdr::NONE, WIDE, Some(P1));
+    let [Out::Port(P1, s)] = b.out[..] else {
+        panic!("{:?}", b.out)
+    };
+    assert_eq!(icmp(b.frame(s)).0, 11);
+    // A packet that fits, carried in a frame with junk after it: sent without the junk.
+    let mut f = udp(A_MAC, ROUTER_MAC, A, B, 53, 1400, true);
+    f.extend_from_slice(&[0xee; 200]);
+    b.routed_from(&f, VnetHdr::NONE, WIDE, Some(P1));
+    let [Out::Network(NARROW, i)] = b.out[..] else {
+        panic!("{:?}", b.out)
+    };
+    assert_eq!(b.frame(i).len(), 14 + 1400);
+}
+
+fn set_ttl(f: &mut [u8], ttl: u8) {
+    f[22] = ttl;
+    f[24..26].copy_from_slice(&[0, 0]);
     let c = Ipv4HeaderSlice::from_slice(&f[14..])
         .unwrap()
         .to_header()
         .calc_header_checksum();
     f[24..26].copy_from_slice(&c.to_be_bytes());
+}
+
+#[test]
+fn ttl_expiry_answers_time_exceeded_and_isolation_denies() {
+    let mut b = Bench::new();
+    let mut f = udp(A_MAC, ROUTER_MAC, A, B, 53, 100, true);
+    set_ttl(&mut f, 1);
     b.routed_from(&f, VnetHdr::NONE, WIDE, Some(P1));
     let [Out::Port(P1, s)] = b.out[..] else {
         panic!("{:?}", b.out)

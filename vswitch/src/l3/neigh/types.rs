@@ -33,7 +33,10 @@ pub struct NeighConfig {
     /// A reply changing a MAC learned less than this long ago is ignored (Linux
     /// `locktime`, 1 s).
     pub locktime: Duration,
-    /// Frames queued per INCOMPLETE address (Linux's historical `unres_qlen`, 3).
+    /// Frames queued per INCOMPLETE address. 64: a datagram the router cut into
+    /// fragments waits whole (a 64 KiB one at MTU 1024), where Linux's historical
+    /// `unres_qlen` of 3 would keep its head only; Linux now limits by bytes, about
+    /// 212 KB per address. The cache-wide limits below still bound the total.
     pub queue_per_address: usize,
     /// Frames queued in the whole cache.
     pub queue_total_frames: usize,
@@ -54,7 +57,7 @@ impl Default for NeighConfig {
             max_probes: 3,
             failed_time: Duration::from_secs(5),
             locktime: Duration::from_secs(1),
-            queue_per_address: 3,
+            queue_per_address: 64,
             queue_total_frames: 256,
             queue_total_bytes: 1 << 20,
             max_entries: 1024,

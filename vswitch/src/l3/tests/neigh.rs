@@ -38,7 +38,10 @@ fn state(c: &NeighCache, now: Duration, ip: Ipv4Addr) -> Option<NeighState> {
 
 #[test]
 fn miss_queues_three_frames_then_a_reply_releases_them_in_order() {
-    let mut c = cache();
+    let mut c = NeighCache::new(NeighConfig {
+        queue_per_address: 3,
+        ..NeighConfig::default()
+    });
     let t0 = secs(10);
     let (f1, f2, f3, f4) = (frame(1), frame(2), frame(3), frame(4));
     assert_eq!(
