@@ -444,6 +444,40 @@ fn a_published_port_into_a_smaller_mtu_fragments_or_answers_through_the_nat() {
     assert!(route.contains("mtu 1400"), "no path MTU learned:\n{route}");
 }
 
+/// ```text
+///   c1 (network MTU 1500) --> [router, NAT] --ext0, [uplink] mtu = 1400--> ext
+/// ```
+/// An uplink narrower than the network: a datagram without DF is masqueraded whole and
+/// then cut into fragments, which the outside host puts back together; one with DF is
+/// answered with "fragmentation needed" naming the uplink's MTU, so the container's
+/// next send is refused by its own stack.
+#[test]
+fn a_narrower_uplink_gets_fragments_or_tells_the_sender() {
+    require_root();
+    let lab = NatLab::new("mtu = 1400");
+    lab.d
+        .must(&["network", "create", "blue", "--subnet", "10.60.0.0/24"]);
+    let c1 = lab.container("blue");
+    assert!(c1.ping_until(OUTSIDE, Duration::from_secs(5)));
+    let sizes = udp_sizes_received(&lab.ext.name, 9100, 10);
+    let said = udp_send_sized(&c1, OUTSIDE, 9100, 1472, false);
+    assert_eq!(said.matches("sent").count(), 3, "{said}");
+    assert_eq!(
+        sizes.recv_timeout(Duration::from_secs(5)).ok(),
+        Some(1472),
+        "the datagram without DF did not arrive whole\n{}",
+        lab.stats()
+    );
+    let said = udp_send_sized(&c1, OUTSIDE, 9100, 1472, true);
+    assert!(
+        said.contains("Message too long"),
+        "the container never learned the uplink's MTU:\n{said}\n{}",
+        lab.stats()
+    );
+    let route = c1.ip(&["route", "get", OUTSIDE]);
+    assert!(route.contains("mtu 1400"), "no path MTU learned:\n{route}");
+}
+
 /// With a port range of 10, the 11th concurrent flow is refused and counted while the
 /// first ten keep working.
 #[test]

@@ -1,5 +1,5 @@
-//! A routed frame against the MTU of the network it is routed into, as a router on the
-//! boundary between two links does: a frame that fits goes on; a TCP super-frame has its
+//! A routed frame against the MTU of the network it is routed into, or of the uplink,
+//! as a router on the boundary between two links does: a frame that fits goes on; a TCP super-frame has its
 //! segment size lowered to fit (the segments are cut later, by the egress port's kernel
 //! or by a tunnel); an IPv4 packet without DF is cut into fragments; one with DF is
 //! answered with "fragmentation needed" naming the network's MTU, so that the sender's
@@ -58,6 +58,15 @@ impl Sender {
     }
 }
 
+/// Where routed fragments go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Dest {
+    /// To this address in this network.
+    Network(NetworkId, Ipv4Addr),
+    /// Out of the uplink, towards this address.
+    Uplink(Ipv4Addr),
+}
+
 /// What to do with a routed frame after the MTU check.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Fit {
@@ -82,10 +91,30 @@ impl Router {
         out: &mut Vec<Out>,
         obs: &mut O,
     ) -> Fit {
-        let Some(info) = cx.topo.networks.get(&to) else {
-            return Fit::Whole;
+        match cx.topo.networks.get(&to) {
+            Some(info) => self.fit_mtu(cx, pool, i, info.mtu, Some(to), sender, out, obs),
+            None => Fit::Whole,
+        }
+    }
+
+    /// Checks buffer `i` against `mtu`: of network `to`, or of the uplink (`None`),
+    /// where a packet that cannot go is counted as `uplink_too_big`.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn fit_mtu<O: Observer>(
+        &mut self,
+        cx: Ctx<'_>,
+        pool: &mut Pool,
+        i: u32,
+        mtu: u32,
+        to: Option<NetworkId>,
+        sender: Sender,
+        out: &mut Vec<Out>,
+        obs: &mut O,
+    ) -> Fit {
+        let too_big = match to {
+            Some(_) => RouterDrop::TooBigForNetwork,
+            None => RouterDrop::UplinkTooBig,
         };
-        let mtu = info.mtu;
         let max_frame = mtu as usize + ETH_HLEN;
         // A frame that fits costs one compare; the rest is for those that do not.
         let len = pool.get(i).len();
@@ -122,7 +151,7 @@ impl Router {
                     mtu,
                     verdict: MtuVerdict::IcmpTooBig,
                 });
-                self.tally::<O>(|c| c.count(RouterDrop::TooBigForNetwork));
+                self.tally::<O>(|c| c.count(too_big));
                 self.frag_needed(cx, pool, i, to, mtu, sender, out, obs);
                 Fit::Stop
             }
@@ -134,7 +163,7 @@ impl Router {
                     mtu,
                     verdict: MtuVerdict::Dropped,
                 });
-                self.tally::<O>(|c| c.count(RouterDrop::TooBigForNetwork));
+                self.tally::<O>(|c| c.count(too_big));
                 Fit::Stop
             }
         }
@@ -147,17 +176,20 @@ impl Router {
         cx: Ctx<'_>,
         pool: &mut Pool,
         i: u32,
-        to: NetworkId,
+        to: Option<NetworkId>,
         mtu: u32,
         sender: Sender,
         out: &mut Vec<Out>,
         obs: &mut O,
     ) {
-        // From the sender's gateway; an outside sender's error leaves by the NAT, which
-        // hides the inside address it comes from.
+        // From the sender's gateway; an error that goes back through the NAT comes from
+        // the gateway of the network the packet was going to, which the NAT rewrites.
         let from = match sender {
             Sender::Port(_, n) | Sender::Peer(n) => n,
-            Sender::Uplink | Sender::Hairpinned => to,
+            Sender::Uplink | Sender::Hairpinned => match to {
+                Some(n) => n,
+                None => return,
+            },
             Sender::Unreachable => return,
         };
         let Some(gw) = cx.topo.networks.get(&from).map(|n| n.gateway) else {
@@ -205,15 +237,14 @@ impl Router {
     }
 
     /// Cuts buffer `i` (IPv4 without DF, TTL already lowered) into fragments of at most
-    /// `mtu` and sends each to `dst` in network `to`.
+    /// `mtu` and sends each to `dest`.
     #[allow(clippy::too_many_arguments)]
     pub(super) fn deliver_fragments<O: Observer>(
         &mut self,
         cx: Ctx<'_>,
         pool: &mut Pool,
         i: u32,
-        to: NetworkId,
-        dst: Ipv4Addr,
+        dest: Dest,
         mtu: u32,
         out: &mut Vec<Out>,
         obs: &mut O,
@@ -241,7 +272,11 @@ impl Router {
             },
         });
         for s in pieces {
-            self.deliver(cx, pool, s, to, dst, out, obs);
+            match (dest, &cx.topo.uplink) {
+                (Dest::Network(to, dst), _) => self.deliver(cx, pool, s, to, dst, out, obs),
+                (Dest::Uplink(dst), Some(up)) => self.send_uplink(cx, pool, s, up, dst, out, obs),
+                (Dest::Uplink(_), None) => self.dropped(obs, RouterDrop::NoRoute),
+            }
         }
     }
 }

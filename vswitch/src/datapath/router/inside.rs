@@ -14,7 +14,7 @@ use super::super::offload::VnetHdr;
 use super::super::pipeline::ETH_HLEN;
 use super::super::pool::Pool;
 use super::super::topology::UplinkParams;
-use super::fit::{Fit, Sender};
+use super::fit::{Dest, Fit, Sender};
 use super::wire::{ArpAt, arp_at, build, build_from, ethertype, ipv4_dst};
 use super::{Ctx, ETHERTYPE_ARP, ETHERTYPE_IPV4, Out, Router, RouterDrop};
 use crate::l3::{self, Lookup, NeighCache, Route, Waiting};
@@ -235,49 +235,25 @@ impl Router {
         let (Some(nat), Some(up)) = (self.nat.clone(), cx.topo.uplink.as_ref()) else {
             return self.dropped(obs, RouterDrop::NoRoute);
         };
-        let mut hdr = VnetHdr::parse(&pool.get(i).vnet);
-        let max_frame = up.mtu as usize + ETH_HLEN;
-        let len = pool.get(i).len();
-        if hdr.is_gso() {
-            // Segments must fit the uplink: lower the size the kernel cuts them at.
-            obs.step(|| Step::Mtu {
-                len,
-                mtu: up.mtu,
-                verdict: MtuVerdict::Split,
-            });
-            let fitted = super::super::egress::fit_gso(pool.get(i).frame(), &hdr, max_frame);
-            if fitted.gso_size != hdr.gso_size {
-                hdr = fitted;
-                pool.get_mut(i).vnet = hdr.to_bytes();
-            }
-        } else if len > max_frame {
-            let gw = cx.topo.networks.get(&network).map(|n| n.gateway);
-            match (vtep::needs_icmp(pool.get(i).frame(), up.mtu), in_port, gw) {
-                (vtep::Verdict::Ipv4Df, Some(p), Some(gw)) => {
-                    obs.step(|| Step::Mtu {
-                        len,
-                        mtu: up.mtu,
-                        verdict: MtuVerdict::IcmpTooBig,
-                    });
-                    if let Some(s) = build_from(pool, i, self.live::<O>(), |f, o| {
-                        vtep::build_frag_needed(f, up.mtu, cx.topo.router_mac.0, gw, o)
-                    }) {
-                        out.push(Out::Port(p, s));
-                    }
-                }
-                _ => self.dropped(obs, RouterDrop::UplinkTooBig),
-            }
+        if !self.ttl(cx, pool, i, network, in_port, out, obs) {
             return;
-        } else {
+        }
+        // The uplink's MTU: a super-frame's segments are made to fit, a packet without
+        // DF is cut after the NAT has translated it whole, one with DF is answered.
+        let len = pool.get(i).len();
+        if len <= up.mtu as usize + ETH_HLEN {
             obs.step(|| Step::Mtu {
                 len,
                 mtu: up.mtu,
                 verdict: MtuVerdict::Fits,
             });
         }
-        if !self.ttl(cx, pool, i, network, in_port, out, obs) {
+        let sender = Sender::in_network(network, in_port);
+        let fit = self.fit_mtu(cx, pool, i, up.mtu, None, sender, out, obs);
+        if fit == Fit::Stop {
             return;
         }
+        let hdr = VnetHdr::parse(&pool.get(i).vnet);
         let csum = if hdr.needs_csum() {
             ChecksumState::Partial
         } else {
@@ -308,7 +284,12 @@ impl Router {
         match egress {
             Egress::Uplink => {
                 self.tally::<O>(|c| c.masqueraded.add(1));
-                self.send_uplink(cx, pool, i, up, dst, out, obs);
+                match fit {
+                    Fit::Fragments(mtu) => {
+                        self.deliver_fragments(cx, pool, i, Dest::Uplink(dst), mtu, out, obs);
+                    }
+                    _ => self.send_uplink(cx, pool, i, up, dst, out, obs),
+                }
             }
             Egress::Internal => self.hairpin(cx, pool, i, dst, Sender::Hairpinned, out, obs),
         }
@@ -351,7 +332,9 @@ impl Router {
         obs: &mut O,
     ) {
         match fit {
-            Fit::Fragments(mtu) => self.deliver_fragments(cx, pool, i, to, dst, mtu, out, obs),
+            Fit::Fragments(mtu) => {
+                self.deliver_fragments(cx, pool, i, Dest::Network(to, dst), mtu, out, obs);
+            }
             _ => self.deliver(cx, pool, i, to, dst, out, obs),
         }
     }

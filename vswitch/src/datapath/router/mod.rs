@@ -68,7 +68,8 @@ pub enum RouterDrop {
     NotIpv4,
     /// The neighbour did not answer ARP.
     Unresolved,
-    /// Too big for the uplink and without DF (an ICMP frag-needed answers the others).
+    /// Too big for the uplink and not to be cut into fragments: with DF (answered with
+    /// "fragmentation needed" where the sender can be reached), or not fragmentable.
     UplinkTooBig,
     /// Routed into a network whose MTU it exceeds and not fragmentable: with DF,
     /// answered with "fragmentation needed" where the sender can be reached.

@@ -415,6 +415,54 @@ fn a_df_packet_from_outside_too_big_for_its_network_is_answered_through_the_nat(
 }
 
 #[test]
+fn to_a_narrower_uplink_a_packet_without_df_is_cut_after_the_nat_and_one_with_df_answered() {
+    let mut b = Bench::new();
+    b.topo.uplink.as_mut().unwrap().mtu = 1400;
+    b.learn_uplink_gateway();
+    let f = udp(A_MAC, ROUTER_MAC, A, OUTSIDE, 53, 1500, false);
+    b.routed_from(&f, VnetHdr::NONE, WIDE, Some(P1));
+    let [Out::Uplink(s1), Out::Uplink(s2)] = b.out[..] else {
+        panic!("{:?}", b.out)
+    };
+    let (g1, g2) = (b.frame(s1), b.frame(s2));
+    for g in [g1, g2] {
+        assert!(g.len() <= 14 + 1400, "{}", g.len());
+        assert_eq!(&g[..6], &GW_MAC.0[..]);
+        assert_eq!(
+            (ip(g).source_addr(), ip(g).destination_addr()),
+            (EXT, OUTSIDE)
+        );
+        assert_eq!(ip(g).identification(), 0x1234);
+        assert_eq!(ip(g).ttl(), 63);
+    }
+    assert!(ip(g1).more_fragments() && !ip(g2).more_fragments());
+    // The NAT translated the whole datagram before it was cut: put back together, its
+    // UDP checksum holds for the new addresses, and one connection was made.
+    let mut datagram = Vec::new();
+    for g in [g1, g2] {
+        let h = ip(g);
+        datagram.extend_from_slice(&g[14 + h.slice().len()..14 + usize::from(h.total_len())]);
+    }
+    assert_eq!(datagram[8..], f[42..], "the payload");
+    let (hdr, payload) = etherparse::UdpHeader::from_slice(&datagram).unwrap();
+    let sum = hdr
+        .calc_checksum_ipv4_raw(EXT.octets(), OUTSIDE.octets(), payload)
+        .unwrap();
+    assert_eq!(hdr.checksum, sum, "UDP checksum after the NAT");
+    assert_eq!(b.nat.counters().entries, 1);
+    assert_eq!(b.counters.snapshot()["masqueraded"], 1);
+    // With DF, from behind a peer: "fragmentation needed" into the sender's network.
+    let f = udp(A_MAC, ROUTER_MAC, A, OUTSIDE, 53, 1500, true);
+    b.routed_from(&f, VnetHdr::NONE, WIDE, None);
+    let [Out::Network(WIDE, s)] = b.out[..] else {
+        panic!("{:?}", b.out)
+    };
+    let (ty, code, mtu, _) = icmp(b.frame(s));
+    assert_eq!((ty, code, mtu), (3, 4, 1400));
+    assert_eq!(b.drops(RouterDrop::UplinkTooBig), 1);
+}
+
+#[test]
 fn a_hairpinned_df_packet_too_big_is_answered_back_through_the_nat() {
     let mut b = Bench::new();
     // From a container of "wide" to the published port on the external address: the
