@@ -1,9 +1,10 @@
 //! A routed frame against the MTU of the network it is routed into, or of the uplink,
-//! as a router on the boundary between two links does: a frame that fits goes on; a TCP super-frame has its
-//! segment size lowered to fit (the segments are cut later, by the egress port's kernel
-//! or by a tunnel); an IPv4 packet without DF is cut into fragments; one with DF is
-//! answered with "fragmentation needed" naming the network's MTU, so that the sender's
-//! path-MTU discovery starts.
+//! as a router on the boundary between two links does: a frame that fits goes on; a TCP
+//! super-frame has its segment size lowered to fit (the segments are cut later, by the
+//! egress port's kernel or by a tunnel); an IPv4 packet without DF is cut into
+//! fragments (towards the uplink after the NAT has translated it whole); one with DF is
+//! answered with "fragmentation needed" naming the MTU, so that the sender's path-MTU
+//! discovery starts. The TTL is checked before all this, as Linux's `ip_forward` does.
 //!
 //! The answer goes to whoever sent the frame ([`Sender`]): back on a local port, into
 //! the network of a sender behind a peer, or back through the NAT for a packet it

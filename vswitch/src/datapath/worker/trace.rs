@@ -89,8 +89,8 @@ impl Worker {
         self.on_scratch(frame, &mut rec, |w, pipeline, b, s, rec| {
             let meta = FrameMeta { gso: false };
             let verdict = match pipeline.decide(b, from, w.pool.get(s).frame(), meta, rec) {
-                // Storm control, as `apply` and `decap_one` check it (this worker's
-                // bucket, peeked at).
+                // Storm control, as `apply` and `decap_one` check it (the source's
+                // allowance, peeked at: nothing is taken).
                 Verdict::Flood { .. } if !w.cfg.floods.would_allow(from.into(), b.now) => {
                     Verdict::Drop(DropReason::FloodLimited)
                 }
