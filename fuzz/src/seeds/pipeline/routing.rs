@@ -2,9 +2,20 @@
 //! TTL expiry, NAT to the uplink and back, super-frames and MTU cases on routed paths,
 //! frames the router sends into each network.
 
+use std::net::Ipv4Addr;
+
 use super::{NET2_HOST, OUTSIDE_GW, Talk, a4, port, tcp};
 use crate::harness::pipeline::{EXTERNAL, HOST_A, REMOTE_MAC, ROUTER_MAC, UPLINK_MAC, op};
 use crate::seeds::frames::{self, BROADCAST, L4, Tcp, eth4, ip4, v4};
+
+/// A frame from HOST_A (10.1.0.2, port 1) to the router MAC, for `dst`, TTL 64.
+fn from_a(dst: Ipv4Addr, df: bool, l4: L4, payload: &[u8]) -> Vec<u8> {
+    eth4(
+        HOST_A.0,
+        ROUTER_MAC.0,
+        &ip4(v4(a4("10.1.0.2"), dst, 64, df), l4, payload),
+    )
+}
 
 pub fn seeds() -> Vec<(String, Vec<u8>)> {
     let a = a4("10.1.0.2");
@@ -24,27 +35,11 @@ pub fn seeds() -> Vec<(String, Vec<u8>)> {
             )
             .at(
                 port(1, 0),
-                &eth4(
-                    HOST_A.0,
-                    ROUTER_MAC.0,
-                    &ip4(
-                        v4(a, gw1, 64, true),
-                        L4::EchoRequest(3, 1),
-                        &frames::pattern(56, 1),
-                    ),
-                ),
+                &from_a(gw1, true, L4::EchoRequest(3, 1), &frames::pattern(56, 1)),
             )
             .at(
                 port(1, 0),
-                &eth4(
-                    HOST_A.0,
-                    ROUTER_MAC.0,
-                    &ip4(
-                        v4(a, n2, 64, true),
-                        L4::Tcp(tcp(40000, 80, true, Some(1460))),
-                        &[],
-                    ),
-                ),
+                &from_a(n2, true, L4::Tcp(tcp(40000, 80, true, Some(1460))), &[]),
             )
             .at(
                 port(4, 4),
@@ -92,14 +87,7 @@ pub fn seeds() -> Vec<(String, Vec<u8>)> {
                     &ip4(v4(n4, outside, 64, true), L4::Udp(1, 2), b"internal"),
                 ),
             )
-            .at(
-                port(1, 6),
-                &eth4(
-                    HOST_A.0,
-                    ROUTER_MAC.0,
-                    &ip4(v4(a, gw1, 64, true), L4::Udp(1, 2), b"not echo"),
-                ),
-            )
+            .at(port(1, 6), &from_a(gw1, true, L4::Udp(1, 2), b"not echo"))
             .done(),
     ));
     let dns = ip4(v4(a, outside, 64, false), L4::Udp(40002, 53), b"query");
@@ -175,26 +163,15 @@ pub fn seeds() -> Vec<(String, Vec<u8>)> {
             .at(op::UPLINK, &eth4(OUTSIDE_GW, [2, 9, 9, 9, 9, 9], &answer))
             .at(
                 port(1, 0),
-                &eth4(
-                    HOST_A.0,
-                    ROUTER_MAC.0,
-                    &ip4(
-                        v4(a, outside, 64, true),
-                        L4::Udp(40003, 9),
-                        &frames::pattern(1600, 2),
-                    ),
-                ),
+                &from_a(outside, true, L4::Udp(40003, 9), &frames::pattern(1600, 2)),
             )
             .at(
                 port(1, 0),
-                &eth4(
-                    HOST_A.0,
-                    ROUTER_MAC.0,
-                    &ip4(
-                        v4(a, EXTERNAL, 64, true),
-                        L4::Tcp(tcp(40004, 8080, true, Some(1460))),
-                        &[],
-                    ),
+                &from_a(
+                    EXTERNAL,
+                    true,
+                    L4::Tcp(tcp(40004, 8080, true, Some(1460))),
+                    &[],
                 ),
             )
             .done(),
@@ -239,28 +216,12 @@ pub fn seeds() -> Vec<(String, Vec<u8>)> {
             )
             .at(
                 port(1, 0),
-                &eth4(
-                    HOST_A.0,
-                    ROUTER_MAC.0,
-                    &ip4(
-                        v4(a, n2, 64, true),
-                        L4::Udp(3, 4),
-                        &frames::pattern(1450, 13),
-                    ),
-                ),
+                &from_a(n2, true, L4::Udp(3, 4), &frames::pattern(1450, 13)),
             )
             // The same without DF: the router cuts it into fragments for network 2.
             .at(
                 port(1, 0),
-                &eth4(
-                    HOST_A.0,
-                    ROUTER_MAC.0,
-                    &ip4(
-                        v4(a, n2, 64, false),
-                        L4::Udp(3, 4),
-                        &frames::pattern(1450, 16),
-                    ),
-                ),
+                &from_a(n2, false, L4::Udp(3, 4), &frames::pattern(1450, 16)),
             )
             // The answer to the router's ARP request sends the waiting fragments on.
             .at(
@@ -275,27 +236,11 @@ pub fn seeds() -> Vec<(String, Vec<u8>)> {
             )
             .at(
                 port(1, 0),
-                &eth4(
-                    HOST_A.0,
-                    ROUTER_MAC.0,
-                    &ip4(
-                        v4(a, n2, 64, false),
-                        L4::Udp(3, 4),
-                        &frames::pattern(3000, 14),
-                    ),
-                ),
+                &from_a(n2, false, L4::Udp(3, 4), &frames::pattern(3000, 14)),
             )
             .at(
                 port(1, 0),
-                &eth4(
-                    HOST_A.0,
-                    ROUTER_MAC.0,
-                    &ip4(
-                        v4(a, outside, 64, false),
-                        L4::Udp(3, 4),
-                        &frames::pattern(3000, 15),
-                    ),
-                ),
+                &from_a(outside, false, L4::Udp(3, 4), &frames::pattern(3000, 15)),
             )
             .done(),
     ));
