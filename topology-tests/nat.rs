@@ -297,20 +297,7 @@ fn a_router_hop_to_a_smaller_mtu_answers_fragmentation_needed() {
     assert!(c1.ping_until("10.57.0.2", Duration::from_secs(5)));
     // Without DF (and before c1 learns the path MTU below), the router cuts the packet
     // into fragments that fit; c2 reassembles them and answers.
-    let out = c1.exec(
-        "ping",
-        &[
-            "-c",
-            "2",
-            "-W",
-            "2",
-            "-M",
-            "dont",
-            "-s",
-            "1472",
-            "10.57.0.2",
-        ],
-    );
+    let out = c1.ping_no_df("10.57.0.2", 1472, 2);
     assert!(
         out.status.success(),
         "a 1500-byte packet without DF did not cross:\n{}\n{}",
@@ -407,23 +394,8 @@ fn a_published_port_into_a_smaller_mtu_fragments_or_answers_through_the_nat() {
     let c1 = lab.container("narrow");
     lab.d
         .must(&["port", "publish", "narrow", &c1.name, "9000:9000/udp"]);
-    let sizes = udp_sizes_received(&c1.name, 9000, 10);
-    let said = udp_send_sized(&lab.ext, EXTERNAL, 9000, 1472, false);
-    assert_eq!(said.matches("sent").count(), 3, "{said}");
-    assert_eq!(
-        sizes.recv_timeout(Duration::from_secs(5)).ok(),
-        Some(1472),
-        "the datagram without DF did not arrive whole\n{}",
-        lab.stats()
-    );
-    let said = udp_send_sized(&lab.ext, EXTERNAL, 9000, 1472, true);
-    assert!(
-        said.contains("Message too long"),
-        "the outside host never learned the smaller MTU:\n{said}\n{}",
-        lab.stats()
-    );
-    let route = lab.ext.ip(&["route", "get", EXTERNAL]);
-    assert!(route.contains("mtu 1400"), "no path MTU learned:\n{route}");
+    arrives_whole(&lab, &lab.ext, EXTERNAL, 9000, &c1);
+    learns_mtu_1400(&lab, &lab.ext, EXTERNAL, 9000);
     let drops = &lab.stats()["router"]["drops"];
     assert!(
         drops["too_big_for_network"].as_u64().unwrap_or(0) >= 1,
@@ -434,14 +406,7 @@ fn a_published_port_into_a_smaller_mtu_fragments_or_answers_through_the_nat() {
     lab.d
         .must(&["network", "create", "wide", "--subnet", "10.59.0.0/24"]);
     let c0 = lab.container("wide");
-    let said = udp_send_sized(&c0, EXTERNAL, 9000, 1472, true);
-    assert!(
-        said.contains("Message too long"),
-        "the hairpinned sender never learned the smaller MTU:\n{said}\n{}",
-        lab.stats()
-    );
-    let route = c0.ip(&["route", "get", EXTERNAL]);
-    assert!(route.contains("mtu 1400"), "no path MTU learned:\n{route}");
+    learns_mtu_1400(&lab, &c0, EXTERNAL, 9000);
 }
 
 /// ```text
@@ -459,8 +424,15 @@ fn a_narrower_uplink_gets_fragments_or_tells_the_sender() {
         .must(&["network", "create", "blue", "--subnet", "10.60.0.0/24"]);
     let c1 = lab.container("blue");
     assert!(c1.ping_until(OUTSIDE, Duration::from_secs(5)));
-    let sizes = udp_sizes_received(&lab.ext.name, 9100, 10);
-    let said = udp_send_sized(&c1, OUTSIDE, 9100, 1472, false);
+    arrives_whole(&lab, &c1, OUTSIDE, 9100, &lab.ext);
+    learns_mtu_1400(&lab, &c1, OUTSIDE, 9100);
+}
+
+/// Three 1472-byte UDP datagrams without DF from `from` to `to:port` leave, and one
+/// arrives whole (reassembled) at a socket on `port` in `rx`.
+fn arrives_whole(lab: &NatLab, from: &Netns, to: &str, port: u16, rx: &Netns) {
+    let sizes = udp_sizes_received(&rx.name, port, 10);
+    let said = udp_send_sized(from, to, port, 1472, false);
     assert_eq!(said.matches("sent").count(), 3, "{said}");
     assert_eq!(
         sizes.recv_timeout(Duration::from_secs(5)).ok(),
@@ -468,13 +440,20 @@ fn a_narrower_uplink_gets_fragments_or_tells_the_sender() {
         "the datagram without DF did not arrive whole\n{}",
         lab.stats()
     );
-    let said = udp_send_sized(&c1, OUTSIDE, 9100, 1472, true);
+}
+
+/// A 1472-byte UDP datagram with DF from `from` to `to:port` is answered with
+/// "fragmentation needed" naming 1400: `from`'s stack refuses its next send itself
+/// and its route to `to` carries the MTU.
+fn learns_mtu_1400(lab: &NatLab, from: &Netns, to: &str, port: u16) {
+    let said = udp_send_sized(from, to, port, 1472, true);
     assert!(
         said.contains("Message too long"),
-        "the container never learned the uplink's MTU:\n{said}\n{}",
+        "{} never learned the smaller MTU:\n{said}\n{}",
+        from.name,
         lab.stats()
     );
-    let route = c1.ip(&["route", "get", OUTSIDE]);
+    let route = from.ip(&["route", "get", to]);
     assert!(route.contains("mtu 1400"), "no path MTU learned:\n{route}");
 }
 

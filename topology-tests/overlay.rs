@@ -201,20 +201,7 @@ fn a_1500_sender_behind_a_1450_overlay() {
     assert!(c1.ping_until("10.88.0.33", Duration::from_secs(5)));
     // Without DF (and before any frag-needed taught c1 the path MTU) the switch fragments
     // the inner packet itself.
-    let out = c1.exec(
-        "ping",
-        &[
-            "-c",
-            "2",
-            "-W",
-            "2",
-            "-M",
-            "dont",
-            "-s",
-            "1472",
-            "10.88.0.33",
-        ],
-    );
+    let out = c1.ping_no_df("10.88.0.33", 1472, 2);
     assert!(
         out.status.success(),
         "a 1500-byte packet without DF did not arrive"

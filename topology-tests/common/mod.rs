@@ -153,6 +153,13 @@ impl Netns {
         )
     }
 
+    /// Pings `addr` `count` times with payload `size` and DF clear (`-M dont`): the
+    /// packet may be fragmented on the way. The ping's output and status.
+    pub fn ping_no_df(&self, addr: &str, size: u32, count: u32) -> Output {
+        let (c, s) = (count.to_string(), size.to_string());
+        self.exec("ping", &["-c", &c, "-W", "2", "-M", "dont", "-s", &s, addr])
+    }
+
     /// Pings until one reply comes back or `timeout` passes.
     pub fn ping_until(&self, addr: &str, timeout: Duration) -> bool {
         wait_until(timeout, || {
