@@ -220,6 +220,23 @@ fn icmp(frame: &[u8]) -> (u8, u8, u16, Ipv4Header) {
     (frame[l4], frame[l4 + 1], mtu, quote)
 }
 
+/// `g` is "fragmentation needed" naming 1400, about a UDP packet from `src` to
+/// `dst:dport` (a quote the NAT translated back to what the sender sent).
+fn frag_needed_about(g: &[u8], src: Ipv4Addr, dst: Ipv4Addr, dport: u16) {
+    let (ty, code, mtu, quote) = icmp(g);
+    assert_eq!((ty, code, mtu), (3, 4, 1400));
+    assert_eq!(
+        (quote.source, quote.destination),
+        (src.octets(), dst.octets())
+    );
+    let l4 = 14 + ip(g).slice().len() + 8 + 20;
+    assert_eq!(
+        u16::from_be_bytes([g[l4 + 2], g[l4 + 3]]),
+        dport,
+        "quoted port"
+    );
+}
+
 #[test]
 fn a_packet_that_fits_is_routed_with_its_ttl_lowered_and_new_macs() {
     let mut b = Bench::new();
@@ -375,18 +392,7 @@ fn a_df_packet_from_outside_too_big_for_its_network_is_answered_through_the_nat(
     // From the external address, about the packet as the outside host sent it.
     assert_eq!(ip(g).source_addr(), EXT);
     assert_eq!(ip(g).destination_addr(), OUTSIDE);
-    let (ty, code, mtu, quote) = icmp(g);
-    assert_eq!((ty, code, mtu), (3, 4, 1400));
-    assert_eq!(
-        (quote.source, quote.destination),
-        (OUTSIDE.octets(), EXT.octets())
-    );
-    let l4 = 14 + ip(g).slice().len() + 8 + 20;
-    assert_eq!(
-        u16::from_be_bytes([g[l4 + 2], g[l4 + 3]]),
-        8080,
-        "quoted port"
-    );
+    frag_needed_about(g, OUTSIDE, EXT, 8080);
     assert_eq!(b.drops(RouterDrop::TooBigForNetwork), 1);
     // Without DF it is cut into fragments for the container.
     let f = udp(GW_MAC, UPLINK_MAC, OUTSIDE, EXT, 8080, 1500, false);
@@ -475,19 +481,8 @@ fn a_hairpinned_df_packet_too_big_is_answered_back_through_the_nat() {
     let g = b.frame(s);
     assert_eq!(&g[..6], &A_MAC.0[..]);
     assert_eq!(ip(g).destination_addr(), A);
-    let (ty, code, mtu, quote) = icmp(g);
-    assert_eq!((ty, code, mtu), (3, 4, 1400));
     // About the packet as A sent it: to the published port on the external address.
-    assert_eq!(
-        (quote.source, quote.destination),
-        (A.octets(), EXT.octets())
-    );
-    let l4 = 14 + ip(g).slice().len() + 8 + 20;
-    assert_eq!(
-        u16::from_be_bytes([g[l4 + 2], g[l4 + 3]]),
-        8080,
-        "quoted port"
-    );
+    frag_needed_about(g, A, EXT, 8080);
     assert_eq!(b.drops(RouterDrop::TooBigForNetwork), 1);
     let f = udp(A_MAC, ROUTER_MAC, A, EXT, 8080, 1400, true);
     b.routed_from(&f, VnetHdr::NONE, WIDE, Some(P1));
