@@ -18,7 +18,7 @@
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use fdb::MacAddr;
-use vtep::{ChecksumState, IpFamily, Vni, VxlanRepr};
+use vtep::{IpFamily, Vni, VxlanRepr};
 
 use super::counters::DropReason;
 use super::offload::{self, SegmentSpec, VnetHdr};
@@ -98,12 +98,7 @@ fn clamp(pool: &mut Pool, i: u32, hdr: &VnetHdr, mtu: u32) {
         Some([0x86, 0xdd]) => IpFamily::V6,
         _ => IpFamily::V4,
     };
-    let state = if hdr.needs_csum() {
-        ChecksumState::Partial
-    } else {
-        ChecksumState::Complete
-    };
-    vtep::clamp_mss(frame, vtep::mss_for_mtu(mtu, family), state);
+    vtep::clamp_mss(frame, vtep::mss_for_mtu(mtu, family), hdr.checksum_state());
 }
 
 /// One datagram per peer: in place when exclusive, else one shared copy.

@@ -134,6 +134,16 @@ impl VnetHdr {
         self.flags & Self::F_NEEDS_CSUM != 0
     }
 
+    /// What a rewrite of the frame must do with its transport checksum: update the
+    /// pseudo-header sum a device will finish (`Partial`), or the whole checksum.
+    pub fn checksum_state(&self) -> vtep::ChecksumState {
+        if self.needs_csum() {
+            vtep::ChecksumState::Partial
+        } else {
+            vtep::ChecksumState::Complete
+        }
+    }
+
     pub fn data_valid(&self) -> bool {
         self.flags & Self::F_DATA_VALID != 0
     }

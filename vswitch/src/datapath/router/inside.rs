@@ -18,7 +18,7 @@ use super::fit::{Dest, Fit, Sender};
 use super::wire::{ArpAt, arp_at, build, build_from, ethertype, ipv4_dst};
 use super::{Ctx, ETHERTYPE_ARP, ETHERTYPE_IPV4, Out, Router, RouterDrop};
 use crate::l3::{self, Lookup, NeighCache, Route, Waiting};
-use crate::nat::{ChecksumState, Egress};
+use crate::nat::{Egress, NatDrop};
 
 impl Router {
     /// A frame for the router from network `network` (from a local port when `in_port`
@@ -253,12 +253,7 @@ impl Router {
         if fit == Fit::Stop {
             return;
         }
-        let hdr = VnetHdr::parse(&pool.get(i).vnet);
-        let csum = if hdr.needs_csum() {
-            ChecksumState::Partial
-        } else {
-            ChecksumState::Complete
-        };
+        let csum = VnetHdr::parse(&pool.get(i).vnet).checksum_state();
         let packet = &mut pool.get_mut(i).frame_mut()[ETH_HLEN..];
         let translated = if O::DRY_RUN {
             // What the NAT would do, then the same rewrite on this copy of the frame
@@ -273,13 +268,7 @@ impl Router {
         };
         let (egress, dst) = match translated {
             Ok(t) => t,
-            Err(e) => {
-                obs.step(|| Step::NatRefused(e));
-                if !O::DRY_RUN {
-                    self.counters.nat_drop(e);
-                }
-                return;
-            }
+            Err(e) => return self.nat_refused(obs, e),
         };
         match egress {
             Egress::Uplink => {
@@ -389,6 +378,14 @@ impl Router {
         obs.step(|| Step::RouterDrop(r));
         if !O::DRY_RUN {
             self.counters.count(r);
+        }
+    }
+
+    /// Counts the NAT's refusal (on the packet path) or records it (traced).
+    pub(super) fn nat_refused<O: Observer>(&self, obs: &mut O, e: NatDrop) {
+        obs.step(|| Step::NatRefused(e));
+        if !O::DRY_RUN {
+            self.counters.nat_drop(e);
         }
     }
 

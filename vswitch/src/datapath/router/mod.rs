@@ -26,7 +26,7 @@ use super::pipeline::ETH_HLEN;
 use super::pool::Pool;
 use super::topology::{Topology, UplinkParams};
 use crate::l3::{self, NeighCache, NeighConfig};
-use crate::nat::{ChecksumState, Nat, NatDrop};
+use crate::nat::{Nat, NatDrop};
 use wire::{ArpAt, arp_at, build, build_from, ethertype, ipv4_dst, release};
 
 mod fit;
@@ -360,24 +360,13 @@ impl Router {
                     p.translated.dst.0
                 })
         } else {
-            let hdr = VnetHdr::parse(&pool.get(i).vnet);
-            let csum = if hdr.needs_csum() {
-                ChecksumState::Partial
-            } else {
-                ChecksumState::Complete
-            };
+            let csum = VnetHdr::parse(&pool.get(i).vnet).checksum_state();
             nat.inbound(cx.now, &mut pool.get_mut(i).frame_mut()[ETH_HLEN..], csum)
                 .map(|t| t.dst)
         };
         let dst = match translated {
             Ok(dst) => dst,
-            Err(e) => {
-                obs.step(|| Step::NatRefused(e));
-                if !O::DRY_RUN {
-                    self.counters.nat_drop(e);
-                }
-                return;
-            }
+            Err(e) => return self.nat_refused(obs, e),
         };
         if l3::decrement_ttl(pool.get_mut(i).frame_mut()).is_err() {
             return self.dropped(obs, RouterDrop::TtlExpired);
