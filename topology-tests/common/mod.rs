@@ -436,6 +436,23 @@ print(n)";
         .unwrap_or(0)
 }
 
+/// A 2 s broadcast storm of `sent` frames under `flood_limit_pps = 200`: the receiver
+/// got about the limit's worth (`got`: 200 of burst, 400 over the 2 s, and a little
+/// other traffic) and the switch counted most of the rest (`limited`). `stats` is shown
+/// when it did not.
+pub fn storm_held_to_200(sent: u64, got: u64, limited: u64, stats: &serde_json::Value) {
+    eprintln!("storm: sent {sent} got {got} limited {limited}");
+    assert!(
+        sent > 5000,
+        "the storm was too weak to show anything: {sent}"
+    );
+    assert!(
+        (300..=800).contains(&got),
+        "the receiver got {got} frames of a {sent}-frame storm (limit 200/s, burst 200)\n{stats}"
+    );
+    assert!(limited > 2000, "{stats}");
+}
+
 pub fn wait_until(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
     let deadline = Instant::now() + timeout;
     loop {
