@@ -186,6 +186,63 @@ fn interop_with_the_kernel_vxlan() {
 }
 
 /// ```text
+///   c1 (MTU 1450) -- [h1: vswitch, "blue" MTU 1450] ==underlay MTU 1600==
+///                    [k: kernel vxlan42 MTU 1550 + bridge] -- ctr (MTU 1500)
+/// ```
+/// A peer configured with a larger overlay MTU than ours sends a frame that no port of
+/// the network can take: dropped at decapsulation and counted as `over_mtu`, not handed
+/// to the container's veth to refuse (`tx_busy`). Frames that fit go on.
+#[test]
+fn a_frame_from_a_peer_larger_than_the_network_mtu_is_dropped_as_over_mtu() {
+    require_root();
+    let mut ul = Underlay::new(1600);
+    let a = VsHost::new(&mut ul, "");
+    let k = KernelHost::new(&mut ul, VNI, &a.addr, "10.88.0.33/24", 1500);
+    a.peer(&k.addr);
+    a.d.must(&[
+        "network",
+        "create",
+        "blue",
+        "--driver",
+        "overlay",
+        "--vni",
+        "42",
+        "--subnet",
+        SUBNET,
+        "--ip-range",
+        "10.88.0.16/28",
+        "--mtu",
+        "1450",
+    ]);
+    let c1 = a.container("blue", "10.88.0.17");
+    assert!(
+        k.ctr.ping_until("10.88.0.17", Duration::from_secs(5)),
+        "no first ping\n{}",
+        a.d.log()
+    );
+    assert!(
+        k.ctr.ping("10.88.0.17", 2, 1422),
+        "a 1450-byte packet must pass"
+    );
+    let text = k.ctr.ping_df("10.88.0.17", 1472, 3);
+    assert!(
+        text.contains("100% packet loss"),
+        "a 1500-byte packet reached a 1450 port:\n{text}"
+    );
+    let s = a.stats();
+    let over = s["underlay"]["inner_drops"]["over_mtu"]
+        .as_u64()
+        .unwrap_or(0);
+    assert!(over >= 3, "not counted as over_mtu: {}", s["underlay"]);
+    let port = a.port(&c1);
+    assert_eq!(
+        port["drops"]["tx_busy"].as_u64().unwrap_or(0),
+        0,
+        "handed to the veth to refuse: {port}"
+    );
+}
+
+/// ```text
 ///   c1 (eth0 MTU raised to 1500) -- h1 ==(overlay MTU 1450)== h2 -- c2
 /// ```
 /// `ping -M do -s 1472` gets a frag-needed naming 1450 from the gateway; a TCP transfer

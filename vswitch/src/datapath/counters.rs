@@ -22,7 +22,8 @@ pub enum DropReason {
     InvalidSource,
     /// 802.1Q / 802.1ad tagged frame on an access port.
     VlanTagged,
-    /// Larger than the port's MTU and not a GSO super-frame.
+    /// Larger than its network's MTU and not a GSO super-frame (from a local port of a
+    /// network without a VNI, or from a VXLAN peer).
     OverMtu,
     /// Larger than the receive buffer (cut by the kernel).
     Truncated,

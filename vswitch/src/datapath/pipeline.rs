@@ -156,7 +156,14 @@ impl Pipeline {
             obs.step(|| Step::Ingress { port, network: net });
         }
         let from_peer = matches!(ingress, Ingress::Vtep { .. });
-        if info.vni.is_none() && !meta.gso && frame.len() > info.mtu as usize + ETH_HLEN {
+        // Larger than the network's MTU: dropped here, as no port of the network would
+        // take it. Except from a local port of an overlay network: the tunnel answers
+        // that with "fragmentation needed" (a frame from a peer configured with a larger
+        // MTU is dropped).
+        if (info.vni.is_none() || from_peer)
+            && !meta.gso
+            && frame.len() > info.mtu as usize + ETH_HLEN
+        {
             return Verdict::Drop(DropReason::OverMtu);
         }
         obs.step(|| Step::Learn {
@@ -473,13 +480,22 @@ mod tests {
             fdb.lookup(NetworkId(3), MacAddr(B)),
             Some(Location::Vtep(v2))
         );
-        // Overlay frames larger than the MTU are left to the tunnel egress.
+        // Overlay frames larger than the MTU are left to the tunnel egress; from a peer
+        // (configured with a larger MTU) no port would take them.
         assert_eq!(
             p.process(&b, P(6), &frame(B, A, 0x0800, 1600), PLAIN),
             Verdict::Encap {
                 vni: Vni::new(42).unwrap(),
                 vtep: v2
             }
+        );
+        assert_eq!(
+            p.process(&b, from(v2), &frame(A, B, 0x0800, 1515), PLAIN),
+            Verdict::Drop(DropReason::OverMtu)
+        );
+        assert_eq!(
+            p.process(&b, from(v2), &frame(A, B, 0x0800, 1514), PLAIN),
+            Verdict::Forward(PortId(6))
         );
     }
 

@@ -278,33 +278,47 @@ struct Received {
 /// was forwarded to one port, with that verdict. The datagrams of one read come from one
 /// peer and are mostly segments of one flow: one with the same 22 header bytes would be
 /// decapsulated and switched the same way (same VNI, flags and reserved bits, the same
-/// MACs and ethertype within the same batch), so it skips both. Only a plain forward is
-/// remembered: floods, the router and drops take the full path every time.
+/// MACs and ethertype within the same batch), so it skips both, if it is no longer (the
+/// pipeline's MTU check passed for that length). Only a plain forward is remembered:
+/// floods, the router and drops take the full path every time.
 #[derive(Default)]
 struct KnownHead {
-    head: Option<([u8; KNOWN_HEAD_LEN], vtep::Vni, PortId)>,
+    head: Option<Known>,
+}
+
+struct Known {
+    bytes: [u8; KNOWN_HEAD_LEN],
+    vni: vtep::Vni,
+    port: PortId,
+    /// The length of the datagram whose verdict this is.
+    len: usize,
 }
 
 const KNOWN_HEAD_LEN: usize = vtep::VXLAN_HLEN + super::super::pipeline::ETH_HLEN;
 
 impl KnownHead {
     fn verdict_for(&self, datagram: &[u8]) -> Option<(vtep::Decapsulated, Verdict)> {
-        let (head, vni, port) = self.head.as_ref()?;
-        (datagram.get(..KNOWN_HEAD_LEN)? == head).then(|| {
+        let k = self.head.as_ref()?;
+        (datagram.len() <= k.len && datagram.get(..KNOWN_HEAD_LEN)? == k.bytes).then(|| {
             let d = vtep::Decapsulated {
-                vni: *vni,
+                vni: k.vni,
                 inner: vtep::VXLAN_HLEN..datagram.len(),
             };
-            (d, Verdict::Forward(*port))
+            (d, Verdict::Forward(k.port))
         })
     }
 
     fn remember(&mut self, datagram: &[u8], d: &vtep::Decapsulated, verdict: &Verdict) {
         self.head = match (verdict, datagram.get(..KNOWN_HEAD_LEN)) {
             (Verdict::Forward(port), Some(head)) if d.inner.start == vtep::VXLAN_HLEN => {
-                let mut h = [0; KNOWN_HEAD_LEN];
-                h.copy_from_slice(head);
-                Some((h, d.vni, *port))
+                let mut bytes = [0; KNOWN_HEAD_LEN];
+                bytes.copy_from_slice(head);
+                Some(Known {
+                    bytes,
+                    vni: d.vni,
+                    port: *port,
+                    len: datagram.len(),
+                })
             }
             _ => None,
         };
@@ -397,8 +411,10 @@ mod tests {
         assert_eq!(d.inner, vtep::VXLAN_HLEN..300);
         assert_eq!(d.vni, vtep::Vni::new(42).unwrap());
 
-        // Another VNI, another destination MAC, or too short for both headers: full path.
+        // Another VNI, another destination MAC, too short for both headers, or longer
+        // than the one remembered (it may be over the MTU): full path.
         assert!(known.verdict_for(&datagram(43, 9, 1450)).is_none());
+        assert!(known.verdict_for(&datagram(42, 9, 1451)).is_none());
         assert!(known.verdict_for(&datagram(42, 8, 1450)).is_none());
         assert!(known.verdict_for(&first[..KNOWN_HEAD_LEN - 1]).is_none());
 
