@@ -530,8 +530,39 @@ fn non_peers_and_unknown_vnis_are_dropped_and_counted() {
         underlay_drops(&a, "vxlan_not_a_peer") >= 3 && underlay_drops(&a, "vxlan_unknown_vni") >= 3
     });
     assert!(counted, "{}", a.stats());
+    // Per-peer counters are for peers: the rogue gets none (else any address on the
+    // underlay could grow the table).
+    let peers = &a.stats()["underlay"]["peers"];
+    assert!(
+        peers.get(&rogue_addr).is_none() && peers.get(&b.addr).is_some(),
+        "{peers}"
+    );
     assert!(c1.ping("10.88.0.33", 3, 56), "traffic stopped");
     assert!(a.d.cli(&["network", "ls"]).status.success());
+}
+
+/// `peer rm` takes the peer out of `stats` (its counters go with it); added again, it
+/// is counted from zero.
+#[test]
+fn a_removed_peer_leaves_the_stats() {
+    require_root();
+    let (_ul, a, b) = two_hosts("");
+    let c1 = a.container("blue", "10.88.0.17");
+    let _c2 = b.container("blue", "10.88.0.33");
+    assert!(c1.ping_until("10.88.0.33", Duration::from_secs(5)));
+    let rx = |a: &VsHost| a.stats()["underlay"]["peers"][&b.addr]["rx_datagrams"].as_u64();
+    let before = rx(&a).unwrap_or(0);
+    assert!(before > 0, "{}", a.stats());
+    a.d.must(&["peer", "rm", &b.addr]);
+    let gone = wait_until(Duration::from_secs(2), || rx(&a).is_none());
+    assert!(gone, "still listed: {}", a.stats()["underlay"]);
+    a.peer(&b.addr);
+    let back = wait_until(Duration::from_secs(2), || {
+        rx(&a).is_some_and(|n| n < before)
+    });
+    assert!(back, "not back from zero: {}", a.stats()["underlay"]);
+    assert!(c1.ping_until("10.88.0.33", Duration::from_secs(5)));
+    assert!(rx(&a).unwrap_or(0) > 0, "{}", a.stats()["underlay"]);
 }
 
 /// Sends `n` VXLAN datagrams (a broadcast ARP inside) from `from` in `ns` to `to`:4789.

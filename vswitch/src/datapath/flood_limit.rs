@@ -100,7 +100,7 @@ impl FloodLimiter {
 
     /// How many sources are tracked (for the tests: nothing else needs to know).
     #[cfg(test)]
-    fn sources(&self) -> usize {
+    pub(crate) fn sources(&self) -> usize {
         self.sources.len()
     }
 }

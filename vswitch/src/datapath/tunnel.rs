@@ -117,9 +117,9 @@ pub struct TunnelCounters {
     /// Frames that decapsulated cleanly and that the switching pipeline then dropped
     /// (a group or zero inner source, a tagged inner frame, split horizon, ...).
     inner: [Counter; DropReason::COUNT],
-    /// Per-peer counters, by underlay address. The worker keeps its own map of these
-    /// and comes here (a lock) only for a peer it has not met yet; the control plane
-    /// comes here to read them.
+    /// Per-peer counters, by underlay address, one entry per configured peer. The
+    /// worker keeps its own map of these and comes here (a lock) only when the peer
+    /// table changed; the control plane comes here to read them.
     peers: std::sync::Mutex<std::collections::BTreeMap<IpAddr, std::sync::Arc<PeerCounters>>>,
 }
 
@@ -146,6 +146,19 @@ impl TunnelCounters {
     pub fn peer(&self, ip: IpAddr) -> std::sync::Arc<PeerCounters> {
         let mut peers = self.peers.lock().unwrap_or_else(|p| p.into_inner());
         peers.entry(ip).or_default().clone()
+    }
+
+    /// Drops the counters of every peer for which `keep` is false.
+    pub fn retain_peers(&self, keep: impl Fn(IpAddr) -> bool) {
+        let mut peers = self.peers.lock().unwrap_or_else(|p| p.into_inner());
+        peers.retain(|ip, _| keep(*ip));
+    }
+
+    /// The peers with counters here, in address order (for the tests).
+    #[cfg(test)]
+    pub(crate) fn peer_ips(&self) -> Vec<IpAddr> {
+        let peers = self.peers.lock().unwrap_or_else(|p| p.into_inner());
+        peers.keys().copied().collect()
     }
 }
 

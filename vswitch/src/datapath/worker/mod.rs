@@ -8,7 +8,6 @@
 //! wake the loop; they are drained between batches, so the control plane never touches
 //! the packet path and is never starved by it (each port yields after one batch).
 
-use std::collections::HashMap;
 use std::os::fd::AsFd;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -26,7 +25,7 @@ use super::pipeline::{Batch, FrameMeta, Ingress, Verdict};
 use super::pool::{Pool, SCRATCH_EXTRA};
 use super::router::{Out, Router};
 use super::topology::Topology;
-use super::tunnel::{PeerCounters, RxMeta, Transmit, Tunnel, TunnelCounters};
+use super::tunnel::{RxMeta, Transmit, Tunnel, TunnelCounters};
 use crate::packet::{MAX_FRAME, PacketBuf};
 use crate::port::sys::epoll::{Epoll, Events};
 use crate::port::sys::eventfd::EventFd;
@@ -43,6 +42,7 @@ pub(super) const SCRATCH_PER_FRAME: usize = 48;
 
 mod busy_poll;
 mod control;
+mod peers;
 mod routing;
 mod set;
 mod trace;
@@ -51,6 +51,7 @@ mod tunnel;
 use busy_poll::BusyPoll;
 pub use busy_poll::DEFAULT_BUSY_POLL;
 pub use control::{Command, Event, WorkerConfig, WorkerCounters, WorkerHandle};
+use peers::PeerHandles;
 pub use set::{Queues, Workers};
 pub use trace::TraceFrom;
 /// Super-frames the coalescer builds per batch of VXLAN reads, and flows it keeps open.
@@ -88,7 +89,7 @@ pub fn spawn(mut cfg: WorkerConfig) -> std::io::Result<WorkerHandle> {
         router: Router::new(cfg.nat.clone(), cfg.router_counters.clone(), share),
         router_out: Vec::with_capacity(16),
         spare_counters: PerWorker::new(1).mine(0),
-        peers: HashMap::new(),
+        peers: PeerHandles::default(),
         cfg,
     };
     let thread = std::thread::Builder::new()
@@ -144,7 +145,7 @@ struct Worker {
     /// Drops of frames the switch made itself (not from a port).
     spare_counters: Mine<PortCounters>,
     /// This worker's handles on the per-peer counters.
-    peers: HashMap<std::net::IpAddr, Arc<PeerCounters>>,
+    peers: PeerHandles,
     cfg: WorkerConfig,
 }
 
@@ -282,17 +283,12 @@ impl Worker {
         Some(slot.port)
     }
 
-    /// The counters of peer `ip`, from this worker's map (the shared registry only for a
-    /// peer seen for the first time).
-    fn peer_counters(
-        &mut self,
-        tunnel: &TunnelCounters,
-        ip: std::net::IpAddr,
-    ) -> Arc<PeerCounters> {
-        self.peers
-            .entry(ip)
-            .or_insert_with(|| tunnel.peer(ip))
-            .clone()
+    /// Matches the per-peer counters to `topo`'s peer table (see [`PeerHandles`]).
+    #[inline]
+    fn sync_peers(&mut self, topo: &Topology) {
+        if let Some(t) = &self.tunnel {
+            self.peers.sync(topo, &t.counters, &self.cfg.floods);
+        }
     }
 
     /// Finds ports whose interface vanished without the receive path hearing of it, and
@@ -314,6 +310,9 @@ impl Worker {
         if let Some(t) = self.tunnel.as_mut() {
             t.counters.rx_overrun.add(t.tunnel.take_rx_overruns());
         }
+        // A peer removed while no datagram came or went.
+        let topo = self.cfg.topology.load_full();
+        self.sync_peers(&topo);
     }
 
     /// Reads a batch from port `id` into the receive buffers and counts it; `None` when
@@ -494,16 +493,11 @@ impl Worker {
                     .map_or(1, |s| len.div_ceil(usize::from(s).max(1)));
                 t.counters.tx_datagrams.add(n as u64);
                 t.counters.tx_bytes.add(len as u64);
-                let peer = match self.peers.get(&tx.dst) {
-                    Some(p) => p.clone(),
-                    None => {
-                        let p = t.counters.peer(tx.dst);
-                        self.peers.insert(tx.dst, p.clone());
-                        p
-                    }
-                };
-                peer.tx_datagrams.add(n as u64);
-                peer.tx_bytes.add(len as u64);
+                // A static FDB entry may name a VTEP that is not a peer: totals only.
+                if let Some(peer) = self.peers.get(tx.dst) {
+                    peer.tx_datagrams.add(n as u64);
+                    peer.tx_bytes.add(len as u64);
+                }
             }
             t.counters.tx_dropped.add((queued - done) as u64 + refused);
         }

@@ -35,6 +35,7 @@ impl Worker {
         ) else {
             return counters.count_drop(DropReason::NoUnderlay);
         };
+        self.sync_peers(topo);
         let target = Target {
             vni,
             peers,
@@ -93,6 +94,7 @@ impl Worker {
             return;
         }
         let topo = self.cfg.topology.load_full();
+        self.sync_peers(&topo);
         if self.cfg.capture.is_active() {
             capture_rx(
                 &self.cfg.capture,
@@ -108,9 +110,10 @@ impl Worker {
             let len = self.pool.get(i as u32).len();
             let seg = meta.segment_size.map_or(len, usize::from).max(1);
             let single = seg >= len;
-            let peer = self.peer_counters(&counters, meta.src.ip().to_canonical());
-            peer.rx_datagrams.add(len.div_ceil(seg) as u64);
-            peer.rx_bytes.add(len as u64);
+            if let Some(peer) = self.peers.get(meta.src.ip().to_canonical()) {
+                peer.rx_datagrams.add(len.div_ceil(seg) as u64);
+                peer.rx_bytes.add(len as u64);
+            }
             let mut known = KnownHead::default();
             let mut off = 0;
             while off < len {

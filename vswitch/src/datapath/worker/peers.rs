@@ -1,0 +1,108 @@
+//! A worker's handles on the per-peer counters: one for each configured peer, kept in
+//! step with the topology's peer table. Only configured peers get counters (a datagram
+//! from any other address is dropped and counted as `vxlan_not_a_peer`), so what an
+//! underlay neighbour sends cannot grow these maps; a removed peer's counters and its
+//! storm-control allowance go with it.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use crate::datapath::flood_limit::{FloodLimiter, FloodSource};
+use crate::datapath::topology::Topology;
+use crate::datapath::tunnel::{PeerCounters, TunnelCounters};
+
+#[derive(Debug, Default)]
+pub(super) struct PeerHandles {
+    by_ip: HashMap<IpAddr, Arc<PeerCounters>>,
+    /// The topology snapshot the map was last matched to.
+    generation: Option<u64>,
+}
+
+impl PeerHandles {
+    /// The counters of peer `ip`; `None` when it is not a configured peer.
+    #[inline]
+    pub(super) fn get(&self, ip: IpAddr) -> Option<&Arc<PeerCounters>> {
+        self.by_ip.get(&ip)
+    }
+
+    /// Matches the map to `topo`'s peers when the snapshot changed (a number compared
+    /// otherwise): new peers get their counters from `registry` (this worker's), removed
+    /// ones are dropped from both, and from `floods`.
+    #[inline]
+    pub(super) fn sync(
+        &mut self,
+        topo: &Topology,
+        registry: &TunnelCounters,
+        floods: &FloodLimiter,
+    ) {
+        if self.generation != Some(topo.generation) {
+            self.rebuild(topo, registry, floods);
+        }
+    }
+
+    #[cold]
+    fn rebuild(&mut self, topo: &Topology, registry: &TunnelCounters, floods: &FloodLimiter) {
+        self.generation = Some(topo.generation);
+        let is_peer = |ip: IpAddr| topo.peers.vnis_of(ip).is_some();
+        self.by_ip.retain(|ip, _| {
+            let keep = is_peer(*ip);
+            if !keep {
+                floods.forget(FloodSource::Peer(*ip));
+            }
+            keep
+        });
+        registry.retain_peers(is_peer);
+        for (ip, _) in topo.peers.iter() {
+            self.by_ip.entry(ip).or_insert_with(|| registry.peer(ip));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+    use vtep::PeerVnis;
+
+    fn topo(generation: u64, peers: &[&str]) -> Topology {
+        let mut t = Topology {
+            generation,
+            ..Topology::default()
+        };
+        for p in peers {
+            t.peers.add(p.parse().unwrap(), PeerVnis::All).unwrap();
+        }
+        t
+    }
+
+    #[test]
+    fn follows_the_peer_table_and_forgets_removed_peers() {
+        let registry = TunnelCounters::default();
+        let floods = FloodLimiter::new(10);
+        let mut h = PeerHandles::default();
+        let (a, b): (IpAddr, IpAddr) = ("192.0.2.1".parse().unwrap(), "192.0.2.2".parse().unwrap());
+        h.sync(&topo(1, &["192.0.2.1", "192.0.2.2"]), &registry, &floods);
+        h.get(a).unwrap().rx_datagrams.add(5);
+        assert!(h.get(b).is_some());
+        assert!(h.get("192.0.2.9".parse().unwrap()).is_none(), "not a peer");
+        assert!(floods.allow(FloodSource::Peer(b), Duration::ZERO));
+        assert_eq!(floods.sources(), 1);
+
+        // The same snapshot again: nothing to do, even if the table were different.
+        h.sync(&topo(1, &[]), &registry, &floods);
+        assert!(h.get(b).is_some());
+
+        // b removed: its handle, its registry entry and its allowance go; a's count stays.
+        h.sync(&topo(2, &["192.0.2.1"]), &registry, &floods);
+        assert!(h.get(b).is_none());
+        assert_eq!(floods.sources(), 0);
+        let listed: Vec<IpAddr> = registry.peer_ips();
+        assert_eq!(listed, vec![a]);
+        assert_eq!(h.get(a).unwrap().rx_datagrams.get(), 5);
+
+        // b back: counted from zero.
+        h.sync(&topo(3, &["192.0.2.1", "192.0.2.2"]), &registry, &floods);
+        assert_eq!(h.get(b).unwrap().rx_datagrams.get(), 0);
+    }
+}
