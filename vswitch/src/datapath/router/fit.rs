@@ -28,9 +28,8 @@ use super::super::fragment;
 use super::super::observe::{MtuVerdict, Observer, Step};
 use super::super::offload::{self, VnetHdr};
 use super::super::pipeline::ETH_HLEN;
-use super::super::pool::Pool;
 use super::wire::build_from;
-use super::{Ctx, Out, Router, RouterDrop};
+use super::{Io, Out, Router, RouterDrop};
 use crate::nat::{ChecksumState, Egress};
 
 /// Who sent a routed frame: where an ICMP error about it goes.
@@ -81,36 +80,28 @@ pub(super) enum Fit {
 
 impl Router {
     /// Checks buffer `i` against the MTU of network `to`; see the module doc.
-    #[allow(clippy::too_many_arguments)]
     pub(super) fn fit<O: Observer>(
         &mut self,
-        cx: Ctx<'_>,
-        pool: &mut Pool,
+        io: &mut Io<'_, O>,
         i: u32,
         to: NetworkId,
         sender: Sender,
-        out: &mut Vec<Out>,
-        obs: &mut O,
     ) -> Fit {
-        match cx.topo.networks.get(&to) {
-            Some(info) => self.fit_mtu(cx, pool, i, info.mtu, Some(to), sender, out, obs),
+        match io.cx.topo.networks.get(&to) {
+            Some(info) => self.fit_mtu(io, i, info.mtu, Some(to), sender),
             None => Fit::Whole,
         }
     }
 
     /// Checks buffer `i` against `mtu`: of network `to`, or of the uplink (`None`),
     /// where a packet that cannot go is counted as `uplink_too_big`.
-    #[allow(clippy::too_many_arguments)]
     pub(super) fn fit_mtu<O: Observer>(
         &mut self,
-        cx: Ctx<'_>,
-        pool: &mut Pool,
+        io: &mut Io<'_, O>,
         i: u32,
         mtu: u32,
         to: Option<NetworkId>,
         sender: Sender,
-        out: &mut Vec<Out>,
-        obs: &mut O,
     ) -> Fit {
         let too_big = match to {
             Some(_) => RouterDrop::TooBigForNetwork,
@@ -118,48 +109,49 @@ impl Router {
         };
         let max_frame = mtu as usize + ETH_HLEN;
         // A frame that fits costs one compare; the rest is for those that do not.
-        let len = pool.get(i).len();
+        let len = io.pool.get(i).len();
         if len <= max_frame {
             return Fit::Whole;
         }
-        let hdr = VnetHdr::parse(&pool.get(i).vnet);
+        let hdr = VnetHdr::parse(&io.pool.get(i).vnet);
         if hdr.is_gso() {
-            let fitted = fit_gso(pool.get(i).frame(), &hdr, max_frame);
+            let fitted = fit_gso(io.pool.get(i).frame(), &hdr, max_frame);
             if fitted.gso_size != hdr.gso_size {
-                obs.step(|| Step::Mtu {
+                io.obs.step(|| Step::Mtu {
                     len,
                     mtu,
                     verdict: MtuVerdict::Split,
                 });
-                pool.get_mut(i).vnet = fitted.to_bytes();
+                io.pool.get_mut(i).vnet = fitted.to_bytes();
             }
             return Fit::Whole;
         }
-        match vtep::needs_icmp(pool.get(i).frame(), mtu) {
+        match vtep::needs_icmp(io.pool.get(i).frame(), mtu) {
             vtep::Verdict::Fits => {
                 // The packet fits; bytes after it (padding, junk) would not.
-                let total = pool.get(i).frame().get(ETH_HLEN + 2..ETH_HLEN + 4);
+                let total = io.pool.get(i).frame().get(ETH_HLEN + 2..ETH_HLEN + 4);
                 if let Some(&[a, b]) = total {
-                    pool.get_mut(i)
+                    io.pool
+                        .get_mut(i)
                         .truncate(ETH_HLEN + usize::from(u16::from_be_bytes([a, b])));
                 }
                 Fit::Whole
             }
             vtep::Verdict::Ipv4NoDf => Fit::Fragments(mtu),
             vtep::Verdict::Ipv4Df => {
-                obs.step(|| Step::Mtu {
+                io.obs.step(|| Step::Mtu {
                     len,
                     mtu,
                     verdict: MtuVerdict::IcmpTooBig,
                 });
                 self.tally::<O>(|c| c.count(too_big));
-                self.frag_needed(cx, pool, i, to, mtu, sender, out, obs);
+                self.frag_needed(io, i, to, mtu, sender);
                 Fit::Stop
             }
             // IPv6 is not routed; the rest (an ICMP error, a broadcast, a later
             // fragment with DF) is never answered with an error.
             vtep::Verdict::Ipv6 | vtep::Verdict::Drop(_) => {
-                obs.step(|| Step::Mtu {
+                io.obs.step(|| Step::Mtu {
                     len,
                     mtu,
                     verdict: MtuVerdict::Dropped,
@@ -171,17 +163,13 @@ impl Router {
     }
 
     /// "Fragmentation needed" naming `mtu`, about buffer `i`, to its sender.
-    #[allow(clippy::too_many_arguments)]
     fn frag_needed<O: Observer>(
         &mut self,
-        cx: Ctx<'_>,
-        pool: &mut Pool,
+        io: &mut Io<'_, O>,
         i: u32,
         to: Option<NetworkId>,
         mtu: u32,
         sender: Sender,
-        out: &mut Vec<Out>,
-        obs: &mut O,
     ) {
         // From the sender's gateway; an error that goes back through the NAT comes from
         // the gateway of the network the packet was going to, which the NAT rewrites.
@@ -193,33 +181,26 @@ impl Router {
             },
             Sender::Unreachable => return,
         };
-        let Some(gw) = cx.topo.networks.get(&from).map(|n| n.gateway) else {
+        let Some(gw) = io.cx.topo.networks.get(&from).map(|n| n.gateway) else {
             return;
         };
-        let Some(s) = build_from(pool, i, self.live::<O>(), |f, o| {
-            vtep::build_frag_needed(f, mtu, cx.topo.router_mac.0, gw, o)
+        let Some(s) = build_from(io.pool, i, self.live::<O>(), |f, o| {
+            vtep::build_frag_needed(f, mtu, io.cx.topo.router_mac.0, gw, o)
         }) else {
             return;
         };
         match sender {
-            Sender::Port(p, _) => out.push(Out::Port(p, s)),
-            Sender::Peer(n) => out.push(Out::Network(n, s)),
-            Sender::Uplink | Sender::Hairpinned => self.error_through_nat(cx, pool, s, out, obs),
+            Sender::Port(p, _) => io.out.push(Out::Port(p, s)),
+            Sender::Peer(n) => io.out.push(Out::Network(n, s)),
+            Sender::Uplink | Sender::Hairpinned => self.error_through_nat(io, s),
             Sender::Unreachable => {}
         }
     }
 
     /// Sends the ICMP error in buffer `s`, about a packet the NAT translated, back
     /// through it: out of the uplink, or (hairpinned) to the inside sender.
-    fn error_through_nat<O: Observer>(
-        &mut self,
-        cx: Ctx<'_>,
-        pool: &mut Pool,
-        s: u32,
-        out: &mut Vec<Out>,
-        obs: &mut O,
-    ) {
-        let (Some(nat), Some(up)) = (self.nat.clone(), cx.topo.uplink.as_ref()) else {
+    fn error_through_nat<O: Observer>(&mut self, io: &mut Io<'_, O>, s: u32) {
+        let (Some(nat), Some(up)) = (self.nat.clone(), io.cx.topo.uplink.as_ref()) else {
             return;
         };
         if O::DRY_RUN {
@@ -227,45 +208,41 @@ impl Router {
             // already says what goes back.
             return;
         }
-        let packet = &mut pool.get_mut(s).frame_mut()[ETH_HLEN..];
-        match nat.outbound(cx.now, packet, ChecksumState::Complete) {
+        let packet = &mut io.pool.get_mut(s).frame_mut()[ETH_HLEN..];
+        match nat.outbound(io.cx.now, packet, ChecksumState::Complete) {
             Ok(t) if t.egress == Egress::Uplink => {
-                self.send_uplink(cx, pool, s, up, t.dst, out, obs);
+                self.send_uplink(io, s, up, t.dst);
             }
-            Ok(t) => self.hairpin(cx, pool, s, t.dst, Sender::Unreachable, out, obs),
+            Ok(t) => self.hairpin(io, s, t.dst, Sender::Unreachable),
             Err(e) => self.counters.nat_drop(e),
         }
     }
 
     /// Cuts buffer `i` (IPv4 without DF, TTL already lowered) into fragments of at most
     /// `mtu` and sends each to `dest`.
-    #[allow(clippy::too_many_arguments)]
     pub(super) fn deliver_fragments<O: Observer>(
         &mut self,
-        cx: Ctx<'_>,
-        pool: &mut Pool,
+        io: &mut Io<'_, O>,
         i: u32,
         dest: Dest,
         mtu: u32,
-        out: &mut Vec<Out>,
-        obs: &mut O,
     ) {
-        let len = pool.get(i).len();
-        let hdr = VnetHdr::parse(&pool.get(i).vnet);
+        let len = io.pool.get(i).len();
+        let hdr = VnetHdr::parse(&io.pool.get(i).vnet);
         if hdr.needs_csum() {
             // The transport checksum covers every fragment's bytes: finish it whole.
-            let buf = pool.get_mut(i);
+            let buf = io.pool.get_mut(i);
             if offload::complete_checksum(buf.frame_mut(), &hdr).is_err() {
-                return self.dropped(obs, RouterDrop::Malformed);
+                return self.dropped(io.obs, RouterDrop::Malformed);
             }
             buf.vnet = VnetHdr::NONE.to_bytes();
         }
-        let pieces = match fragment::cut(pool, i, mtu, 0) {
+        let pieces = match fragment::cut(io.pool, i, mtu, 0) {
             Ok(r) => r,
-            Err(DropReason::NoBuffer) => return self.dropped(obs, RouterDrop::NoBuffer),
-            Err(_) => return self.dropped(obs, RouterDrop::Malformed),
+            Err(DropReason::NoBuffer) => return self.dropped(io.obs, RouterDrop::NoBuffer),
+            Err(_) => return self.dropped(io.obs, RouterDrop::Malformed),
         };
-        obs.step(|| Step::Mtu {
+        io.obs.step(|| Step::Mtu {
             len,
             mtu,
             verdict: MtuVerdict::Fragmented {
@@ -273,10 +250,10 @@ impl Router {
             },
         });
         for s in pieces {
-            match (dest, &cx.topo.uplink) {
-                (Dest::Network(to, dst), _) => self.deliver(cx, pool, s, to, dst, out, obs),
-                (Dest::Uplink(dst), Some(up)) => self.send_uplink(cx, pool, s, up, dst, out, obs),
-                (Dest::Uplink(_), None) => self.dropped(obs, RouterDrop::NoRoute),
+            match (dest, &io.cx.topo.uplink) {
+                (Dest::Network(to, dst), _) => self.deliver(io, s, to, dst),
+                (Dest::Uplink(dst), Some(up)) => self.send_uplink(io, s, up, dst),
+                (Dest::Uplink(_), None) => self.dropped(io.obs, RouterDrop::NoRoute),
             }
         }
     }

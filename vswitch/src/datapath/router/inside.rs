@@ -1,6 +1,6 @@
 //! The router for frames from a network: ARP for the gateway, echo to it, routing to
-//! another network, masquerade to the outside. Every function takes an [`Observer`]:
-//! `Live` on the packet path; a trace's dry-run observer sees each decision and makes
+//! another network, masquerade to the outside. Every function takes an [`Io`], whose
+//! [`Observer`] is `Live` on the packet path; a trace's dry-run observer sees each decision and makes
 //! the same code change nothing (no counters, no neighbour entries or queued frames, no
 //! conntrack entry: NAT is previewed, addresses are peeked).
 
@@ -16,7 +16,7 @@ use super::super::pool::Pool;
 use super::super::topology::UplinkParams;
 use super::fit::{Dest, Fit, Sender};
 use super::wire::{ArpAt, arp_at, build, build_from, ethertype, ipv4_dst};
-use super::{Ctx, ETHERTYPE_ARP, ETHERTYPE_IPV4, Out, Router, RouterDrop};
+use super::{Ctx, ETHERTYPE_ARP, ETHERTYPE_IPV4, Io, Out, Router, RouterDrop};
 use crate::l3::{self, Lookup, NeighCache, Route, Waiting};
 use crate::nat::{Egress, NatDrop};
 
@@ -33,32 +33,34 @@ impl Router {
         in_port: Option<PortId>,
         out: &mut Vec<Out>,
     ) {
-        self.from_network_with(cx, pool, i, network, in_port, out, &mut super::Live);
+        let mut io = Io {
+            cx,
+            pool,
+            out,
+            obs: &mut super::Live,
+        };
+        self.from_network_with(&mut io, i, network, in_port);
     }
 
     /// `from_network`, watched by `obs`.
-    #[allow(clippy::too_many_arguments)]
     pub fn from_network_with<O: Observer>(
         &mut self,
-        cx: Ctx<'_>,
-        pool: &mut Pool,
+        io: &mut Io<'_, O>,
         i: u32,
         network: NetworkId,
         in_port: Option<PortId>,
-        out: &mut Vec<Out>,
-        obs: &mut O,
     ) {
-        self.sync(cx);
-        match ethertype(pool.get(i).frame()) {
-            ETHERTYPE_ARP => return self.arp_in_network(cx, pool, i, network, in_port, out, obs),
+        self.sync(io.cx);
+        match ethertype(io.pool.get(i).frame()) {
+            ETHERTYPE_ARP => return self.arp_in_network(io, i, network, in_port),
             ETHERTYPE_IPV4 => {}
-            _ => return self.dropped(obs, RouterDrop::NotIpv4),
+            _ => return self.dropped(io.obs, RouterDrop::NotIpv4),
         }
-        let Some(dst) = ipv4_dst(pool.get(i).frame()) else {
-            return self.dropped(obs, RouterDrop::Malformed);
+        let Some(dst) = ipv4_dst(io.pool.get(i).frame()) else {
+            return self.dropped(io.obs, RouterDrop::Malformed);
         };
-        let route = cx.topo.routes.route(network, dst);
-        obs.step(|| {
+        let route = io.cx.topo.routes.route(network, dst);
+        io.obs.step(|| {
             let (kind, to) = match route {
                 Route::ToGateway => ("gateway", None),
                 Route::Local(to) => ("network", Some(to)),
@@ -70,46 +72,43 @@ impl Router {
         });
         match route {
             Route::ToGateway => {
-                let Some(p) = in_port.filter(|_| l3::is_echo_request(pool.get(i).frame())) else {
-                    return self.dropped(obs, RouterDrop::ToGateway);
+                let Some(p) = in_port.filter(|_| l3::is_echo_request(io.pool.get(i).frame()))
+                else {
+                    return self.dropped(io.obs, RouterDrop::ToGateway);
                 };
-                if let Some(s) = build_from(pool, i, self.live::<O>(), l3::build_echo_reply) {
-                    obs.step(|| Step::EchoReply);
+                if let Some(s) = build_from(io.pool, i, self.live::<O>(), l3::build_echo_reply) {
+                    io.obs.step(|| Step::EchoReply);
                     self.tally::<O>(|c| c.echo_replies.add(1));
-                    out.push(Out::Port(p, s));
+                    io.out.push(Out::Port(p, s));
                 }
             }
             Route::Local(to) => {
                 // TTL first, then the size, as Linux's ip_forward checks them.
-                if !self.ttl(cx, pool, i, network, in_port, out, obs) {
+                if !self.ttl(io, i, network, in_port) {
                     return;
                 }
                 let sender = Sender::in_network(network, in_port);
-                let fit = self.fit(cx, pool, i, to, sender, out, obs);
+                let fit = self.fit(io, i, to, sender);
                 if fit != Fit::Stop {
                     self.tally::<O>(|c| c.routed.add(1));
-                    self.deliver_fitted(cx, pool, i, to, dst, fit, out, obs);
+                    self.deliver_fitted(io, i, to, dst, fit);
                 }
             }
-            Route::External => self.masquerade(cx, pool, i, network, in_port, out, obs),
-            Route::Denied(_) => self.dropped(obs, RouterDrop::Denied),
-            Route::NoRoute => self.dropped(obs, RouterDrop::NoRoute),
+            Route::External => self.masquerade(io, i, network, in_port),
+            Route::Denied(_) => self.dropped(io.obs, RouterDrop::Denied),
+            Route::NoRoute => self.dropped(io.obs, RouterDrop::NoRoute),
         }
     }
 
-    #[allow(clippy::too_many_arguments)]
     fn arp_in_network<O: Observer>(
         &mut self,
-        cx: Ctx<'_>,
-        pool: &mut Pool,
+        io: &mut Io<'_, O>,
         i: u32,
         network: NetworkId,
         in_port: Option<PortId>,
-        out: &mut Vec<Out>,
-        obs: &mut O,
     ) {
         let (Some(info), Some(cache)) = (
-            cx.topo.networks.get(&network),
+            io.cx.topo.networks.get(&network),
             self.caches.get_mut(&network),
         ) else {
             return;
@@ -117,14 +116,14 @@ impl Router {
         let port = in_port.unwrap_or_default();
         let reply = move |s| Out::Port(port, s);
         let at = ArpAt {
-            mac: cx.topo.router_mac,
+            mac: io.cx.topo.router_mac,
             owns: &|ip| ip == info.gateway,
             // Only local senders are answered: a peer's hosts have their own gateway.
             reply: in_port.map(|_| &reply as &dyn Fn(u32) -> Out),
             send: &|s| Out::Network(network, s),
         };
         let counters = (!O::DRY_RUN).then_some(&*self.counters);
-        if let Some((ip, mac, kind)) = arp_at(cx.now, pool, i, counters, cache, &at, out, obs) {
+        if let Some((ip, mac, kind)) = arp_at(io, i, counters, cache, &at) {
             self.share.tell(Heard {
                 at: HeardAt::Network(network),
                 ip,
@@ -136,33 +135,29 @@ impl Router {
 
     /// Decrements the TTL; when it runs out, answers with time exceeded from the source
     /// network's gateway and says no.
-    #[allow(clippy::too_many_arguments)]
     pub(super) fn ttl<O: Observer>(
         &mut self,
-        cx: Ctx<'_>,
-        pool: &mut Pool,
+        io: &mut Io<'_, O>,
         i: u32,
         network: NetworkId,
         in_port: Option<PortId>,
-        out: &mut Vec<Out>,
-        obs: &mut O,
     ) -> bool {
-        match l3::decrement_ttl(pool.get_mut(i).frame_mut()) {
+        match l3::decrement_ttl(io.pool.get_mut(i).frame_mut()) {
             Ok(()) => true,
             Err(l3::ForwardError::TtlExpired) => {
-                self.dropped(obs, RouterDrop::TtlExpired);
-                let gw = cx.topo.networks.get(&network).map(|n| n.gateway);
+                self.dropped(io.obs, RouterDrop::TtlExpired);
+                let gw = io.cx.topo.networks.get(&network).map(|n| n.gateway);
                 if let (Some(p), Some(gw)) = (in_port, gw)
-                    && let Some(s) = build_from(pool, i, self.live::<O>(), |f, o| {
-                        l3::build_time_exceeded(f, cx.topo.router_mac, gw, o)
+                    && let Some(s) = build_from(io.pool, i, self.live::<O>(), |f, o| {
+                        l3::build_time_exceeded(f, io.cx.topo.router_mac, gw, o)
                     })
                 {
-                    out.push(Out::Port(p, s));
+                    io.out.push(Out::Port(p, s));
                 }
                 false
             }
             Err(_) => {
-                self.dropped(obs, RouterDrop::Malformed);
+                self.dropped(io.obs, RouterDrop::Malformed);
                 false
             }
         }
@@ -170,42 +165,38 @@ impl Router {
 
     /// Sends buffer `i` to `dst` in network `to`: resolves its MAC (asking by ARP from the
     /// gateway if needed, the frame waiting meanwhile) and rewrites the Ethernet header.
-    #[allow(clippy::too_many_arguments)]
     pub(super) fn deliver<O: Observer>(
         &mut self,
-        cx: Ctx<'_>,
-        pool: &mut Pool,
+        io: &mut Io<'_, O>,
         i: u32,
         to: NetworkId,
         dst: Ipv4Addr,
-        out: &mut Vec<Out>,
-        obs: &mut O,
     ) {
-        let (Some(info), Some(cache)) = (cx.topo.networks.get(&to), self.caches.get_mut(&to))
+        let (Some(info), Some(cache)) = (io.cx.topo.networks.get(&to), self.caches.get_mut(&to))
         else {
-            return self.dropped(obs, RouterDrop::NoRoute);
+            return self.dropped(io.obs, RouterDrop::NoRoute);
         };
-        let buf = pool.get(i);
+        let buf = io.pool.get(i);
         let waiting = Waiting {
             vnet: buf.vnet,
             frame: buf.frame(),
         };
-        let found = resolve::<O>(cache, cx.now, dst, waiting);
-        obs.step(|| Step::Neighbour {
+        let found = resolve::<O>(cache, io.cx.now, dst, waiting);
+        io.obs.step(|| Step::Neighbour {
             ip: dst,
             network: Some(to),
             resolution: resolution(&found),
         });
         match found {
             Lookup::Hit(mac) => {
-                let _ = l3::rewrite_l2(pool.get_mut(i).frame_mut(), cx.topo.router_mac, mac);
-                out.push(Out::Network(to, i));
+                let _ = l3::rewrite_l2(io.pool.get_mut(i).frame_mut(), io.cx.topo.router_mac, mac);
+                io.out.push(Out::Network(to, i));
             }
             Lookup::Miss { send_request, .. } => {
                 if send_request
-                    && let Some(s) = build(pool, self.live::<O>(), |o| {
+                    && let Some(s) = build(io.pool, self.live::<O>(), |o| {
                         l3::build_request(
-                            cx.topo.router_mac,
+                            io.cx.topo.router_mac,
                             info.gateway,
                             dst,
                             MacAddr::BROADCAST,
@@ -213,163 +204,147 @@ impl Router {
                         )
                     })
                 {
-                    out.push(Out::Network(to, s));
+                    io.out.push(Out::Network(to, s));
                 }
             }
-            Lookup::Failed => self.dropped(obs, RouterDrop::Unresolved),
+            Lookup::Failed => self.dropped(io.obs, RouterDrop::Unresolved),
         }
     }
 
     /// To the outside: uplink MTU, TTL, masquerade, next hop by ARP.
-    #[allow(clippy::too_many_arguments)]
     fn masquerade<O: Observer>(
         &mut self,
-        cx: Ctx<'_>,
-        pool: &mut Pool,
+        io: &mut Io<'_, O>,
         i: u32,
         network: NetworkId,
         in_port: Option<PortId>,
-        out: &mut Vec<Out>,
-        obs: &mut O,
     ) {
-        let (Some(nat), Some(up)) = (self.nat.clone(), cx.topo.uplink.as_ref()) else {
-            return self.dropped(obs, RouterDrop::NoRoute);
+        let (Some(nat), Some(up)) = (self.nat.clone(), io.cx.topo.uplink.as_ref()) else {
+            return self.dropped(io.obs, RouterDrop::NoRoute);
         };
-        if !self.ttl(cx, pool, i, network, in_port, out, obs) {
+        if !self.ttl(io, i, network, in_port) {
             return;
         }
         // The uplink's MTU: a super-frame's segments are made to fit, a packet without
         // DF is cut after the NAT has translated it whole, one with DF is answered.
-        let len = pool.get(i).len();
+        let len = io.pool.get(i).len();
         if len <= up.mtu as usize + ETH_HLEN {
-            obs.step(|| Step::Mtu {
+            io.obs.step(|| Step::Mtu {
                 len,
                 mtu: up.mtu,
                 verdict: MtuVerdict::Fits,
             });
         }
         let sender = Sender::in_network(network, in_port);
-        let fit = self.fit_mtu(cx, pool, i, up.mtu, None, sender, out, obs);
+        let fit = self.fit_mtu(io, i, up.mtu, None, sender);
         if fit == Fit::Stop {
             return;
         }
-        let csum = VnetHdr::parse(&pool.get(i).vnet).checksum_state();
-        let packet = &mut pool.get_mut(i).frame_mut()[ETH_HLEN..];
+        let csum = VnetHdr::parse(&io.pool.get(i).vnet).checksum_state();
+        let packet = &mut io.pool.get_mut(i).frame_mut()[ETH_HLEN..];
         let translated = if O::DRY_RUN {
             // What the NAT would do, then the same rewrite on this copy of the frame
             // would follow; routing needs only the destination.
             nat.preview_outbound(packet).map(|p| {
-                obs.step(|| Step::Nat(p));
+                io.obs.step(|| Step::Nat(p));
                 (p.egress, p.translated.dst.0)
             })
         } else {
-            nat.outbound(cx.now, packet, csum)
+            nat.outbound(io.cx.now, packet, csum)
                 .map(|t| (t.egress, t.dst))
         };
         let (egress, dst) = match translated {
             Ok(t) => t,
-            Err(e) => return self.nat_refused(obs, e),
+            Err(e) => return self.nat_refused(io.obs, e),
         };
         match egress {
             Egress::Uplink => {
                 self.tally::<O>(|c| c.masqueraded.add(1));
                 match fit {
                     Fit::Fragments(mtu) => {
-                        self.deliver_fragments(cx, pool, i, Dest::Uplink(dst), mtu, out, obs);
+                        self.deliver_fragments(io, i, Dest::Uplink(dst), mtu);
                     }
-                    _ => self.send_uplink(cx, pool, i, up, dst, out, obs),
+                    _ => self.send_uplink(io, i, up, dst),
                 }
             }
-            Egress::Internal => self.hairpin(cx, pool, i, dst, Sender::Hairpinned, out, obs),
+            Egress::Internal => self.hairpin(io, i, dst, Sender::Hairpinned),
         }
     }
 
     /// A packet the NAT sent inward (from the uplink, or hairpinned): to `dst` in the
     /// network that holds it.
-    #[allow(clippy::too_many_arguments)]
     pub(super) fn hairpin<O: Observer>(
         &mut self,
-        cx: Ctx<'_>,
-        pool: &mut Pool,
+        io: &mut Io<'_, O>,
         i: u32,
         dst: Ipv4Addr,
         sender: Sender,
-        out: &mut Vec<Out>,
-        obs: &mut O,
     ) {
-        let Some(to) = cx.topo.routes.network_of(dst).map(|n| n.id) else {
-            return self.dropped(obs, RouterDrop::NoRoute);
+        let Some(to) = io.cx.topo.routes.network_of(dst).map(|n| n.id) else {
+            return self.dropped(io.obs, RouterDrop::NoRoute);
         };
-        let fit = self.fit(cx, pool, i, to, sender, out, obs);
+        let fit = self.fit(io, i, to, sender);
         if fit != Fit::Stop {
             self.tally::<O>(|c| c.inbound.add(1));
-            self.deliver_fitted(cx, pool, i, to, dst, fit, out, obs);
+            self.deliver_fitted(io, i, to, dst, fit);
         }
     }
 
     /// `deliver`, whole or in the fragments `fit` asked for.
-    #[allow(clippy::too_many_arguments)]
     fn deliver_fitted<O: Observer>(
         &mut self,
-        cx: Ctx<'_>,
-        pool: &mut Pool,
+        io: &mut Io<'_, O>,
         i: u32,
         to: NetworkId,
         dst: Ipv4Addr,
         fit: Fit,
-        out: &mut Vec<Out>,
-        obs: &mut O,
     ) {
         match fit {
             Fit::Fragments(mtu) => {
-                self.deliver_fragments(cx, pool, i, Dest::Network(to, dst), mtu, out, obs);
+                self.deliver_fragments(io, i, Dest::Network(to, dst), mtu);
             }
-            _ => self.deliver(cx, pool, i, to, dst, out, obs),
+            _ => self.deliver(io, i, to, dst),
         }
     }
 
-    #[allow(clippy::too_many_arguments)]
     pub(super) fn send_uplink<O: Observer>(
         &mut self,
-        cx: Ctx<'_>,
-        pool: &mut Pool,
+        io: &mut Io<'_, O>,
         i: u32,
         up: &UplinkParams,
         dst: Ipv4Addr,
-        out: &mut Vec<Out>,
-        obs: &mut O,
     ) {
         let next = if up.subnet.contains(&dst) {
             dst
         } else {
             up.gateway
         };
-        let buf = pool.get(i);
+        let buf = io.pool.get(i);
         let waiting = Waiting {
             vnet: buf.vnet,
             frame: buf.frame(),
         };
-        let found = resolve::<O>(&mut self.uplink_cache, cx.now, next, waiting);
-        obs.step(|| Step::Neighbour {
+        let found = resolve::<O>(&mut self.uplink_cache, io.cx.now, next, waiting);
+        io.obs.step(|| Step::Neighbour {
             ip: next,
             network: None,
             resolution: resolution(&found),
         });
         match found {
             Lookup::Hit(mac) => {
-                let _ = l3::rewrite_l2(pool.get_mut(i).frame_mut(), up.mac, mac);
-                out.push(Out::Uplink(i));
+                let _ = l3::rewrite_l2(io.pool.get_mut(i).frame_mut(), up.mac, mac);
+                io.out.push(Out::Uplink(i));
             }
             Lookup::Miss { send_request, .. } => {
                 if send_request
-                    && let Some(s) = build(pool, self.live::<O>(), |o| {
+                    && let Some(s) = build(io.pool, self.live::<O>(), |o| {
                         l3::build_request(up.mac, up.addresses[0], next, MacAddr::BROADCAST, o)
                     })
                 {
-                    out.push(Out::Uplink(s));
+                    io.out.push(Out::Uplink(s));
                 }
             }
-            Lookup::Failed => self.dropped(obs, RouterDrop::Unresolved),
+            Lookup::Failed => self.dropped(io.obs, RouterDrop::Unresolved),
         }
     }
 

@@ -163,6 +163,17 @@ pub struct Ctx<'a> {
     pub topo: &'a Topology,
 }
 
+/// What a routing call works with besides the frame it routes: the time and topology,
+/// the pool the frame and its answers live in, where results go, and who watches
+/// ([`Live`] on the packet path, a trace's recorder otherwise).
+#[derive(Debug)]
+pub struct Io<'a, O> {
+    pub cx: Ctx<'a>,
+    pub pool: &'a mut Pool,
+    pub out: &'a mut Vec<Out>,
+    pub obs: &'a mut O,
+}
+
 /// The router of one worker.
 #[derive(Debug)]
 pub struct Router {
@@ -308,96 +319,84 @@ impl Router {
 
     /// A frame that arrived on the uplink.
     pub fn from_uplink(&mut self, cx: Ctx<'_>, pool: &mut Pool, i: u32, out: &mut Vec<Out>) {
-        self.from_uplink_with(cx, pool, i, out, &mut Live);
+        let mut io = Io {
+            cx,
+            pool,
+            out,
+            obs: &mut Live,
+        };
+        self.from_uplink_with(&mut io, i);
     }
 
     /// `from_uplink`, watched by `obs`. Traced, the NAT is only previewed (no connection
     /// is made or refreshed) and ARP is not looked at (the trace builds none).
-    pub fn from_uplink_with<O: Observer>(
-        &mut self,
-        cx: Ctx<'_>,
-        pool: &mut Pool,
-        i: u32,
-        out: &mut Vec<Out>,
-        obs: &mut O,
-    ) {
+    pub fn from_uplink_with<O: Observer>(&mut self, io: &mut Io<'_, O>, i: u32) {
+        let cx = io.cx;
         self.sync(cx);
         let (Some(up), Some(nat)) = (cx.topo.uplink.as_ref(), self.nat.clone()) else {
             return;
         };
-        let frame = pool.get(i).frame();
+        let frame = io.pool.get(i).frame();
         let Some(dst_mac) = MacAddr::from_slice(frame) else {
-            return self.dropped(obs, RouterDrop::Malformed);
+            return self.dropped(io.obs, RouterDrop::Malformed);
         };
         if dst_mac != up.mac && !dst_mac.is_broadcast() {
-            return self.dropped(obs, RouterDrop::NotForUs);
+            return self.dropped(io.obs, RouterDrop::NotForUs);
         }
         match ethertype(frame) {
             ETHERTYPE_ARP if O::DRY_RUN => return,
-            ETHERTYPE_ARP => return self.arp_on_uplink(cx, pool, i, up, out),
+            ETHERTYPE_ARP => return self.arp_on_uplink(io, i, up),
             ETHERTYPE_IPV4 => {}
-            _ => return self.dropped(obs, RouterDrop::NotIpv4),
+            _ => return self.dropped(io.obs, RouterDrop::NotIpv4),
         }
-        let Some(dst) = ipv4_dst(pool.get(i).frame()) else {
-            return self.dropped(obs, RouterDrop::Malformed);
+        let Some(dst) = ipv4_dst(io.pool.get(i).frame()) else {
+            return self.dropped(io.obs, RouterDrop::Malformed);
         };
         if !up.owns(dst) {
-            return self.dropped(obs, RouterDrop::NotForUs);
+            return self.dropped(io.obs, RouterDrop::NotForUs);
         }
-        if l3::is_echo_request(pool.get(i).frame()) {
-            if let Some(s) = build_from(pool, i, self.live::<O>(), l3::build_echo_reply) {
-                obs.step(|| Step::EchoReply);
+        if l3::is_echo_request(io.pool.get(i).frame()) {
+            if let Some(s) = build_from(io.pool, i, self.live::<O>(), l3::build_echo_reply) {
+                io.obs.step(|| Step::EchoReply);
                 self.tally::<O>(|c| c.echo_replies.add(1));
-                out.push(Out::Uplink(s));
+                io.out.push(Out::Uplink(s));
             }
             return;
         }
         let translated = if O::DRY_RUN {
             // Routing needs only the destination the NAT would give.
-            nat.preview_inbound(&pool.get(i).frame()[ETH_HLEN..])
+            nat.preview_inbound(&io.pool.get(i).frame()[ETH_HLEN..])
                 .map(|p| {
-                    obs.step(|| Step::Nat(p));
+                    io.obs.step(|| Step::Nat(p));
                     p.translated.dst.0
                 })
         } else {
-            let csum = VnetHdr::parse(&pool.get(i).vnet).checksum_state();
-            nat.inbound(cx.now, &mut pool.get_mut(i).frame_mut()[ETH_HLEN..], csum)
-                .map(|t| t.dst)
+            let csum = VnetHdr::parse(&io.pool.get(i).vnet).checksum_state();
+            nat.inbound(
+                cx.now,
+                &mut io.pool.get_mut(i).frame_mut()[ETH_HLEN..],
+                csum,
+            )
+            .map(|t| t.dst)
         };
         let dst = match translated {
             Ok(dst) => dst,
-            Err(e) => return self.nat_refused(obs, e),
+            Err(e) => return self.nat_refused(io.obs, e),
         };
-        if l3::decrement_ttl(pool.get_mut(i).frame_mut()).is_err() {
-            return self.dropped(obs, RouterDrop::TtlExpired);
+        if l3::decrement_ttl(io.pool.get_mut(i).frame_mut()).is_err() {
+            return self.dropped(io.obs, RouterDrop::TtlExpired);
         }
-        self.hairpin(cx, pool, i, dst, fit::Sender::Uplink, out, obs);
+        self.hairpin(io, i, dst, fit::Sender::Uplink);
     }
 
-    fn arp_on_uplink(
-        &mut self,
-        cx: Ctx<'_>,
-        pool: &mut Pool,
-        i: u32,
-        up: &UplinkParams,
-        out: &mut Vec<Out>,
-    ) {
+    fn arp_on_uplink<O: Observer>(&mut self, io: &mut Io<'_, O>, i: u32, up: &UplinkParams) {
         let at = ArpAt {
             mac: up.mac,
             owns: &|ip| up.owns(ip),
             reply: Some(&Out::Uplink),
             send: &Out::Uplink,
         };
-        let heard = arp_at(
-            cx.now,
-            pool,
-            i,
-            Some(&self.counters),
-            &mut self.uplink_cache,
-            &at,
-            out,
-            &mut Live,
-        );
+        let heard = arp_at(io, i, Some(&self.counters), &mut self.uplink_cache, &at);
         if let Some((ip, mac, kind)) = heard {
             self.share.tell(Heard {
                 at: HeardAt::Uplink,

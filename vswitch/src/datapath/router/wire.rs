@@ -3,14 +3,13 @@
 //! traced frame (see `observe`) passes none and counts nothing.
 
 use std::net::Ipv4Addr;
-use std::time::Duration;
 
 use fdb::MacAddr;
 
 use super::super::observe::{Observer, Step};
 use super::super::pipeline::ETH_HLEN;
 use super::super::pool::Pool;
-use super::{Out, RouterCounters, RouterDrop};
+use super::{Io, Out, RouterCounters, RouterDrop};
 use crate::l3::{self, Arp, ArpOp, LearnKind, NeighCache, QueuedFrame};
 
 /// One of the router's interfaces, as ARP sees it.
@@ -29,19 +28,15 @@ pub(super) struct ArpAt<'a> {
 /// for our address is answered and, unless a probe, teaches its sender; a reply to us is
 /// learned. Frames that waited for the address are sent on. Traced (dry run), nothing is
 /// learned. Returns what was learned, for the other workers.
-#[allow(clippy::too_many_arguments)]
 pub(super) fn arp_at<O: Observer>(
-    now: Duration,
-    pool: &mut Pool,
+    io: &mut Io<'_, O>,
     i: u32,
     counters: Option<&RouterCounters>,
     cache: &mut NeighCache,
     at: &ArpAt<'_>,
-    out: &mut Vec<Out>,
-    obs: &mut O,
 ) -> Option<(Ipv4Addr, MacAddr, LearnKind)> {
-    let Ok(arp) = Arp::parse(pool.get(i).frame()) else {
-        obs.step(|| Step::RouterDrop(RouterDrop::Malformed));
+    let Ok(arp) = Arp::parse(io.pool.get(i).frame()) else {
+        io.obs.step(|| Step::RouterDrop(RouterDrop::Malformed));
         if let Some(c) = counters {
             c.count(RouterDrop::Malformed);
         }
@@ -51,13 +46,13 @@ pub(super) fn arp_at<O: Observer>(
         Some(LearnKind::Gratuitous)
     } else if arp.op == ArpOp::Request && (at.owns)(arp.target_ip) {
         if let Some(reply) = at.reply
-            && let Some(s) = build(pool, counters, |o| l3::build_reply(&arp, at.mac, o))
+            && let Some(s) = build(io.pool, counters, |o| l3::build_reply(&arp, at.mac, o))
         {
-            obs.step(|| Step::ArpAnswer { ip: arp.target_ip });
+            io.obs.step(|| Step::ArpAnswer { ip: arp.target_ip });
             if let Some(c) = counters {
                 c.arp_replies.add(1);
             }
-            out.push(reply(s));
+            io.out.push(reply(s));
         }
         (!arp.is_probe()).then_some(LearnKind::Request)
     } else if arp.op == ArpOp::Reply && arp.eth_dst == at.mac {
@@ -66,15 +61,15 @@ pub(super) fn arp_at<O: Observer>(
         None
     };
     let kind = kind.filter(|_| !O::DRY_RUN)?;
-    let released = cache.learn(now, arp.sender_ip, arp.sender_mac, kind);
+    let released = cache.learn(io.cx.now, arp.sender_ip, arp.sender_mac, kind);
     release(
-        pool,
+        io.pool,
         counters,
         released,
         at.mac,
         arp.sender_mac,
         at.send,
-        out,
+        io.out,
     );
     Some((arp.sender_ip, arp.sender_mac, kind))
 }
