@@ -10,7 +10,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::nat::{EXTERNAL, NatLab};
+use common::nat::{EXTERNAL, NatLab, OUTSIDE};
 use common::overlay::two_peered_hosts;
 use common::{Daemon, Netns, require_root};
 use serde_json::Value;
@@ -227,6 +227,84 @@ fn trace_from_the_uplink_follows_a_published_port_to_its_container() {
     let bad = lab.d.cli(&["trace", "gold", "--from-uplink"]);
     assert!(!bad.status.success());
     assert!(bad.stdout.is_empty());
+}
+
+/// ```text
+///   outside 203.0.113.1 --> [uplink 203.0.113.2:9000/udp] --> c1:9000 on "narrow" (MTU 1400)
+/// ```
+/// A datagram from outside too big for the container's network: with DF, the router's
+/// "fragmentation needed" is shown going back out of the uplink to the sender (through
+/// the NAT); without DF it is fragmented and the pieces leave at c1's port. From a
+/// container hairpinned through the external address, the answer goes back in to it.
+#[test]
+fn trace_from_the_uplink_shows_where_fragmentation_needed_goes() {
+    require_root();
+    let lab = NatLab::new("");
+    lab.d.must(&[
+        "network",
+        "create",
+        "narrow",
+        "--subnet",
+        "10.45.0.0/24",
+        "--mtu",
+        "1400",
+    ]);
+    let c1 = lab.container("narrow");
+    lab.d
+        .must(&["port", "publish", "narrow", &c1.name, "9000:9000/udp"]);
+    // c1 and the outside host are heard once: the FDB and the uplink's ARP know them.
+    assert!(c1.ping_until("10.45.0.1", Duration::from_secs(5)));
+    assert!(lab.ext.ping_until(EXTERNAL, Duration::from_secs(5)));
+
+    let base = [
+        "--from-uplink",
+        "--src-ip",
+        OUTSIDE,
+        "--proto",
+        "udp",
+        "--dport",
+        "9000",
+        "--size",
+        "1500",
+    ];
+    let (steps, text) = trace(&lab.d, &base);
+    assert_eq!(step(&steps, "mtu")[0]["verdict"], "icmp_too_big", "{text}");
+    let egress = step(&steps, "egress");
+    assert_eq!(egress.len(), 1, "{text}");
+    assert_eq!(egress[0]["uplink"], true, "{text}");
+    assert_eq!(step(&steps, "arp").last().unwrap()["ip"], OUTSIDE, "{text}");
+
+    let mut no_df = base.to_vec();
+    no_df.push("--no-df");
+    let (steps, text) = trace(&lab.d, &no_df);
+    assert_eq!(step(&steps, "mtu")[0]["verdict"], "fragment", "{text}");
+    let egress = step(&steps, "egress");
+    assert!(
+        !egress.is_empty() && egress.iter().all(|e| e["port"] == c1.name.as_str()),
+        "{text}"
+    );
+
+    // From a container of another network, hairpinned through the external address:
+    // the answer goes back in to it.
+    lab.d
+        .must(&["network", "create", "wide", "--subnet", "10.46.0.0/24"]);
+    let c0 = lab.container("wide");
+    assert!(c0.ping_until("10.46.0.1", Duration::from_secs(5)));
+    let (steps, text) = trace(
+        &lab.d,
+        &[
+            "wide", "--in", &c0.name, "--dst-ip", EXTERNAL, "--proto", "udp", "--dport", "9000",
+            "--size", "1500",
+        ],
+    );
+    // The uplink's MTU first (the NAT decides after it), then the network's.
+    let mtu = step(&steps, "mtu");
+    assert_eq!(mtu.last().unwrap()["verdict"], "icmp_too_big", "{text}");
+    let egress = step(&steps, "egress");
+    assert_eq!(egress.len(), 1, "{text}");
+    assert_eq!(egress[0]["port"], c0.name.as_str(), "{text}");
+    let conns = lab.d.json(&["nat", "ls", "--format", "json"]);
+    assert_eq!(conns, serde_json::json!([]), "the trace made a connection");
 }
 
 /// ```text

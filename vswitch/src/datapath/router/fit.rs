@@ -28,7 +28,7 @@ use super::super::fragment;
 use super::super::observe::{MtuVerdict, Observer, Step};
 use super::super::offload::{self, VnetHdr};
 use super::super::pipeline::ETH_HLEN;
-use super::wire::build_from;
+use super::wire::{build_from, ipv4_src};
 use super::{Io, Out, Router, RouterDrop};
 use crate::nat::{ChecksumState, Egress};
 
@@ -184,6 +184,7 @@ impl Router {
         let Some(gw) = io.cx.topo.networks.get(&from).map(|n| n.gateway) else {
             return;
         };
+        let about = ipv4_src(io.pool.get(i).frame());
         let Some(s) = build_from(io.pool, i, self.live::<O>(), |f, o| {
             vtep::build_frag_needed(f, mtu, io.cx.topo.router_mac.0, gw, o)
         }) else {
@@ -192,27 +193,39 @@ impl Router {
         match sender {
             Sender::Port(p, _) => io.out.push(Out::Port(p, s)),
             Sender::Peer(n) => io.out.push(Out::Network(n, s)),
-            Sender::Uplink | Sender::Hairpinned => self.error_through_nat(io, s),
+            Sender::Uplink | Sender::Hairpinned => self.error_through_nat(io, s, sender, about),
             Sender::Unreachable => {}
         }
     }
 
     /// Sends the ICMP error in buffer `s`, about a packet the NAT translated, back
-    /// through it: out of the uplink, or (hairpinned) to the inside sender.
-    fn error_through_nat<O: Observer>(&mut self, io: &mut Io<'_, O>, s: u32) {
+    /// through it: out of the uplink, or (hairpinned) to the inside sender. `about` is
+    /// the source address of the packet the error quotes.
+    fn error_through_nat<O: Observer>(
+        &mut self,
+        io: &mut Io<'_, O>,
+        s: u32,
+        sender: Sender,
+        about: Option<Ipv4Addr>,
+    ) {
         let (Some(nat), Some(up)) = (self.nat.clone(), io.cx.topo.uplink.as_ref()) else {
             return;
         };
         if O::DRY_RUN {
-            // The trace previews no ICMP errors (see `nat::preview`): the reply step
-            // already says what goes back.
-            return;
+            // Traced, the packet was previewed, not translated, and no connection was
+            // made for the error to find: it quotes the packet as its sender sent it,
+            // and goes back to that sender, where the translated error would go.
+            let Some(to) = about else {
+                return;
+            };
+            return match sender {
+                Sender::Uplink => self.send_uplink(io, s, up, to),
+                _ => self.hairpin(io, s, to, Sender::Unreachable),
+            };
         }
         let packet = &mut io.pool.get_mut(s).frame_mut()[ETH_HLEN..];
         match nat.outbound(io.cx.now, packet, ChecksumState::Complete) {
-            Ok(t) if t.egress == Egress::Uplink => {
-                self.send_uplink(io, s, up, t.dst);
-            }
+            Ok(t) if t.egress == Egress::Uplink => self.send_uplink(io, s, up, t.dst),
             Ok(t) => self.hairpin(io, s, t.dst, Sender::Unreachable),
             Err(e) => self.counters.nat_drop(e),
         }

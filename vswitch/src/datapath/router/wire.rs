@@ -82,6 +82,12 @@ pub(super) fn ethertype(frame: &[u8]) -> [u8; 2] {
     }
 }
 
+/// The source address of an untagged Ethernet + IPv4 frame.
+pub(super) fn ipv4_src(frame: &[u8]) -> Option<Ipv4Addr> {
+    let b: [u8; 4] = frame.get(ETH_HLEN + 12..ETH_HLEN + 16)?.try_into().ok()?;
+    Some(Ipv4Addr::from(b))
+}
+
 /// The destination address of an untagged Ethernet + IPv4 frame.
 pub(super) fn ipv4_dst(frame: &[u8]) -> Option<Ipv4Addr> {
     let b: [u8; 4] = frame.get(ETH_HLEN + 16..ETH_HLEN + 20)?.try_into().ok()?;
