@@ -64,7 +64,9 @@ pub struct Manager {
     /// `None` when the daemon has no `[uplink]`: nothing is routed out then.
     pub(super) uplink: Option<UplinkInfo>,
     pub(super) nat: Option<Arc<Nat>>,
-    /// Numbers topology snapshots.
+    /// The number of the last topology snapshot published. The workers start on an
+    /// empty snapshot numbered 0, so the first published one is 1: a worker that met
+    /// the empty one must see the first real one as a change.
     generation: std::sync::atomic::AtomicU64,
     pub(super) router_counters: Arc<PerWorker<RouterCounters>>,
     uplink_counters: Option<Arc<PerWorker<PortCounters>>>,
@@ -530,7 +532,8 @@ impl Manager {
         });
         topo.generation = self
             .generation
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+            + 1;
         topo.peers = overlay::peer_table(&self.state);
         topo.router_mac = self.state.router_mac.unwrap_or_default();
         topo.overlay = self.underlay.as_ref().map(|u| OverlayParams {

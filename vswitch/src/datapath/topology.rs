@@ -34,7 +34,8 @@ pub struct Topology {
     /// Address-to-MAC bindings the control plane made (endpoint addresses it gave out),
     /// by network: the router needs no ARP for them.
     pub hosts: HashMap<NetworkId, Vec<(Ipv4Addr, MacAddr)>>,
-    /// Changes with every snapshot, so a worker can tell that bindings changed.
+    /// Changes with every snapshot, so a worker can tell that bindings changed; 0 only
+    /// for the empty one a worker starts on.
     pub generation: u64,
 }
 

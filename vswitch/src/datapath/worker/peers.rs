@@ -1,8 +1,11 @@
 //! A worker's handles on the per-peer counters: one for each configured peer, kept in
-//! step with the topology's peer table. Only configured peers get counters (a datagram
-//! from any other address is dropped and counted as `vxlan_not_a_peer`), so what an
-//! underlay neighbour sends cannot grow these maps; a removed peer's counters and its
-//! storm-control allowance go with it.
+//! step with the topology's peer table (matched whenever the worker receives from or
+//! sends to the underlay, and every 100 ms). Only configured peers get counters (a
+//! datagram from any other address is dropped and counted as `vxlan_not_a_peer`), so
+//! what an underlay neighbour sends cannot grow these maps; a removed peer's counters
+//! and its storm-control allowance go with it, and a peer added again counts from zero.
+//! (A worker that never saw the snapshot without it, when it is removed and added back
+//! within 100 ms, keeps its old counts.)
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -23,7 +26,9 @@ impl PeerHandles {
     /// The counters of peer `ip`; `None` when it is not a configured peer.
     #[inline]
     pub(super) fn get(&self, ip: IpAddr) -> Option<&Arc<PeerCounters>> {
-        self.by_ip.get(&ip)
+        // The peer table keys addresses canonically (an IPv4-mapped IPv6 address as
+        // IPv4).
+        self.by_ip.get(&ip.to_canonical())
     }
 
     /// Matches the map to `topo`'s peers when the snapshot changed (a number compared
@@ -82,8 +87,17 @@ mod tests {
         let floods = FloodLimiter::new(10);
         let mut h = PeerHandles::default();
         let (a, b): (IpAddr, IpAddr) = ("192.0.2.1".parse().unwrap(), "192.0.2.2".parse().unwrap());
+        // The empty snapshot a worker starts on (0), then the first published one (1).
+        h.sync(&Topology::default(), &registry, &floods);
+        assert!(h.get(a).is_none());
         h.sync(&topo(1, &["192.0.2.1", "192.0.2.2"]), &registry, &floods);
         h.get(a).unwrap().rx_datagrams.add(5);
+        let mapped: IpAddr = "::ffff:192.0.2.1".parse().unwrap();
+        assert_eq!(
+            h.get(mapped).unwrap().rx_datagrams.get(),
+            5,
+            "canonical form"
+        );
         assert!(h.get(b).is_some());
         assert!(h.get("192.0.2.9".parse().unwrap()).is_none(), "not a peer");
         assert!(floods.allow(FloodSource::Peer(b), Duration::ZERO));
