@@ -156,13 +156,16 @@ impl Pipeline {
             obs.step(|| Step::Ingress { port, network: net });
         }
         let from_peer = matches!(ingress, Ingress::Vtep { .. });
-        // Larger than the network's MTU: dropped here, as no port of the network would
-        // take it. Except from a local port of an overlay network: the tunnel answers
-        // that with "fragmentation needed" (a frame from a peer configured with a larger
-        // MTU is dropped).
+        // Larger than the network's MTU, and to be switched: dropped here, as the ports
+        // of the network would refuse it. Two cases are left to later stages: a frame
+        // from a local port of an overlay network, which the tunnel fits (fragments, or
+        // answers with "fragmentation needed"); and one for the router, which fits it to
+        // where it routes it. From a peer (configured with a larger MTU than ours), a
+        // frame to switch is dropped too.
         if (info.vni.is_none() || from_peer)
             && !meta.gso
             && frame.len() > info.mtu as usize + ETH_HLEN
+            && dst != b.topo.router_mac
         {
             return Verdict::Drop(DropReason::OverMtu);
         }
@@ -287,7 +290,10 @@ mod tests {
 
     /// Network 1: ports 1, 2, 3. Network 2: ports 4, 5. Network 3 (overlay, VNI 42): 6, 7.
     fn topo() -> Topology {
-        let mut t = Topology::default();
+        let mut t = Topology {
+            router_mac: MacAddr([2, 0, 0, 0, 0, 0xfe]),
+            ..Topology::default()
+        };
         for (net, ports, vni) in [
             (1u16, vec![1u32, 2, 3], None),
             (2, vec![4, 5], None),
@@ -496,6 +502,13 @@ mod tests {
         assert_eq!(
             p.process(&b, from(v2), &frame(A, B, 0x0800, 1514), PLAIN),
             Verdict::Forward(PortId(6))
+        );
+        // For the router, which fits it to where it routes it.
+        assert_eq!(
+            p.process(&b, from(v2), &frame(t.router_mac.0, B, 0x0800, 1600), PLAIN),
+            Verdict::ToRouter {
+                network: NetworkId(3)
+            }
         );
     }
 

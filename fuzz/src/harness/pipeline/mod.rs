@@ -13,7 +13,9 @@
 //! encapsulated or flooded to peers); encapsulation only in an overlay network, with
 //! its VNI; whatever the router emits comes from the router's MAC (or the uplink's on
 //! the uplink); every datagram queued for a peer lies inside its buffer, starts with a
-//! VXLAN header of the network's VNI and, for segments and fragments, fits the MTU.
+//! VXLAN header of the network's VNI and, for segments and fragments, fits the MTU; a
+//! frame the router sends into a network, and one from a peer switched to local ports,
+//! fits that network's MTU.
 
 use std::cell::RefCell;
 use std::net::IpAddr;
@@ -213,6 +215,15 @@ impl<'t> Switch<'t> {
         );
         drop(b);
         self.verdict_checked(network, None, v);
+        if matches!(v, Verdict::Forward(_) | Verdict::Flood { .. }) {
+            // Switched to local ports, it must fit them (the router fits what it routes).
+            let mtu = topo.networks[&network].mtu;
+            assert!(
+                d.inner.len() <= mtu as usize + 14,
+                "switched a {}-byte frame from a peer into a network of MTU {mtu}",
+                d.inner.len()
+            );
+        }
         if let Verdict::ToRouter { network } = v {
             let buf = pool.get_mut(0);
             assert!(buf.pull_front(d.inner.start));

@@ -151,6 +151,32 @@ pub fn seeds() -> Vec<(String, Vec<u8>)> {
                 )),
             )
             .at(op::VXLAN_PEER, &from_peer(&partial))
+            // Larger than the overlay's MTU (a peer configured with a larger one): not
+            // switched to the local port; to the router, fitted where it is routed.
+            .at(
+                op::VXLAN_PEER,
+                &from_peer(&eth4(
+                    REMOTE_MAC.0,
+                    OVL_HOST,
+                    &ip4(
+                        v4(ov_far, ov, 64, false),
+                        L4::Udp(7, 7),
+                        &frames::pattern(1500, 3),
+                    ),
+                )),
+            )
+            .at(
+                op::VXLAN_PEER | 5 << 5,
+                &from_peer(&eth4(
+                    REMOTE_MAC.0,
+                    ROUTER_MAC.0,
+                    &ip4(
+                        v4(ov_far, a, 64, false),
+                        L4::Udp(1, 2),
+                        &frames::pattern(1500, 4),
+                    ),
+                )),
+            )
             .at(
                 op::VXLAN_PEER6,
                 &from_peer(&eth4(
