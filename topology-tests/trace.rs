@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use common::nat::{EXTERNAL, NatLab, OUTSIDE};
 use common::overlay::two_peered_hosts;
-use common::{Daemon, Netns, require_root};
+use common::{Daemon, Netns, require_root, wait_until};
 use serde_json::Value;
 
 /// The trace as JSON steps, and as the lines a person reads.
@@ -267,7 +267,13 @@ fn trace_from_the_uplink_shows_where_fragmentation_needed_goes() {
         "--size",
         "1500",
     ];
-    let (steps, text) = trace(&lab.d, &base);
+    // The trace runs on the first worker; with several, what another one heard by ARP
+    // reaches it on its next turn: ask again until it knows the outside host.
+    let (mut steps, mut text) = (Vec::new(), String::new());
+    wait_until(Duration::from_secs(3), || {
+        (steps, text) = trace(&lab.d, &base);
+        !step(&steps, "egress").is_empty()
+    });
     assert_eq!(step(&steps, "mtu")[0]["verdict"], "icmp_too_big", "{text}");
     let egress = step(&steps, "egress");
     assert_eq!(egress.len(), 1, "{text}");

@@ -118,8 +118,8 @@ pub struct TunnelCounters {
     /// (a group or zero inner source, a tagged inner frame, split horizon, ...).
     inner: [Counter; DropReason::COUNT],
     /// Per-peer counters, by underlay address, one entry per configured peer. The
-    /// worker keeps its own map of these and comes here (a lock) only when the peer
-    /// table changed; the control plane comes here to read them.
+    /// worker keeps its own map of these and comes here (a lock) only when a new
+    /// topology snapshot is published; the control plane comes here to read them.
     peers: std::sync::Mutex<std::collections::BTreeMap<IpAddr, std::sync::Arc<PeerCounters>>>,
 }
 
@@ -142,7 +142,7 @@ impl TunnelCounters {
         self.inner[r as usize].add(1);
     }
 
-    /// The counters of one peer, made on first use.
+    /// The counters of peer `ip`, made if it has none yet.
     pub fn peer(&self, ip: IpAddr) -> std::sync::Arc<PeerCounters> {
         let mut peers = self.peers.lock().unwrap_or_else(|p| p.into_inner());
         peers.entry(ip).or_default().clone()

@@ -4,8 +4,10 @@
 //! make, with the same refusals: a full table, a translated flow whose reply collides
 //! with a tracked one; the port is the one the pool would hand out now, which another
 //! flow may take first). ICMP errors and later fragments follow the flow they belong to
-//! in the datapath; the trace builds neither, and the preview answers `NotTracked` /
-//! `Fragment` for them.
+//! in the datapath, and the preview answers `NotTracked` / `Fragment` for them: the
+//! trace builds no fragments, and sends the router's own ICMP errors about a previewed
+//! packet straight back to its sender (the packet was not translated, and made no
+//! connection for the error to find).
 
 use std::net::Ipv4Addr;
 use std::time::Duration;

@@ -29,7 +29,7 @@ use super::super::observe::{MtuVerdict, Observer, Step};
 use super::super::offload::{self, VnetHdr};
 use super::super::pipeline::ETH_HLEN;
 use super::wire::{build_from, ipv4_src};
-use super::{Io, Out, Router, RouterDrop};
+use super::{Env, Out, Router, RouterDrop};
 use crate::nat::{ChecksumState, Egress};
 
 /// Who sent a routed frame: where an ICMP error about it goes.
@@ -82,13 +82,13 @@ impl Router {
     /// Checks buffer `i` against the MTU of network `to`; see the module doc.
     pub(super) fn fit<O: Observer>(
         &mut self,
-        io: &mut Io<'_, O>,
+        env: &mut Env<'_, O>,
         i: u32,
         to: NetworkId,
         sender: Sender,
     ) -> Fit {
-        match io.cx.topo.networks.get(&to) {
-            Some(info) => self.fit_mtu(io, i, info.mtu, Some(to), sender),
+        match env.cx.topo.networks.get(&to) {
+            Some(info) => self.fit_mtu(env, i, info.mtu, Some(to), sender),
             None => Fit::Whole,
         }
     }
@@ -97,7 +97,7 @@ impl Router {
     /// where a packet that cannot go is counted as `uplink_too_big`.
     pub(super) fn fit_mtu<O: Observer>(
         &mut self,
-        io: &mut Io<'_, O>,
+        env: &mut Env<'_, O>,
         i: u32,
         mtu: u32,
         to: Option<NetworkId>,
@@ -109,29 +109,29 @@ impl Router {
         };
         let max_frame = mtu as usize + ETH_HLEN;
         // A frame that fits costs one compare; the rest is for those that do not.
-        let len = io.pool.get(i).len();
+        let len = env.pool.get(i).len();
         if len <= max_frame {
             return Fit::Whole;
         }
-        let hdr = VnetHdr::parse(&io.pool.get(i).vnet);
+        let hdr = VnetHdr::parse(&env.pool.get(i).vnet);
         if hdr.is_gso() {
-            let fitted = fit_gso(io.pool.get(i).frame(), &hdr, max_frame);
+            let fitted = fit_gso(env.pool.get(i).frame(), &hdr, max_frame);
             if fitted.gso_size != hdr.gso_size {
-                io.obs.step(|| Step::Mtu {
+                env.obs.step(|| Step::Mtu {
                     len,
                     mtu,
                     verdict: MtuVerdict::Split,
                 });
-                io.pool.get_mut(i).vnet = fitted.to_bytes();
+                env.pool.get_mut(i).vnet = fitted.to_bytes();
             }
             return Fit::Whole;
         }
-        match vtep::needs_icmp(io.pool.get(i).frame(), mtu) {
+        match vtep::needs_icmp(env.pool.get(i).frame(), mtu) {
             vtep::Verdict::Fits => {
                 // The packet fits; bytes after it (padding, junk) would not.
-                let total = io.pool.get(i).frame().get(ETH_HLEN + 2..ETH_HLEN + 4);
+                let total = env.pool.get(i).frame().get(ETH_HLEN + 2..ETH_HLEN + 4);
                 if let Some(&[a, b]) = total {
-                    io.pool
+                    env.pool
                         .get_mut(i)
                         .truncate(ETH_HLEN + usize::from(u16::from_be_bytes([a, b])));
                 }
@@ -139,19 +139,19 @@ impl Router {
             }
             vtep::Verdict::Ipv4NoDf => Fit::Fragments(mtu),
             vtep::Verdict::Ipv4Df => {
-                io.obs.step(|| Step::Mtu {
+                env.obs.step(|| Step::Mtu {
                     len,
                     mtu,
                     verdict: MtuVerdict::IcmpTooBig,
                 });
                 self.tally::<O>(|c| c.count(too_big));
-                self.frag_needed(io, i, to, mtu, sender);
+                self.frag_needed(env, i, to, mtu, sender);
                 Fit::Stop
             }
             // IPv6 is not routed; the rest (an ICMP error, a broadcast, a later
             // fragment with DF) is never answered with an error.
             vtep::Verdict::Ipv6 | vtep::Verdict::Drop(_) => {
-                io.obs.step(|| Step::Mtu {
+                env.obs.step(|| Step::Mtu {
                     len,
                     mtu,
                     verdict: MtuVerdict::Dropped,
@@ -165,7 +165,7 @@ impl Router {
     /// "Fragmentation needed" naming `mtu`, about buffer `i`, to its sender.
     fn frag_needed<O: Observer>(
         &mut self,
-        io: &mut Io<'_, O>,
+        env: &mut Env<'_, O>,
         i: u32,
         to: Option<NetworkId>,
         mtu: u32,
@@ -181,34 +181,40 @@ impl Router {
             },
             Sender::Unreachable => return,
         };
-        let Some(gw) = io.cx.topo.networks.get(&from).map(|n| n.gateway) else {
+        let Some(gw) = env.cx.topo.networks.get(&from).map(|n| n.gateway) else {
             return;
         };
-        let about = ipv4_src(io.pool.get(i).frame());
-        let Some(s) = build_from(io.pool, i, self.live::<O>(), |f, o| {
-            vtep::build_frag_needed(f, mtu, io.cx.topo.router_mac.0, gw, o)
+        // Traced, the error goes back to the quoted packet's source (`error_through_nat`).
+        let about = if O::DRY_RUN {
+            ipv4_src(env.pool.get(i).frame())
+        } else {
+            None
+        };
+        let Some(s) = build_from(env.pool, i, self.live::<O>(), |f, o| {
+            vtep::build_frag_needed(f, mtu, env.cx.topo.router_mac.0, gw, o)
         }) else {
             return;
         };
         match sender {
-            Sender::Port(p, _) => io.out.push(Out::Port(p, s)),
-            Sender::Peer(n) => io.out.push(Out::Network(n, s)),
-            Sender::Uplink | Sender::Hairpinned => self.error_through_nat(io, s, sender, about),
+            Sender::Port(p, _) => env.out.push(Out::Port(p, s)),
+            Sender::Peer(n) => env.out.push(Out::Network(n, s)),
+            Sender::Uplink | Sender::Hairpinned => self.error_through_nat(env, s, sender, about),
             Sender::Unreachable => {}
         }
     }
 
     /// Sends the ICMP error in buffer `s`, about a packet the NAT translated, back
-    /// through it: out of the uplink, or (hairpinned) to the inside sender. `about` is
-    /// the source address of the packet the error quotes.
+    /// through it: out of the uplink, or (hairpinned) to the inside sender. Traced, it
+    /// goes to `about`, the source of the packet the error quotes, out of the uplink
+    /// or back in as `sender` says.
     fn error_through_nat<O: Observer>(
         &mut self,
-        io: &mut Io<'_, O>,
+        env: &mut Env<'_, O>,
         s: u32,
         sender: Sender,
         about: Option<Ipv4Addr>,
     ) {
-        let (Some(nat), Some(up)) = (self.nat.clone(), io.cx.topo.uplink.as_ref()) else {
+        let (Some(nat), Some(up)) = (self.nat.clone(), env.cx.topo.uplink.as_ref()) else {
             return;
         };
         if O::DRY_RUN {
@@ -219,14 +225,15 @@ impl Router {
                 return;
             };
             return match sender {
-                Sender::Uplink => self.send_uplink(io, s, up, to),
-                _ => self.hairpin(io, s, to, Sender::Unreachable),
+                Sender::Uplink => self.send_uplink(env, s, up, to),
+                Sender::Hairpinned => self.hairpin(env, s, to, Sender::Unreachable),
+                Sender::Port(..) | Sender::Peer(_) | Sender::Unreachable => {}
             };
         }
-        let packet = &mut io.pool.get_mut(s).frame_mut()[ETH_HLEN..];
-        match nat.outbound(io.cx.now, packet, ChecksumState::Complete) {
-            Ok(t) if t.egress == Egress::Uplink => self.send_uplink(io, s, up, t.dst),
-            Ok(t) => self.hairpin(io, s, t.dst, Sender::Unreachable),
+        let packet = &mut env.pool.get_mut(s).frame_mut()[ETH_HLEN..];
+        match nat.outbound(env.cx.now, packet, ChecksumState::Complete) {
+            Ok(t) if t.egress == Egress::Uplink => self.send_uplink(env, s, up, t.dst),
+            Ok(t) => self.hairpin(env, s, t.dst, Sender::Unreachable),
             Err(e) => self.counters.nat_drop(e),
         }
     }
@@ -235,27 +242,27 @@ impl Router {
     /// `mtu` and sends each to `dest`.
     pub(super) fn deliver_fragments<O: Observer>(
         &mut self,
-        io: &mut Io<'_, O>,
+        env: &mut Env<'_, O>,
         i: u32,
         dest: Dest,
         mtu: u32,
     ) {
-        let len = io.pool.get(i).len();
-        let hdr = VnetHdr::parse(&io.pool.get(i).vnet);
+        let len = env.pool.get(i).len();
+        let hdr = VnetHdr::parse(&env.pool.get(i).vnet);
         if hdr.needs_csum() {
             // The transport checksum covers every fragment's bytes: finish it whole.
-            let buf = io.pool.get_mut(i);
+            let buf = env.pool.get_mut(i);
             if offload::complete_checksum(buf.frame_mut(), &hdr).is_err() {
-                return self.dropped(io.obs, RouterDrop::Malformed);
+                return self.dropped(env.obs, RouterDrop::Malformed);
             }
             buf.vnet = VnetHdr::NONE.to_bytes();
         }
-        let pieces = match fragment::cut(io.pool, i, mtu, 0) {
+        let pieces = match fragment::cut(env.pool, i, mtu, 0) {
             Ok(r) => r,
-            Err(DropReason::NoBuffer) => return self.dropped(io.obs, RouterDrop::NoBuffer),
-            Err(_) => return self.dropped(io.obs, RouterDrop::Malformed),
+            Err(DropReason::NoBuffer) => return self.dropped(env.obs, RouterDrop::NoBuffer),
+            Err(_) => return self.dropped(env.obs, RouterDrop::Malformed),
         };
-        io.obs.step(|| Step::Mtu {
+        env.obs.step(|| Step::Mtu {
             len,
             mtu,
             verdict: MtuVerdict::Fragmented {
@@ -263,10 +270,10 @@ impl Router {
             },
         });
         for s in pieces {
-            match (dest, &io.cx.topo.uplink) {
-                (Dest::Network(to, dst), _) => self.deliver(io, s, to, dst),
-                (Dest::Uplink(dst), Some(up)) => self.send_uplink(io, s, up, dst),
-                (Dest::Uplink(_), None) => self.dropped(io.obs, RouterDrop::NoRoute),
+            match (dest, &env.cx.topo.uplink) {
+                (Dest::Network(to, dst), _) => self.deliver(env, s, to, dst),
+                (Dest::Uplink(dst), Some(up)) => self.send_uplink(env, s, up, dst),
+                (Dest::Uplink(_), None) => self.dropped(env.obs, RouterDrop::NoRoute),
             }
         }
     }

@@ -1,8 +1,8 @@
 //! The router for frames from a network: ARP for the gateway, echo to it, routing to
-//! another network, masquerade to the outside. Every function takes an [`Io`], whose
-//! [`Observer`] is `Live` on the packet path; a trace's dry-run observer sees each decision and makes
-//! the same code change nothing (no counters, no neighbour entries or queued frames, no
-//! conntrack entry: NAT is previewed, addresses are peeked).
+//! another network, masquerade to the outside. Every function takes an [`Env`], whose
+//! [`Observer`] is `Live` on the packet path; a trace's dry-run observer sees each
+//! decision and makes the same code change nothing (no counters, no neighbour entries or
+//! queued frames, no conntrack entry: NAT is previewed, addresses are peeked).
 
 use std::net::Ipv4Addr;
 
@@ -16,7 +16,7 @@ use super::super::pool::Pool;
 use super::super::topology::UplinkParams;
 use super::fit::{Dest, Fit, Sender};
 use super::wire::{ArpAt, arp_at, build, build_from, ethertype, ipv4_dst};
-use super::{Ctx, ETHERTYPE_ARP, ETHERTYPE_IPV4, Io, Out, Router, RouterDrop};
+use super::{Ctx, ETHERTYPE_ARP, ETHERTYPE_IPV4, Env, Out, Router, RouterDrop};
 use crate::l3::{self, Lookup, NeighCache, Route, Waiting};
 use crate::nat::{Egress, NatDrop};
 
@@ -33,34 +33,34 @@ impl Router {
         in_port: Option<PortId>,
         out: &mut Vec<Out>,
     ) {
-        let mut io = Io {
+        let mut env = Env {
             cx,
             pool,
             out,
             obs: &mut super::Live,
         };
-        self.from_network_with(&mut io, i, network, in_port);
+        self.from_network_with(&mut env, i, network, in_port);
     }
 
-    /// `from_network`, watched by `obs`.
+    /// `from_network`, watched by `env.obs`.
     pub fn from_network_with<O: Observer>(
         &mut self,
-        io: &mut Io<'_, O>,
+        env: &mut Env<'_, O>,
         i: u32,
         network: NetworkId,
         in_port: Option<PortId>,
     ) {
-        self.sync(io.cx);
-        match ethertype(io.pool.get(i).frame()) {
-            ETHERTYPE_ARP => return self.arp_in_network(io, i, network, in_port),
+        self.sync(env.cx);
+        match ethertype(env.pool.get(i).frame()) {
+            ETHERTYPE_ARP => return self.arp_in_network(env, i, network, in_port),
             ETHERTYPE_IPV4 => {}
-            _ => return self.dropped(io.obs, RouterDrop::NotIpv4),
+            _ => return self.dropped(env.obs, RouterDrop::NotIpv4),
         }
-        let Some(dst) = ipv4_dst(io.pool.get(i).frame()) else {
-            return self.dropped(io.obs, RouterDrop::Malformed);
+        let Some(dst) = ipv4_dst(env.pool.get(i).frame()) else {
+            return self.dropped(env.obs, RouterDrop::Malformed);
         };
-        let route = io.cx.topo.routes.route(network, dst);
-        io.obs.step(|| {
+        let route = env.cx.topo.routes.route(network, dst);
+        env.obs.step(|| {
             let (kind, to) = match route {
                 Route::ToGateway => ("gateway", None),
                 Route::Local(to) => ("network", Some(to)),
@@ -72,43 +72,43 @@ impl Router {
         });
         match route {
             Route::ToGateway => {
-                let Some(p) = in_port.filter(|_| l3::is_echo_request(io.pool.get(i).frame()))
+                let Some(p) = in_port.filter(|_| l3::is_echo_request(env.pool.get(i).frame()))
                 else {
-                    return self.dropped(io.obs, RouterDrop::ToGateway);
+                    return self.dropped(env.obs, RouterDrop::ToGateway);
                 };
-                if let Some(s) = build_from(io.pool, i, self.live::<O>(), l3::build_echo_reply) {
-                    io.obs.step(|| Step::EchoReply);
+                if let Some(s) = build_from(env.pool, i, self.live::<O>(), l3::build_echo_reply) {
+                    env.obs.step(|| Step::EchoReply);
                     self.tally::<O>(|c| c.echo_replies.add(1));
-                    io.out.push(Out::Port(p, s));
+                    env.out.push(Out::Port(p, s));
                 }
             }
             Route::Local(to) => {
                 // TTL first, then the size, as Linux's ip_forward checks them.
-                if !self.ttl(io, i, network, in_port) {
+                if !self.ttl(env, i, network, in_port) {
                     return;
                 }
                 let sender = Sender::in_network(network, in_port);
-                let fit = self.fit(io, i, to, sender);
+                let fit = self.fit(env, i, to, sender);
                 if fit != Fit::Stop {
                     self.tally::<O>(|c| c.routed.add(1));
-                    self.deliver_fitted(io, i, to, dst, fit);
+                    self.deliver_fitted(env, i, to, dst, fit);
                 }
             }
-            Route::External => self.masquerade(io, i, network, in_port),
-            Route::Denied(_) => self.dropped(io.obs, RouterDrop::Denied),
-            Route::NoRoute => self.dropped(io.obs, RouterDrop::NoRoute),
+            Route::External => self.masquerade(env, i, network, in_port),
+            Route::Denied(_) => self.dropped(env.obs, RouterDrop::Denied),
+            Route::NoRoute => self.dropped(env.obs, RouterDrop::NoRoute),
         }
     }
 
     fn arp_in_network<O: Observer>(
         &mut self,
-        io: &mut Io<'_, O>,
+        env: &mut Env<'_, O>,
         i: u32,
         network: NetworkId,
         in_port: Option<PortId>,
     ) {
         let (Some(info), Some(cache)) = (
-            io.cx.topo.networks.get(&network),
+            env.cx.topo.networks.get(&network),
             self.caches.get_mut(&network),
         ) else {
             return;
@@ -116,14 +116,14 @@ impl Router {
         let port = in_port.unwrap_or_default();
         let reply = move |s| Out::Port(port, s);
         let at = ArpAt {
-            mac: io.cx.topo.router_mac,
+            mac: env.cx.topo.router_mac,
             owns: &|ip| ip == info.gateway,
             // Only local senders are answered: a peer's hosts have their own gateway.
             reply: in_port.map(|_| &reply as &dyn Fn(u32) -> Out),
             send: &|s| Out::Network(network, s),
         };
         let counters = (!O::DRY_RUN).then_some(&*self.counters);
-        if let Some((ip, mac, kind)) = arp_at(io, i, counters, cache, &at) {
+        if let Some((ip, mac, kind)) = arp_at(env, i, counters, cache, &at) {
             self.share.tell(Heard {
                 at: HeardAt::Network(network),
                 ip,
@@ -137,27 +137,27 @@ impl Router {
     /// network's gateway and says no.
     pub(super) fn ttl<O: Observer>(
         &mut self,
-        io: &mut Io<'_, O>,
+        env: &mut Env<'_, O>,
         i: u32,
         network: NetworkId,
         in_port: Option<PortId>,
     ) -> bool {
-        match l3::decrement_ttl(io.pool.get_mut(i).frame_mut()) {
+        match l3::decrement_ttl(env.pool.get_mut(i).frame_mut()) {
             Ok(()) => true,
             Err(l3::ForwardError::TtlExpired) => {
-                self.dropped(io.obs, RouterDrop::TtlExpired);
-                let gw = io.cx.topo.networks.get(&network).map(|n| n.gateway);
+                self.dropped(env.obs, RouterDrop::TtlExpired);
+                let gw = env.cx.topo.networks.get(&network).map(|n| n.gateway);
                 if let (Some(p), Some(gw)) = (in_port, gw)
-                    && let Some(s) = build_from(io.pool, i, self.live::<O>(), |f, o| {
-                        l3::build_time_exceeded(f, io.cx.topo.router_mac, gw, o)
+                    && let Some(s) = build_from(env.pool, i, self.live::<O>(), |f, o| {
+                        l3::build_time_exceeded(f, env.cx.topo.router_mac, gw, o)
                     })
                 {
-                    io.out.push(Out::Port(p, s));
+                    env.out.push(Out::Port(p, s));
                 }
                 false
             }
             Err(_) => {
-                self.dropped(io.obs, RouterDrop::Malformed);
+                self.dropped(env.obs, RouterDrop::Malformed);
                 false
             }
         }
@@ -167,36 +167,37 @@ impl Router {
     /// gateway if needed, the frame waiting meanwhile) and rewrites the Ethernet header.
     pub(super) fn deliver<O: Observer>(
         &mut self,
-        io: &mut Io<'_, O>,
+        env: &mut Env<'_, O>,
         i: u32,
         to: NetworkId,
         dst: Ipv4Addr,
     ) {
-        let (Some(info), Some(cache)) = (io.cx.topo.networks.get(&to), self.caches.get_mut(&to))
+        let (Some(info), Some(cache)) = (env.cx.topo.networks.get(&to), self.caches.get_mut(&to))
         else {
-            return self.dropped(io.obs, RouterDrop::NoRoute);
+            return self.dropped(env.obs, RouterDrop::NoRoute);
         };
-        let buf = io.pool.get(i);
+        let buf = env.pool.get(i);
         let waiting = Waiting {
             vnet: buf.vnet,
             frame: buf.frame(),
         };
-        let found = resolve::<O>(cache, io.cx.now, dst, waiting);
-        io.obs.step(|| Step::Neighbour {
+        let found = resolve::<O>(cache, env.cx.now, dst, waiting);
+        env.obs.step(|| Step::Neighbour {
             ip: dst,
             network: Some(to),
             resolution: resolution(&found),
         });
         match found {
             Lookup::Hit(mac) => {
-                let _ = l3::rewrite_l2(io.pool.get_mut(i).frame_mut(), io.cx.topo.router_mac, mac);
-                io.out.push(Out::Network(to, i));
+                let _ =
+                    l3::rewrite_l2(env.pool.get_mut(i).frame_mut(), env.cx.topo.router_mac, mac);
+                env.out.push(Out::Network(to, i));
             }
             Lookup::Miss { send_request, .. } => {
                 if send_request
-                    && let Some(s) = build(io.pool, self.live::<O>(), |o| {
+                    && let Some(s) = build(env.pool, self.live::<O>(), |o| {
                         l3::build_request(
-                            io.cx.topo.router_mac,
+                            env.cx.topo.router_mac,
                             info.gateway,
                             dst,
                             MacAddr::BROADCAST,
@@ -204,70 +205,70 @@ impl Router {
                         )
                     })
                 {
-                    io.out.push(Out::Network(to, s));
+                    env.out.push(Out::Network(to, s));
                 }
             }
-            Lookup::Failed => self.dropped(io.obs, RouterDrop::Unresolved),
+            Lookup::Failed => self.dropped(env.obs, RouterDrop::Unresolved),
         }
     }
 
     /// To the outside: uplink MTU, TTL, masquerade, next hop by ARP.
     fn masquerade<O: Observer>(
         &mut self,
-        io: &mut Io<'_, O>,
+        env: &mut Env<'_, O>,
         i: u32,
         network: NetworkId,
         in_port: Option<PortId>,
     ) {
-        let (Some(nat), Some(up)) = (self.nat.clone(), io.cx.topo.uplink.as_ref()) else {
-            return self.dropped(io.obs, RouterDrop::NoRoute);
+        let (Some(nat), Some(up)) = (self.nat.clone(), env.cx.topo.uplink.as_ref()) else {
+            return self.dropped(env.obs, RouterDrop::NoRoute);
         };
-        if !self.ttl(io, i, network, in_port) {
+        if !self.ttl(env, i, network, in_port) {
             return;
         }
         // The uplink's MTU: a super-frame's segments are made to fit, a packet without
         // DF is cut after the NAT has translated it whole, one with DF is answered.
-        let len = io.pool.get(i).len();
+        let len = env.pool.get(i).len();
         if len <= up.mtu as usize + ETH_HLEN {
-            io.obs.step(|| Step::Mtu {
+            env.obs.step(|| Step::Mtu {
                 len,
                 mtu: up.mtu,
                 verdict: MtuVerdict::Fits,
             });
         }
         let sender = Sender::in_network(network, in_port);
-        let fit = self.fit_mtu(io, i, up.mtu, None, sender);
+        let fit = self.fit_mtu(env, i, up.mtu, None, sender);
         if fit == Fit::Stop {
             return;
         }
-        let csum = VnetHdr::parse(&io.pool.get(i).vnet).checksum_state();
-        let packet = &mut io.pool.get_mut(i).frame_mut()[ETH_HLEN..];
+        let csum = VnetHdr::parse(&env.pool.get(i).vnet).checksum_state();
+        let packet = &mut env.pool.get_mut(i).frame_mut()[ETH_HLEN..];
         let translated = if O::DRY_RUN {
             // What the NAT would do, then the same rewrite on this copy of the frame
             // would follow; routing needs only the destination.
             nat.preview_outbound(packet).map(|p| {
-                io.obs.step(|| Step::Nat(p));
+                env.obs.step(|| Step::Nat(p));
                 (p.egress, p.translated.dst.0)
             })
         } else {
-            nat.outbound(io.cx.now, packet, csum)
+            nat.outbound(env.cx.now, packet, csum)
                 .map(|t| (t.egress, t.dst))
         };
         let (egress, dst) = match translated {
             Ok(t) => t,
-            Err(e) => return self.nat_refused(io.obs, e),
+            Err(e) => return self.nat_refused(env.obs, e),
         };
         match egress {
             Egress::Uplink => {
                 self.tally::<O>(|c| c.masqueraded.add(1));
                 match fit {
                     Fit::Fragments(mtu) => {
-                        self.deliver_fragments(io, i, Dest::Uplink(dst), mtu);
+                        self.deliver_fragments(env, i, Dest::Uplink(dst), mtu);
                     }
-                    _ => self.send_uplink(io, i, up, dst),
+                    _ => self.send_uplink(env, i, up, dst),
                 }
             }
-            Egress::Internal => self.hairpin(io, i, dst, Sender::Hairpinned),
+            Egress::Internal => self.hairpin(env, i, dst, Sender::Hairpinned),
         }
     }
 
@@ -275,25 +276,25 @@ impl Router {
     /// network that holds it.
     pub(super) fn hairpin<O: Observer>(
         &mut self,
-        io: &mut Io<'_, O>,
+        env: &mut Env<'_, O>,
         i: u32,
         dst: Ipv4Addr,
         sender: Sender,
     ) {
-        let Some(to) = io.cx.topo.routes.network_of(dst).map(|n| n.id) else {
-            return self.dropped(io.obs, RouterDrop::NoRoute);
+        let Some(to) = env.cx.topo.routes.network_of(dst).map(|n| n.id) else {
+            return self.dropped(env.obs, RouterDrop::NoRoute);
         };
-        let fit = self.fit(io, i, to, sender);
+        let fit = self.fit(env, i, to, sender);
         if fit != Fit::Stop {
             self.tally::<O>(|c| c.inbound.add(1));
-            self.deliver_fitted(io, i, to, dst, fit);
+            self.deliver_fitted(env, i, to, dst, fit);
         }
     }
 
     /// `deliver`, whole or in the fragments `fit` asked for.
     fn deliver_fitted<O: Observer>(
         &mut self,
-        io: &mut Io<'_, O>,
+        env: &mut Env<'_, O>,
         i: u32,
         to: NetworkId,
         dst: Ipv4Addr,
@@ -301,15 +302,15 @@ impl Router {
     ) {
         match fit {
             Fit::Fragments(mtu) => {
-                self.deliver_fragments(io, i, Dest::Network(to, dst), mtu);
+                self.deliver_fragments(env, i, Dest::Network(to, dst), mtu);
             }
-            _ => self.deliver(io, i, to, dst),
+            _ => self.deliver(env, i, to, dst),
         }
     }
 
     pub(super) fn send_uplink<O: Observer>(
         &mut self,
-        io: &mut Io<'_, O>,
+        env: &mut Env<'_, O>,
         i: u32,
         up: &UplinkParams,
         dst: Ipv4Addr,
@@ -319,32 +320,32 @@ impl Router {
         } else {
             up.gateway
         };
-        let buf = io.pool.get(i);
+        let buf = env.pool.get(i);
         let waiting = Waiting {
             vnet: buf.vnet,
             frame: buf.frame(),
         };
-        let found = resolve::<O>(&mut self.uplink_cache, io.cx.now, next, waiting);
-        io.obs.step(|| Step::Neighbour {
+        let found = resolve::<O>(&mut self.uplink_cache, env.cx.now, next, waiting);
+        env.obs.step(|| Step::Neighbour {
             ip: next,
             network: None,
             resolution: resolution(&found),
         });
         match found {
             Lookup::Hit(mac) => {
-                let _ = l3::rewrite_l2(io.pool.get_mut(i).frame_mut(), up.mac, mac);
-                io.out.push(Out::Uplink(i));
+                let _ = l3::rewrite_l2(env.pool.get_mut(i).frame_mut(), up.mac, mac);
+                env.out.push(Out::Uplink(i));
             }
             Lookup::Miss { send_request, .. } => {
                 if send_request
-                    && let Some(s) = build(io.pool, self.live::<O>(), |o| {
+                    && let Some(s) = build(env.pool, self.live::<O>(), |o| {
                         l3::build_request(up.mac, up.addresses[0], next, MacAddr::BROADCAST, o)
                     })
                 {
-                    io.out.push(Out::Uplink(s));
+                    env.out.push(Out::Uplink(s));
                 }
             }
-            Lookup::Failed => self.dropped(io.obs, RouterDrop::Unresolved),
+            Lookup::Failed => self.dropped(env.obs, RouterDrop::Unresolved),
         }
     }
 

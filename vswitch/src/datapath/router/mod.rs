@@ -9,7 +9,8 @@
 //! pool buffer and where it goes. Neighbour caches (one per network, one for the uplink)
 //! are the worker's own: single-threaded, no locks; what one worker hears by ARP it tells
 //! the others ([`NeighShare`]), since the answer may reach another worker than the one
-//! that asked. The NAT is shared, lock-free for existing flows. The sequence of checks follows `l3`'s module doc.
+//! that asked. The NAT is shared, lock-free for existing flows. The sequence of checks
+//! follows `l3`'s module doc.
 
 use std::collections::{HashMap, HashSet};
 use std::net::Ipv4Addr;
@@ -163,11 +164,12 @@ pub struct Ctx<'a> {
     pub topo: &'a Topology,
 }
 
-/// What a routing call works with besides the frame it routes: the time and topology,
-/// the pool the frame and its answers live in, where results go, and who watches
-/// ([`Live`] on the packet path, a trace's recorder otherwise).
+/// The environment of a routing call, besides the frame it routes: the time and
+/// topology, the pool the frame and its answers live in, where results go (the worker
+/// does the I/O), and who watches ([`Live`] on the packet path, a trace's recorder
+/// otherwise).
 #[derive(Debug)]
-pub struct Io<'a, O> {
+pub struct Env<'a, O> {
     pub cx: Ctx<'a>,
     pub pool: &'a mut Pool,
     pub out: &'a mut Vec<Out>,
@@ -319,84 +321,84 @@ impl Router {
 
     /// A frame that arrived on the uplink.
     pub fn from_uplink(&mut self, cx: Ctx<'_>, pool: &mut Pool, i: u32, out: &mut Vec<Out>) {
-        let mut io = Io {
+        let mut env = Env {
             cx,
             pool,
             out,
             obs: &mut Live,
         };
-        self.from_uplink_with(&mut io, i);
+        self.from_uplink_with(&mut env, i);
     }
 
-    /// `from_uplink`, watched by `obs`. Traced, the NAT is only previewed (no connection
+    /// `from_uplink`, watched by `env.obs`. Traced, the NAT is only previewed (no connection
     /// is made or refreshed) and ARP is not looked at (the trace builds none).
-    pub fn from_uplink_with<O: Observer>(&mut self, io: &mut Io<'_, O>, i: u32) {
-        let cx = io.cx;
+    pub fn from_uplink_with<O: Observer>(&mut self, env: &mut Env<'_, O>, i: u32) {
+        let cx = env.cx;
         self.sync(cx);
         let (Some(up), Some(nat)) = (cx.topo.uplink.as_ref(), self.nat.clone()) else {
             return;
         };
-        let frame = io.pool.get(i).frame();
+        let frame = env.pool.get(i).frame();
         let Some(dst_mac) = MacAddr::from_slice(frame) else {
-            return self.dropped(io.obs, RouterDrop::Malformed);
+            return self.dropped(env.obs, RouterDrop::Malformed);
         };
         if dst_mac != up.mac && !dst_mac.is_broadcast() {
-            return self.dropped(io.obs, RouterDrop::NotForUs);
+            return self.dropped(env.obs, RouterDrop::NotForUs);
         }
         match ethertype(frame) {
             ETHERTYPE_ARP if O::DRY_RUN => return,
-            ETHERTYPE_ARP => return self.arp_on_uplink(io, i, up),
+            ETHERTYPE_ARP => return self.arp_on_uplink(env, i, up),
             ETHERTYPE_IPV4 => {}
-            _ => return self.dropped(io.obs, RouterDrop::NotIpv4),
+            _ => return self.dropped(env.obs, RouterDrop::NotIpv4),
         }
-        let Some(dst) = ipv4_dst(io.pool.get(i).frame()) else {
-            return self.dropped(io.obs, RouterDrop::Malformed);
+        let Some(dst) = ipv4_dst(env.pool.get(i).frame()) else {
+            return self.dropped(env.obs, RouterDrop::Malformed);
         };
         if !up.owns(dst) {
-            return self.dropped(io.obs, RouterDrop::NotForUs);
+            return self.dropped(env.obs, RouterDrop::NotForUs);
         }
-        if l3::is_echo_request(io.pool.get(i).frame()) {
-            if let Some(s) = build_from(io.pool, i, self.live::<O>(), l3::build_echo_reply) {
-                io.obs.step(|| Step::EchoReply);
+        if l3::is_echo_request(env.pool.get(i).frame()) {
+            if let Some(s) = build_from(env.pool, i, self.live::<O>(), l3::build_echo_reply) {
+                env.obs.step(|| Step::EchoReply);
                 self.tally::<O>(|c| c.echo_replies.add(1));
-                io.out.push(Out::Uplink(s));
+                env.out.push(Out::Uplink(s));
             }
             return;
         }
         let translated = if O::DRY_RUN {
             // Routing needs only the destination the NAT would give.
-            nat.preview_inbound(&io.pool.get(i).frame()[ETH_HLEN..])
+            nat.preview_inbound(&env.pool.get(i).frame()[ETH_HLEN..])
                 .map(|p| {
-                    io.obs.step(|| Step::Nat(p));
+                    env.obs.step(|| Step::Nat(p));
                     p.translated.dst.0
                 })
         } else {
-            let csum = VnetHdr::parse(&io.pool.get(i).vnet).checksum_state();
+            let csum = VnetHdr::parse(&env.pool.get(i).vnet).checksum_state();
             nat.inbound(
                 cx.now,
-                &mut io.pool.get_mut(i).frame_mut()[ETH_HLEN..],
+                &mut env.pool.get_mut(i).frame_mut()[ETH_HLEN..],
                 csum,
             )
             .map(|t| t.dst)
         };
         let dst = match translated {
             Ok(dst) => dst,
-            Err(e) => return self.nat_refused(io.obs, e),
+            Err(e) => return self.nat_refused(env.obs, e),
         };
-        if l3::decrement_ttl(io.pool.get_mut(i).frame_mut()).is_err() {
-            return self.dropped(io.obs, RouterDrop::TtlExpired);
+        if l3::decrement_ttl(env.pool.get_mut(i).frame_mut()).is_err() {
+            return self.dropped(env.obs, RouterDrop::TtlExpired);
         }
-        self.hairpin(io, i, dst, fit::Sender::Uplink);
+        self.hairpin(env, i, dst, fit::Sender::Uplink);
     }
 
-    fn arp_on_uplink<O: Observer>(&mut self, io: &mut Io<'_, O>, i: u32, up: &UplinkParams) {
+    fn arp_on_uplink<O: Observer>(&mut self, env: &mut Env<'_, O>, i: u32, up: &UplinkParams) {
         let at = ArpAt {
             mac: up.mac,
             owns: &|ip| up.owns(ip),
             reply: Some(&Out::Uplink),
             send: &Out::Uplink,
         };
-        let heard = arp_at(io, i, Some(&self.counters), &mut self.uplink_cache, &at);
+        let heard = arp_at(env, i, Some(&self.counters), &mut self.uplink_cache, &at);
         if let Some((ip, mac, kind)) = heard {
             self.share.tell(Heard {
                 at: HeardAt::Uplink,

@@ -9,7 +9,7 @@ use fdb::MacAddr;
 use super::super::observe::{Observer, Step};
 use super::super::pipeline::ETH_HLEN;
 use super::super::pool::Pool;
-use super::{Io, Out, RouterCounters, RouterDrop};
+use super::{Env, Out, RouterCounters, RouterDrop};
 use crate::l3::{self, Arp, ArpOp, LearnKind, NeighCache, QueuedFrame};
 
 /// One of the router's interfaces, as ARP sees it.
@@ -29,14 +29,14 @@ pub(super) struct ArpAt<'a> {
 /// learned. Frames that waited for the address are sent on. Traced (dry run), nothing is
 /// learned. Returns what was learned, for the other workers.
 pub(super) fn arp_at<O: Observer>(
-    io: &mut Io<'_, O>,
+    env: &mut Env<'_, O>,
     i: u32,
     counters: Option<&RouterCounters>,
     cache: &mut NeighCache,
     at: &ArpAt<'_>,
 ) -> Option<(Ipv4Addr, MacAddr, LearnKind)> {
-    let Ok(arp) = Arp::parse(io.pool.get(i).frame()) else {
-        io.obs.step(|| Step::RouterDrop(RouterDrop::Malformed));
+    let Ok(arp) = Arp::parse(env.pool.get(i).frame()) else {
+        env.obs.step(|| Step::RouterDrop(RouterDrop::Malformed));
         if let Some(c) = counters {
             c.count(RouterDrop::Malformed);
         }
@@ -46,13 +46,13 @@ pub(super) fn arp_at<O: Observer>(
         Some(LearnKind::Gratuitous)
     } else if arp.op == ArpOp::Request && (at.owns)(arp.target_ip) {
         if let Some(reply) = at.reply
-            && let Some(s) = build(io.pool, counters, |o| l3::build_reply(&arp, at.mac, o))
+            && let Some(s) = build(env.pool, counters, |o| l3::build_reply(&arp, at.mac, o))
         {
-            io.obs.step(|| Step::ArpAnswer { ip: arp.target_ip });
+            env.obs.step(|| Step::ArpAnswer { ip: arp.target_ip });
             if let Some(c) = counters {
                 c.arp_replies.add(1);
             }
-            io.out.push(reply(s));
+            env.out.push(reply(s));
         }
         (!arp.is_probe()).then_some(LearnKind::Request)
     } else if arp.op == ArpOp::Reply && arp.eth_dst == at.mac {
@@ -61,15 +61,15 @@ pub(super) fn arp_at<O: Observer>(
         None
     };
     let kind = kind.filter(|_| !O::DRY_RUN)?;
-    let released = cache.learn(io.cx.now, arp.sender_ip, arp.sender_mac, kind);
+    let released = cache.learn(env.cx.now, arp.sender_ip, arp.sender_mac, kind);
     release(
-        io.pool,
+        env.pool,
         counters,
         released,
         at.mac,
         arp.sender_mac,
         at.send,
-        io.out,
+        env.out,
     );
     Some((arp.sender_ip, arp.sender_mac, kind))
 }

@@ -16,7 +16,7 @@ use super::super::counters::DropReason;
 use super::super::egress::{self, Outcome, Target};
 use super::super::observe::{Exit, MtuVerdict, Observer, Recorder, Step};
 use super::super::pipeline::{Batch, FrameMeta, Ingress, Pipeline, Verdict};
-use super::super::router::{Ctx as RouterCtx, Io as RouterIo, Out};
+use super::super::router::{Ctx as RouterCtx, Env as RouterEnv, Out};
 use super::Worker;
 use vtep::PeerLookup;
 
@@ -53,13 +53,13 @@ impl Worker {
                 now: b.now,
                 topo: b.topo,
             };
-            let mut io = RouterIo {
+            let mut env = RouterEnv {
                 cx,
                 pool: &mut w.pool,
                 out: &mut out,
                 obs: rec,
             };
-            w.router.from_uplink_with(&mut io, s);
+            w.router.from_uplink_with(&mut env, s);
             for o in out {
                 w.walk_router_out(pipeline, b, None, s, o, rec, 0);
             }
@@ -186,13 +186,13 @@ impl Worker {
                     now: b.now,
                     topo: b.topo,
                 };
-                let mut io = RouterIo {
+                let mut env = RouterEnv {
                     cx,
                     pool: &mut self.pool,
                     out: &mut out,
                     obs: rec,
                 };
-                self.router.from_network_with(&mut io, i, network, in_port);
+                self.router.from_network_with(&mut env, i, network, in_port);
                 for o in out {
                     self.walk_router_out(pipeline, b, in_port, i, o, rec, depth);
                 }
