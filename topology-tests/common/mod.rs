@@ -297,6 +297,19 @@ impl Daemon {
             args.push("--config".into());
             args.push(c.display().to_string());
         }
+        // VSWITCH_TEST_WORKERS=N runs every daemon with N workers (as on a machine with N
+        // CPUs), except where a test's config sets its own.
+        let config_sets_workers = self
+            .config
+            .as_ref()
+            .and_then(|c| std::fs::read_to_string(c).ok())
+            .is_some_and(|text| text.contains("workers"));
+        if let Ok(n) = std::env::var("VSWITCH_TEST_WORKERS")
+            && !config_sets_workers
+        {
+            args.push("--workers".into());
+            args.push(n);
+        }
         let mut cmd = Command::new("ip");
         cmd.args(&args).env("RUST_LOG", "info");
         if journal {
