@@ -240,6 +240,11 @@ fn a_frame_from_a_peer_larger_than_the_network_mtu_is_dropped_as_over_mtu() {
         0,
         "handed to the veth to refuse: {port}"
     );
+    // The log names the peer and the network, once (per worker), not per frame.
+    let log = a.d.log();
+    let said = format!("peer {} sent a 1500-byte packet in network blue", k.addr);
+    let times = log.matches(&said).count();
+    assert!((1..=4).contains(&times), "said {times} times:\n{log}");
 }
 
 /// ```text

@@ -2,22 +2,26 @@
 //! step with the topology's peer table (matched whenever the worker receives from or
 //! sends to the underlay, and every 100 ms). Only configured peers get counters (a
 //! datagram from any other address is dropped and counted as `vxlan_not_a_peer`), so
-//! what an underlay neighbour sends cannot grow these maps; a removed peer's counters
-//! and its storm-control allowance go with it, and a peer added again counts from zero.
+//! what an underlay neighbour sends cannot grow these maps; a removed peer's counters,
+//! its storm-control allowance and what was reported about it (frames over the MTU) go
+//! with it, and a peer added again counts from zero.
 //! (A worker that never saw the snapshot without it, when it is removed and added back
 //! within 100 ms, keeps its old counts.)
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
 use std::sync::Arc;
 
 use crate::datapath::flood_limit::{FloodLimiter, FloodSource};
 use crate::datapath::topology::Topology;
 use crate::datapath::tunnel::{PeerCounters, TunnelCounters};
+use vtep::Vni;
 
 #[derive(Debug, Default)]
 pub(super) struct PeerHandles {
     by_ip: HashMap<IpAddr, Arc<PeerCounters>>,
+    /// Peers and VNIs whose frames over the network's MTU were already reported.
+    over_mtu_told: HashSet<(IpAddr, Vni)>,
     /// The topology snapshot the map was last matched to.
     generation: Option<u64>,
 }
@@ -29,6 +33,12 @@ impl PeerHandles {
         // The peer table keys addresses canonically (an IPv4-mapped IPv6 address as
         // IPv4).
         self.by_ip.get(&ip.to_canonical())
+    }
+
+    /// Whether this is the first frame over the MTU from `ip` in `vni` (then it is
+    /// remembered until the peer is removed).
+    pub(super) fn first_over_mtu(&mut self, ip: IpAddr, vni: Vni) -> bool {
+        self.by_ip.contains_key(&ip) && self.over_mtu_told.insert((ip, vni))
     }
 
     /// Matches the map to `topo`'s peers when the snapshot changed (a number compared
@@ -58,6 +68,7 @@ impl PeerHandles {
             keep
         });
         registry.retain_peers(is_peer);
+        self.over_mtu_told.retain(|(ip, _)| is_peer(*ip));
         for (ip, _) in topo.peers.iter() {
             self.by_ip.entry(ip).or_insert_with(|| registry.peer(ip));
         }
@@ -118,5 +129,26 @@ mod tests {
         // b back: counted from zero.
         h.sync(&topo(3, &["192.0.2.1", "192.0.2.2"]), &registry, &floods);
         assert_eq!(h.get(b).unwrap().rx_datagrams.get(), 0);
+    }
+
+    #[test]
+    fn frames_over_the_mtu_are_reported_once_per_peer_and_vni() {
+        let registry = TunnelCounters::default();
+        let floods = FloodLimiter::new(0);
+        let mut h = PeerHandles::default();
+        let b: IpAddr = "192.0.2.2".parse().unwrap();
+        let (v42, v43) = (Vni::new(42).unwrap(), Vni::new(43).unwrap());
+        h.sync(&topo(1, &["192.0.2.2"]), &registry, &floods);
+        assert!(h.first_over_mtu(b, v42));
+        assert!(!h.first_over_mtu(b, v42));
+        assert!(h.first_over_mtu(b, v43), "another network");
+        assert!(
+            !h.first_over_mtu("192.0.2.9".parse().unwrap(), v42),
+            "not a peer"
+        );
+        // Removed and added back: reported again.
+        h.sync(&topo(2, &[]), &registry, &floods);
+        h.sync(&topo(3, &["192.0.2.2"]), &registry, &floods);
+        assert!(h.first_over_mtu(b, v42));
     }
 }

@@ -250,7 +250,12 @@ impl Worker {
                     s
                 }
             }
-            Verdict::Drop(reason) => return counters.inner_drop(reason),
+            Verdict::Drop(reason) => {
+                if reason == DropReason::OverMtu {
+                    self.peer_over_mtu(topo, src.to_canonical(), d.vni, d.inner.len());
+                }
+                return counters.inner_drop(reason);
+            }
             // The pipeline never sends what a peer sent on to a peer (split horizon).
             Verdict::Encap { .. } => return counters.inner_drop(DropReason::VtepToVtep),
         };
@@ -265,6 +270,34 @@ impl Worker {
             }
             _ => {}
         }
+    }
+}
+
+impl Worker {
+    /// A peer sent a frame larger than the network's MTU: its overlay MTU is larger than
+    /// ours. Said once per peer and VNI (per worker): the counter alone would leave the
+    /// operator to guess which host is configured differently.
+    #[cold]
+    fn peer_over_mtu(
+        &mut self,
+        topo: &Topology,
+        peer: std::net::IpAddr,
+        vni: vtep::Vni,
+        len: usize,
+    ) {
+        if !self.peers.first_over_mtu(peer, vni) {
+            return;
+        }
+        let Some(info) = topo.vnis.get(&vni).and_then(|n| topo.networks.get(n)) else {
+            return;
+        };
+        tracing::warn!(
+            "peer {peer} sent a {}-byte packet in network {} (VNI {vni}), over its MTU {}: \
+             dropped (counted as over_mtu); give every host of the network the same MTU",
+            len.saturating_sub(crate::datapath::pipeline::ETH_HLEN),
+            info.name,
+            info.mtu
+        );
     }
 }
 
