@@ -119,6 +119,77 @@ fn two_namespaces_ping_and_tcp() {
 
 /// ```text
 ///   c1 vx9 10.99.0.2 ==== kernel VXLAN 9 over eth0 ==== vx9 10.99.0.3 c2
+///   c1 eth0 10.38.0.2 --veth-- up1 (--iface) vswitch "nest" ---------- eth0 10.38.0.3 c2
+/// ```
+/// An interface attached by name keeps its offloads (it is someone else's): with the
+/// tunnel segmentation offloads on where the nested VXLAN sends into it, its super-frames
+/// are dropped as `bad_vnet_hdr`, and the log says what to turn off, and where.
+#[test]
+fn an_iface_port_fed_tunnel_super_frames_says_what_to_turn_off() {
+    require_root();
+    let host = Netns::new("h");
+    let (c1, c2) = (Netns::new("c"), Netns::new("c"));
+    let d = Daemon::start(&host);
+    d.must(&["network", "create", "nest", "--subnet", "10.38.0.0/24"]);
+    host.ip(&[
+        "link", "add", "up1", "type", "veth", "peer", "name", "eth0", "netns", &c1.name,
+    ]);
+    host.ip(&["link", "set", "up1", "up"]);
+    c1.ip(&["addr", "add", "10.38.0.2/24", "dev", "eth0"]);
+    c1.ip(&["link", "set", "eth0", "up"]);
+    d.must(&["network", "connect", "nest", "--iface", "up1"]);
+    d.must(&[
+        "network",
+        "connect",
+        "nest",
+        "--netns",
+        &c2.name,
+        "--ip",
+        "10.38.0.3",
+    ]);
+    for (c, (me, peer)) in [(&c1, (2, 3)), (&c2, (3, 2))] {
+        let (local, remote) = (format!("10.38.0.{me}"), format!("10.38.0.{peer}"));
+        c.ip(&[
+            "link", "add", "vx9", "type", "vxlan", "id", "9", "local", &local, "remote", &remote,
+            "dstport", "4790", "dev", "eth0",
+        ]);
+        c.ip(&["addr", "add", &format!("10.99.0.{me}/24"), "dev", "vx9"]);
+        c.ip(&["link", "set", "vx9", "up"]);
+    }
+    c1.must(
+        "ethtool",
+        &[
+            "-K",
+            "eth0",
+            "tx-udp_tnl-segmentation",
+            "on",
+            "tx-udp_tnl-csum-segmentation",
+            "on",
+        ],
+    );
+    assert!(c1.ping_until("10.99.0.3", Duration::from_secs(5)));
+    with_iperf3_server(
+        &c1,
+        &c2,
+        "timeout",
+        &["5", "iperf3", "-c", "10.99.0.3", "-n", "2M"],
+    );
+    let s = port_stats(&d, "up1");
+    assert!(s["drops"]["bad_vnet_hdr"].as_u64() > Some(0), "{s}");
+    let said = wait_until(Duration::from_secs(10), || {
+        d.log().contains("(interface up1)") && d.log().contains("tx-udp_tnl-segmentation off")
+    });
+    assert!(said, "no hint in the log\n{}", d.log());
+    // Someone else's interface: its offloads are left as they were.
+    let features = c1.must("ethtool", &["-k", "eth0"]);
+    assert!(
+        features.contains("tx-udp_tnl-csum-segmentation: on"),
+        "{features}"
+    );
+}
+
+/// ```text
+///   c1 vx9 10.99.0.2 ==== kernel VXLAN 9 over eth0 ==== vx9 10.99.0.3 c2
 ///   c1 eth0 10.37.0.2 ---------- vswitch "nest" ---------- eth0 10.37.0.3 c2
 /// ```
 /// A container that runs its own VXLAN (a nested overlay, a kind node) over our network

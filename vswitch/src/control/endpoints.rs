@@ -277,7 +277,8 @@ impl Manager {
     /// Turns a container's tunnel offloads off again once its port has dropped frames as
     /// `bad_vnet_hdr` since the last look (called periodically): someone turned them back
     /// on inside the container, and until they are off its tunnelled TCP is lost. Only
-    /// veth endpoints are touched, whose container end the switch made; the check reads
+    /// veth endpoints are touched, whose container end the switch made; for an interface
+    /// attached by name the log says what to turn off, and where. The check reads
     /// counters the workers keep anyway, so a quiet port costs nothing.
     pub fn recheck_offloads(&mut self) {
         let now = Instant::now();
@@ -290,6 +291,21 @@ impl Manager {
             let Some(ep) = ep.and_then(|n| n.endpoints.get(&a.endpoint)) else {
                 continue;
             };
+            if ep.kind == PortKind::Iface {
+                // Someone else's interface: say what to turn off where, and back off
+                // as after a fruitless look.
+                tracing::warn!(
+                    "endpoint '{}' of network '{}' (interface {}): {new} frame(s) dropped as \
+                     bad_vnet_hdr; if what sends into it runs tunnels, turn their \
+                     segmentation offloads off there (ethtool -K <dev> \
+                     tx-udp_tnl-segmentation off tx-udp_tnl-csum-segmentation off)",
+                    a.endpoint,
+                    a.network,
+                    ep.port
+                );
+                a.offloads.looked(false, now);
+                continue;
+            }
             let (PortKind::Veth, Some(ns), Some(ifname)) = (ep.kind, &ep.netns, &ep.ifname) else {
                 continue;
             };
