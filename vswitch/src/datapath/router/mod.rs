@@ -23,7 +23,7 @@ use super::counters::{Counter, Mine, PerWorker};
 use super::neigh_share::{Heard, HeardAt, NeighShare};
 use super::observe::{Live, Observer, Step};
 use super::offload::VnetHdr;
-use super::pipeline::ETH_HLEN;
+use super::pipeline::{Batch, ETH_HLEN};
 use super::pool::Pool;
 use super::topology::{Topology, UplinkParams};
 use crate::l3::{self, NeighCache, NeighConfig};
@@ -162,6 +162,16 @@ impl PerWorker<RouterCounters> {
 pub struct Ctx<'a> {
     pub now: Duration,
     pub topo: &'a Topology,
+}
+
+impl<'a> Ctx<'a> {
+    /// The time and topology of batch `b`.
+    pub fn of(b: &Batch<'a>) -> Ctx<'a> {
+        Ctx {
+            now: b.now,
+            topo: b.topo,
+        }
+    }
 }
 
 /// The environment of a routing call, besides the frame it routes: the time and

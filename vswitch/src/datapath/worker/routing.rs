@@ -21,10 +21,7 @@ impl Worker {
         counters: &PortCounters,
     ) {
         let mut out = std::mem::take(&mut self.router_out);
-        let cx = RouterCtx {
-            now: b.now,
-            topo: b.topo,
-        };
+        let cx = RouterCtx::of(b);
         self.router
             .from_network(cx, &mut self.pool, i, network, in_port, &mut out);
         self.dispatch(b, &mut out, in_port, counters);
@@ -98,10 +95,7 @@ impl Worker {
             if self.pool.scratch_left() < SCRATCH_PER_FRAME {
                 self.flush();
             }
-            let cx = RouterCtx {
-                now: batch.now,
-                topo: &topo,
-            };
+            let cx = RouterCtx::of(&batch);
             self.router.from_uplink(cx, &mut self.pool, i, &mut out);
             self.dispatch(&batch, &mut out, None, &counters);
         }
@@ -127,10 +121,7 @@ impl Worker {
         let pipeline = self.cfg.pipeline.clone();
         let batch = pipeline.begin(self.now(), &topo);
         let mut out = std::mem::take(&mut self.router_out);
-        let cx = RouterCtx {
-            now: batch.now,
-            topo: &topo,
-        };
+        let cx = RouterCtx::of(&batch);
         step(&mut self.router, cx, &mut self.pool, &mut out);
         if !out.is_empty() {
             let counters = self.spare_counters.clone();

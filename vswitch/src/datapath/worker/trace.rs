@@ -49,12 +49,8 @@ impl Worker {
         rec.step(|| Step::FromUplink);
         self.on_scratch(frame, &mut rec, |w, pipeline, b, s, rec| {
             let mut out = Vec::new();
-            let cx = RouterCtx {
-                now: b.now,
-                topo: b.topo,
-            };
             let mut env = RouterEnv {
-                cx,
+                cx: RouterCtx::of(b),
                 pool: &mut w.pool,
                 out: &mut out,
                 obs: rec,
@@ -182,12 +178,8 @@ impl Worker {
             }
             Verdict::ToRouter { network } => {
                 let mut out = Vec::new();
-                let cx = RouterCtx {
-                    now: b.now,
-                    topo: b.topo,
-                };
                 let mut env = RouterEnv {
-                    cx,
+                    cx: RouterCtx::of(b),
                     pool: &mut self.pool,
                     out: &mut out,
                     obs: rec,
