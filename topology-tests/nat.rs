@@ -14,7 +14,7 @@ use common::nat::{
     EXTERNAL, NatLab, OUTSIDE, SECOND, tcp_client, tcp_echo_server, udp_send_sized,
     udp_sizes_received, udp_source_seen,
 };
-use common::{Netns, iperf3_tcp, names_mtu, require_root, wait_until};
+use common::{Netns, iperf3_tcp, names_mtu, require_root, step, wait_until};
 
 /// ```text
 ///   c1 (10.50.0.2) --- [h: vswitch, gateway 10.50.0.1] --ext0-- ext (203.0.113.1)
@@ -274,24 +274,8 @@ fn path_mtu_discovery_works_through_the_nat() {
 fn a_router_hop_to_a_smaller_mtu_answers_fragmentation_needed() {
     require_root();
     let lab = NatLab::new("");
-    lab.d.must(&[
-        "network",
-        "create",
-        "narrow",
-        "--subnet",
-        "10.57.0.0/24",
-        "--mtu",
-        "1400",
-    ]);
-    lab.d.must(&[
-        "network",
-        "create",
-        "wide",
-        "--subnet",
-        "10.56.0.0/24",
-        "--route-to",
-        "narrow",
-    ]);
+    lab.network("narrow", "10.57.0.0/24", &["--mtu", "1400"]);
+    lab.network("wide", "10.56.0.0/24", &["--route-to", "narrow"]);
     let c1 = lab.container("wide");
     let c2 = lab.container("narrow");
     assert!(c1.ping_until("10.57.0.2", Duration::from_secs(5)));
@@ -304,8 +288,7 @@ fn a_router_hop_to_a_smaller_mtu_answers_fragmentation_needed() {
         String::from_utf8_lossy(&out.stdout),
         lab.stats()
     );
-    let v = lab.d.json(&[
-        "trace",
+    let to_c2 = [
         "wide",
         "--in",
         &c1.name,
@@ -313,17 +296,13 @@ fn a_router_hop_to_a_smaller_mtu_answers_fragmentation_needed() {
         "10.57.0.2",
         "--size",
         "1500",
-        "--no-df",
-        "--format",
-        "json",
-    ]);
-    let steps = v["steps"].as_array().unwrap();
-    let mtu = steps.iter().find(|s| s["step"] == "mtu").unwrap();
-    assert_eq!(mtu["verdict"], "fragment", "{v}");
+    ];
+    let (steps, text) = lab.d.trace(&[&to_c2[..], &["--no-df"]].concat());
+    assert_eq!(step(&steps, "mtu")[0]["verdict"], "fragment", "{text}");
     assert_eq!(
-        steps.iter().filter(|s| s["step"] == "egress").count(),
+        step(&steps, "egress").len(),
         2,
-        "two fragments, each to c2's port: {v}"
+        "two fragments, each to c2's port: {text}"
     );
     let text = c1.ping_df("10.57.0.2", 1472, 2);
     assert!(
@@ -343,25 +322,12 @@ fn a_router_hop_to_a_smaller_mtu_answers_fragmentation_needed() {
     let route = c1.ip(&["route", "get", "10.57.0.2"]);
     assert!(route.contains("mtu 1400"), "no path MTU learned:\n{route}");
     // The trace shows the same decision.
-    let v = lab.d.json(&[
-        "trace",
-        "wide",
-        "--in",
-        &c1.name,
-        "--dst-ip",
-        "10.57.0.2",
-        "--size",
-        "1500",
-        "--format",
-        "json",
-    ]);
-    let steps = v["steps"].as_array().unwrap();
-    let of = |kind: &str| steps.iter().find(|s| s["step"] == kind).cloned();
-    assert_eq!(of("mtu").unwrap()["verdict"], "icmp_too_big", "{v}");
+    let (steps, text) = lab.d.trace(&to_c2);
+    assert_eq!(step(&steps, "mtu")[0]["verdict"], "icmp_too_big", "{text}");
     assert_eq!(
-        of("reply").unwrap()["what"],
+        step(&steps, "reply")[0]["what"],
         "ICMP fragmentation needed",
-        "{v}"
+        "{text}"
     );
     assert!(
         iperf3_tcp(&c1, &c2, "10.57.0.2", 2, 1) > 0.0,
@@ -382,15 +348,7 @@ fn a_router_hop_to_a_smaller_mtu_answers_fragmentation_needed() {
 fn a_published_port_into_a_smaller_mtu_fragments_or_answers_through_the_nat() {
     require_root();
     let lab = NatLab::new("");
-    lab.d.must(&[
-        "network",
-        "create",
-        "narrow",
-        "--subnet",
-        "10.58.0.0/24",
-        "--mtu",
-        "1400",
-    ]);
+    lab.network("narrow", "10.58.0.0/24", &["--mtu", "1400"]);
     let c1 = lab.container("narrow");
     lab.d
         .must(&["port", "publish", "narrow", &c1.name, "9000:9000/udp"]);

@@ -12,22 +12,8 @@ use std::time::Duration;
 
 use common::nat::{EXTERNAL, NatLab, OUTSIDE};
 use common::overlay::two_peered_hosts;
-use common::{Daemon, Netns, require_root, wait_until};
+use common::{Daemon, Netns, require_root, step, wait_until};
 use serde_json::Value;
-
-/// The trace as JSON steps, and as the lines a person reads.
-fn trace(d: &Daemon, args: &[&str]) -> (Vec<Value>, String) {
-    let mut json_args = vec!["trace"];
-    json_args.extend_from_slice(args);
-    let text = d.must(&json_args);
-    json_args.extend_from_slice(&["--format", "json"]);
-    let v = d.json(&json_args);
-    (v["steps"].as_array().unwrap().clone(), text)
-}
-
-fn step<'a>(steps: &'a [Value], kind: &str) -> Vec<&'a Value> {
-    steps.iter().filter(|s| s["step"] == kind).collect()
-}
 
 /// The FDB's learning counters: a trace must not move them.
 fn fdb_learning(d: &Daemon) -> (Value, Value, Value) {
@@ -68,7 +54,7 @@ fn trace_shows_fdb_hit_and_flood_and_changes_nothing() {
     let (c1, c2, c3) = (&cs[0].name, &cs[1].name, &cs[2].name);
 
     let learning = fdb_learning(&d);
-    let (steps, text) = trace(&d, &["blue", "--in", c1, "--dst-ip", "10.42.0.12"]);
+    let (steps, text) = d.trace(&["blue", "--in", c1, "--dst-ip", "10.42.0.12"]);
     let hit = step(&steps, "fdb");
     assert_eq!(hit.len(), 1, "{text}");
     assert_eq!(hit[0]["result"], "hit", "{text}");
@@ -81,18 +67,15 @@ fn trace_shows_fdb_hit_and_flood_and_changes_nothing() {
 
     // Unknown destination, from a source the switch has never seen.
     let stranger = "02:00:00:00:99:01";
-    let (steps, text) = trace(
-        &d,
-        &[
-            "blue",
-            "--in",
-            c1,
-            "--src-mac",
-            stranger,
-            "--dst-mac",
-            "02:00:00:00:99:02",
-        ],
-    );
+    let (steps, text) = d.trace(&[
+        "blue",
+        "--in",
+        c1,
+        "--src-mac",
+        stranger,
+        "--dst-mac",
+        "02:00:00:00:99:02",
+    ]);
     assert_eq!(step(&steps, "learn")[0]["before"], Value::Null, "{text}");
     assert_eq!(step(&steps, "fdb")[0]["result"], "miss", "{text}");
     let flood = step(&steps, "flood");
@@ -137,20 +120,17 @@ fn trace_off_subnet_shows_gateway_route_and_nat_without_tracking() {
     lab.d
         .must(&["network", "create", "red", "--subnet", "10.43.0.0/24"]);
     let c1 = lab.container("red");
-    let (steps, text) = trace(
-        &lab.d,
-        &[
-            "red",
-            "--in",
-            &c1.name,
-            "--dst-ip",
-            "198.51.100.7",
-            "--proto",
-            "udp",
-            "--dport",
-            "53",
-        ],
-    );
+    let (steps, text) = lab.d.trace(&[
+        "red",
+        "--in",
+        &c1.name,
+        "--dst-ip",
+        "198.51.100.7",
+        "--proto",
+        "udp",
+        "--dport",
+        "53",
+    ]);
     // Sent to the router's MAC (the gateway), routed outside, masqueraded.
     assert_eq!(step(&steps, "router").len(), 1, "{text}");
     let route = step(&steps, "route");
@@ -193,7 +173,7 @@ fn trace_from_the_uplink_follows_a_published_port_to_its_container() {
     assert!(c1.ping_until("10.44.0.1", Duration::from_secs(5)));
 
     let args = ["--from-uplink", "--proto", "tcp", "--dport", "8080"];
-    let (steps, text) = trace(&lab.d, &args);
+    let (steps, text) = lab.d.trace(&args);
     assert_eq!(step(&steps, "ingress")[0]["uplink"], true, "{text}");
     let nat = step(&steps, "nat");
     assert_eq!(nat[0]["rule"], "dnat", "{text}");
@@ -209,15 +189,14 @@ fn trace_from_the_uplink_follows_a_published_port_to_its_container() {
         "{text}"
     );
 
-    let (steps, text) = trace(
-        &lab.d,
-        &["--from-uplink", "--proto", "tcp", "--dport", "9090"],
-    );
+    let (steps, text) = lab
+        .d
+        .trace(&["--from-uplink", "--proto", "tcp", "--dport", "9090"]);
     assert!(step(&steps, "egress").is_empty(), "{text}");
     // Ours, but nothing published there: what `inbound` answers too.
     assert_eq!(step(&steps, "nat")[0]["refused"], "no_flow", "{text}");
 
-    let (steps, text) = trace(&lab.d, &["--from-uplink"]);
+    let (steps, text) = lab.d.trace(&["--from-uplink"]);
     assert_eq!(step(&steps, "icmp").len(), 1, "{text}");
     assert_eq!(step(&steps, "egress")[0]["uplink"], true, "{text}");
 
@@ -240,15 +219,7 @@ fn trace_from_the_uplink_follows_a_published_port_to_its_container() {
 fn trace_from_the_uplink_shows_where_fragmentation_needed_goes() {
     require_root();
     let lab = NatLab::new("");
-    lab.d.must(&[
-        "network",
-        "create",
-        "narrow",
-        "--subnet",
-        "10.45.0.0/24",
-        "--mtu",
-        "1400",
-    ]);
+    lab.network("narrow", "10.45.0.0/24", &["--mtu", "1400"]);
     let c1 = lab.container("narrow");
     lab.d
         .must(&["port", "publish", "narrow", &c1.name, "9000:9000/udp"]);
@@ -271,7 +242,7 @@ fn trace_from_the_uplink_shows_where_fragmentation_needed_goes() {
     // reaches it on its next turn: ask again until it knows the outside host.
     let (mut steps, mut text) = (Vec::new(), String::new());
     wait_until(Duration::from_secs(3), || {
-        (steps, text) = trace(&lab.d, &base);
+        (steps, text) = lab.d.trace(&base);
         !step(&steps, "egress").is_empty()
     });
     assert_eq!(step(&steps, "mtu")[0]["verdict"], "icmp_too_big", "{text}");
@@ -282,7 +253,7 @@ fn trace_from_the_uplink_shows_where_fragmentation_needed_goes() {
 
     let mut no_df = base.to_vec();
     no_df.push("--no-df");
-    let (steps, text) = trace(&lab.d, &no_df);
+    let (steps, text) = lab.d.trace(&no_df);
     assert_eq!(step(&steps, "mtu")[0]["verdict"], "fragment", "{text}");
     let egress = step(&steps, "egress");
     assert!(
@@ -296,13 +267,10 @@ fn trace_from_the_uplink_shows_where_fragmentation_needed_goes() {
         .must(&["network", "create", "wide", "--subnet", "10.46.0.0/24"]);
     let c0 = lab.container("wide");
     assert!(c0.ping_until("10.46.0.1", Duration::from_secs(5)));
-    let (steps, text) = trace(
-        &lab.d,
-        &[
-            "wide", "--in", &c0.name, "--dst-ip", EXTERNAL, "--proto", "udp", "--dport", "9000",
-            "--size", "1500",
-        ],
-    );
+    let (steps, text) = lab.d.trace(&[
+        "wide", "--in", &c0.name, "--dst-ip", EXTERNAL, "--proto", "udp", "--dport", "9000",
+        "--size", "1500",
+    ]);
     // The uplink's MTU first (the NAT decides after it), then the network's.
     let mtu = step(&steps, "mtu");
     assert_eq!(mtu.last().unwrap()["verdict"], "icmp_too_big", "{text}");
@@ -329,7 +297,7 @@ fn trace_through_the_overlay_shows_the_vtep_and_the_mtu_verdict() {
     let mac = mac.split_whitespace().nth(2).unwrap().to_string();
     let base = ["teal", "--in", &c1.name, "--dst-mac", &mac];
 
-    let (steps, text) = trace(&a.d, &base);
+    let (steps, text) = a.d.trace(&base);
     assert_eq!(
         step(&steps, "fdb")[0]["at"],
         format!("vtep {}", b.addr),
@@ -342,7 +310,7 @@ fn trace_through_the_overlay_shows_the_vtep_and_the_mtu_verdict() {
 
     let mut big = base.to_vec();
     big.extend_from_slice(&["--size", "1600"]);
-    let (steps, text) = trace(&a.d, &big);
+    let (steps, text) = a.d.trace(&big);
     let mtu = step(&steps, "mtu");
     assert_eq!(
         (mtu[0]["mtu"].as_u64(), mtu[0]["verdict"].as_str()),
@@ -357,7 +325,7 @@ fn trace_through_the_overlay_shows_the_vtep_and_the_mtu_verdict() {
     );
 
     big.push("--no-df");
-    let (steps, text) = trace(&a.d, &big);
+    let (steps, text) = a.d.trace(&big);
     assert_eq!(step(&steps, "mtu")[0]["verdict"], "fragment", "{text}");
     assert!(text.contains("fragmented into 2"), "{text}");
     assert_eq!(step(&steps, "egress")[0]["vtep"], b.addr.as_str(), "{text}");
@@ -384,7 +352,8 @@ fn trace_from_a_peer_checks_the_peer_then_switches_locally() {
     let (mac1, mac2) = (mac_of(&c1), mac_of(&c2));
     let before = fdb_learning(&b.d);
 
-    let (steps, text) = trace(&b.d, &["jade", "--from-peer", &a.addr, "--dst-mac", &mac2]);
+    let (steps, text) =
+        b.d.trace(&["jade", "--from-peer", &a.addr, "--dst-mac", &mac2]);
     let ingress = step(&steps, "ingress");
     assert_eq!(ingress[0]["vtep"], a.addr.as_str(), "{text}");
     assert_eq!(
@@ -407,23 +376,23 @@ fn trace_from_a_peer_checks_the_peer_then_switches_locally() {
     );
 
     let stranger = "10.250.0.9";
-    let (steps, text) = trace(&b.d, &["jade", "--from-peer", stranger, "--dst-mac", &mac2]);
+    let (steps, text) =
+        b.d.trace(&["jade", "--from-peer", stranger, "--dst-mac", &mac2]);
     assert_eq!(step(&steps, "ingress")[0]["known_peer"], false, "{text}");
     assert_eq!(steps.len(), 1, "nothing after the peer check: {text}");
     assert!(text.contains("vxlan_not_a_peer"), "{text}");
 
     let unknown = "02:00:00:00:99:99";
-    let (steps, text) = trace(
-        &b.d,
-        &["jade", "--from-peer", &a.addr, "--dst-mac", unknown],
-    );
+    let (steps, text) =
+        b.d.trace(&["jade", "--from-peer", &a.addr, "--dst-mac", unknown]);
     let flood = step(&steps, "flood");
     assert_eq!(flood[0]["ports"], serde_json::json!([c2.name]), "{text}");
     assert_eq!(flood[0]["peers"], serde_json::json!([]), "{text}");
     assert!(step(&steps, "egress").is_empty(), "{text}");
 
     // c1 is learned at h1's VTEP, where the frame came from.
-    let (steps, text) = trace(&b.d, &["jade", "--from-peer", &a.addr, "--dst-mac", &mac1]);
+    let (steps, text) =
+        b.d.trace(&["jade", "--from-peer", &a.addr, "--dst-mac", &mac1]);
     assert!(
         step(&steps, "egress").is_empty(),
         "back into the tunnel: {text}"

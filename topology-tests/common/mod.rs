@@ -357,6 +357,17 @@ impl Daemon {
         serde_json::from_str(&out).unwrap_or_else(|e| panic!("not JSON ({e}): {out}"))
     }
 
+    /// `vswitch trace ARGS`: its steps as JSON, and the lines a person reads.
+    pub fn trace(&self, args: &[&str]) -> (Vec<serde_json::Value>, String) {
+        let mut json_args = vec!["trace"];
+        json_args.extend_from_slice(args);
+        let text = self.must(&json_args);
+        json_args.extend_from_slice(&["--format", "json"]);
+        let v = self.json(&json_args);
+        let steps = v["steps"].as_array().expect("trace steps").clone();
+        (steps, text)
+    }
+
     /// The IPv4 address (without its prefix) of `endpoint` in `network`, from `network
     /// inspect`.
     pub fn endpoint_ipv4(&self, network: &str, endpoint: &str) -> String {
@@ -516,4 +527,9 @@ pub fn with_iperf3_server(client: &Netns, server: &Netns, cmd: &str, args: &[&st
 /// Reads a file in a directory; used to compare state files.
 pub fn read(p: &Path) -> String {
     std::fs::read_to_string(p).unwrap_or_default()
+}
+
+/// The steps of a trace ([`Daemon::trace`]) of one kind (`"mtu"`, `"egress"`, ...).
+pub fn step<'a>(steps: &'a [serde_json::Value], kind: &str) -> Vec<&'a serde_json::Value> {
+    steps.iter().filter(|s| s["step"] == kind).collect()
 }

@@ -40,6 +40,13 @@ impl NatLab {
         NatLab { host, ext, d }
     }
 
+    /// Creates network `name` on `subnet`, with `more` options of `network create`.
+    pub fn network(&self, name: &str, subnet: &str, more: &[&str]) {
+        let mut args = vec!["network", "create", name, "--subnet", subnet];
+        args.extend_from_slice(more);
+        self.d.must(&args);
+    }
+
     pub fn container(&self, network: &str) -> Netns {
         let c = Netns::new("c");
         self.d
