@@ -24,6 +24,31 @@ fn port_stats(d: &Daemon, endpoint: &str) -> Value {
         .unwrap_or(Value::Null)
 }
 
+/// `ethtool` arguments that turn a container's UDP tunnel segmentation offloads on
+/// (the kernel's VXLAN checksums its UDP by default: the `-csum-` one is what it uses).
+const TUNNEL_OFFLOADS_ON: [&str; 6] = [
+    "-K",
+    "eth0",
+    "tx-udp_tnl-segmentation",
+    "on",
+    "tx-udp_tnl-csum-segmentation",
+    "on",
+];
+
+/// A VXLAN of the containers' own (VNI 9, port 4790) over their eth0 addresses
+/// `{net}.2` (c1) and `{net}.3` (c2): `vx9` with 10.99.0.2 and 10.99.0.3.
+fn nested_vxlan(c1: &Netns, c2: &Netns, net: &str) {
+    for (c, (me, peer)) in [(c1, (2, 3)), (c2, (3, 2))] {
+        let (local, remote) = (format!("{net}.{me}"), format!("{net}.{peer}"));
+        c.ip(&[
+            "link", "add", "vx9", "type", "vxlan", "id", "9", "local", &local, "remote", &remote,
+            "dstport", "4790", "dev", "eth0",
+        ]);
+        c.ip(&["addr", "add", &format!("10.99.0.{me}/24"), "dev", "vx9"]);
+        c.ip(&["link", "set", "vx9", "up"]);
+    }
+}
+
 /// ```text
 ///   c1 (eth0 10.31.0.x)        c2 (eth0 10.31.0.y)
 ///        |  veth                    |  veth
@@ -147,26 +172,8 @@ fn an_iface_port_fed_tunnel_super_frames_says_what_to_turn_off() {
         "--ip",
         "10.38.0.3",
     ]);
-    for (c, (me, peer)) in [(&c1, (2, 3)), (&c2, (3, 2))] {
-        let (local, remote) = (format!("10.38.0.{me}"), format!("10.38.0.{peer}"));
-        c.ip(&[
-            "link", "add", "vx9", "type", "vxlan", "id", "9", "local", &local, "remote", &remote,
-            "dstport", "4790", "dev", "eth0",
-        ]);
-        c.ip(&["addr", "add", &format!("10.99.0.{me}/24"), "dev", "vx9"]);
-        c.ip(&["link", "set", "vx9", "up"]);
-    }
-    c1.must(
-        "ethtool",
-        &[
-            "-K",
-            "eth0",
-            "tx-udp_tnl-segmentation",
-            "on",
-            "tx-udp_tnl-csum-segmentation",
-            "on",
-        ],
-    );
+    nested_vxlan(&c1, &c2, "10.38.0");
+    c1.must("ethtool", &TUNNEL_OFFLOADS_ON);
     assert!(c1.ping_until("10.99.0.3", Duration::from_secs(5)));
     with_iperf3_server(
         &c1,
@@ -223,15 +230,7 @@ fn a_containers_own_vxlan_carries_bulk_tcp() {
         "plain TSO must stay on:\n{features}"
     );
 
-    for (c, (me, peer)) in [(&c1, (2, 3)), (&c2, (3, 2))] {
-        let (local, remote) = (format!("10.37.0.{me}"), format!("10.37.0.{peer}"));
-        c.ip(&[
-            "link", "add", "vx9", "type", "vxlan", "id", "9", "local", &local, "remote", &remote,
-            "dstport", "4790", "dev", "eth0",
-        ]);
-        c.ip(&["addr", "add", &format!("10.99.0.{me}/24"), "dev", "vx9"]);
-        c.ip(&["link", "set", "vx9", "up"]);
-    }
+    nested_vxlan(&c1, &c2, "10.37.0");
     assert!(
         c1.ping_until("10.99.0.3", Duration::from_secs(5)),
         "no ping through the nested VXLAN"
@@ -267,16 +266,7 @@ fn a_containers_own_vxlan_carries_bulk_tcp() {
 
     // A veth that outlives the daemon (made by an older version, or turned back on by
     // hand) gets the offload turned off again when the daemon attaches it.
-    // (The kernel's VXLAN checksums its UDP by default: the `-csum-` offload is the one.)
-    let tunnel_offloads_on = [
-        "-K",
-        "eth0",
-        "tx-udp_tnl-segmentation",
-        "on",
-        "tx-udp_tnl-csum-segmentation",
-        "on",
-    ];
-    c1.must("ethtool", &tunnel_offloads_on);
+    c1.must("ethtool", &TUNNEL_OFFLOADS_ON);
     d.kill9();
     d.spawn();
     assert!(
@@ -294,7 +284,7 @@ fn a_containers_own_vxlan_carries_bulk_tcp() {
     // super-frames back: they are dropped where they come in, counted against the
     // container that sent them, never offered to an egress; and the drops make the
     // daemon turn the offload off again, so the next transfer goes through.
-    c1.must("ethtool", &tunnel_offloads_on);
+    c1.must("ethtool", &TUNNEL_OFFLOADS_ON);
     with_iperf3_server(
         &c1,
         &c2,
