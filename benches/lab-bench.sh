@@ -16,12 +16,15 @@
 # OVS is Open vSwitch's userspace datapath (datapath_type=netdev), with and without
 # other_config:userspace-tso-enable=true, one private instance per namespace. "ports" is
 # vswitch's port layer with no switch (vswitch/examples/port_forward.rs) between the two
-# veths: how much of the gap to the kernel is port I/O, how much the switch (l2 only).
+# veths: how much of the gap to the kernel is port I/O, how much the switch. In the
+# overlay scenario "ports" is the same for VXLAN: vswitch's ports, split and coalescing
+# code on each host with no switch (vswitch/examples/vtep_forward.rs).
 #
 # Usage:  sudo benches/lab-bench.sh            (builds vswitch in release mode first)
 # Knobs:  SCENARIOS="l2 overlay nat"  VARIANTS="kernel ovs ovs-tso ports vswitch"
 #         REPS=3 TCP_T=10 UDP_T=3 PINGS=200  VSWITCH=path/to/vswitch
-#         PORT_FORWARD=path/to/port_forward (built with vswitch when VSWITCH is not given)
+#         PORT_FORWARD=path/to/port_forward, VTEP_FORWARD=path/to/vtep_forward (the
+#         "ports" variant's forwarders; built with vswitch when VSWITCH is not given)
 #         WORKERS=N (vswitch run --workers N; default: the daemon's own default)
 #         OUT_DIR=benches/results (where latest.md, latest.csv, latest.svg go)
 #         NOTE="..." (a remark printed in the report and on the chart, e.g. "smoke run")
@@ -64,13 +67,17 @@ done
 
 if [ -z "${VSWITCH:-}" ]; then
     log "building vswitch (release)"
-    (cd "$ROOT" && cargo build --release -q -p vswitch --bin vswitch --example port_forward) || die "build failed"
+    (cd "$ROOT" && cargo build --release -q -p vswitch --bin vswitch --example port_forward --example vtep_forward) || die "build failed"
     VSWITCH="${CARGO_TARGET_DIR:-$ROOT/target}/release/vswitch"
     PORT_FORWARD=${PORT_FORWARD:-"${CARGO_TARGET_DIR:-$ROOT/target}/release/examples/port_forward"}
+    VTEP_FORWARD=${VTEP_FORWARD:-"${CARGO_TARGET_DIR:-$ROOT/target}/release/examples/vtep_forward"}
 fi
 [ -x "$VSWITCH" ] || die "no vswitch binary at $VSWITCH"
 case " $VARIANTS " in
-*" ports "*) [ -x "${PORT_FORWARD:-}" ] || die "no port_forward binary (give PORT_FORWARD=path, or leave VSWITCH unset to build both)" ;;
+*" ports "*)
+    [ -x "${PORT_FORWARD:-}" ] && [ -x "${VTEP_FORWARD:-}" ] ||
+        die "no port_forward or vtep_forward binary (give PORT_FORWARD=path and VTEP_FORWARD=path, or leave VSWITCH unset to build them)"
+    ;;
 esac
 
 : > "$RAW"

@@ -9,6 +9,8 @@
 #          underlay address (OVS routes and ARPs for the tunnel itself);
 # ovs-tso: the same with userspace TSO, only where OVS can put TSO frames into a tunnel
 #          (3.3 and later; 3.1 drops them);
+# ports:   vswitch's ports and offload code with no switch on each host
+#          (vswitch/examples/vtep_forward.rs): the container's veth bridged to the peer;
 # vswitch: vswitch on each host, one peer each.
 
 # overlay_base [underlay-only]: namespaces, the underlay link and (unless underlay-only:
@@ -64,6 +66,18 @@ overlay_ovs_tso() {
         return 0
     fi
     overlay_ovs_common ovs-tso tso
+}
+
+overlay_ports() {
+    overlay_base || return 1
+    local i o
+    for i in 1 2; do
+        o=$((3 - i))
+        ip -n "$P-h$i" addr add 192.168.77.$i/24 dev ul0
+        ip netns exec "$P-h$i" "$VTEP_FORWARD" ve0 192.168.77.$i 192.168.77.$o 42 1450 ul0 \
+            2> "$RUN/vtep_forward-h$i.log" &
+    done
+    measure overlay ports c1 c2 10.88.0.33
 }
 
 overlay_vswitch() {

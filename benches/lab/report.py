@@ -141,9 +141,12 @@ def main():
             "",
             "Where the gap to the kernel is: **ports** = vswitch's AF_PACKET ports with no "
             "switch, one thread forwarding every frame from one veth to the other "
-            "(`vswitch/examples/port_forward.rs`). kernel -> ports is the cost of any "
-            "userspace hop here (two kernel copies per frame, a thread wakeup per "
-            "direction); ports -> vswitch is the switch itself (worker loop and pipeline).",
+            "(`vswitch/examples/port_forward.rs`); in the overlay, the same ports with "
+            "vswitch's split and coalescing between one container veth and one VXLAN peer "
+            "on each host (`vswitch/examples/vtep_forward.rs`). kernel -> ports is the cost "
+            "of any userspace hop here (kernel copies per frame, a thread wakeup per "
+            "direction, and in the overlay the split and coalescing); ports -> vswitch is "
+            "the switch itself (worker loop and pipeline).",
             "",
             "| scenario | workload | kernel | ports | vswitch | ports / kernel "
             "| vswitch / ports | vswitch / kernel |",
@@ -155,7 +158,7 @@ def main():
             k, p, v = (cells[x][0] for x in ("kernel", "ports", "vswitch"))
             lines.append(
                 f"| {s} | {label} {unit} | {shown} | {ratio(p, k)} | {ratio(v, p)} | {ratio(v, k)} |")
-    # "ports" exists for l2 only: its absence elsewhere is not worth a line.
+    # "ports" exists for l2 and overlay only: its absence elsewhere is not worth a line.
     notes = [f"- {s} / {v}: {why}" for (s, v), why in sorted(status.items())
              if why != "ok" and not (v == "ports" and why.startswith("not available"))]
     if notes:

@@ -34,11 +34,11 @@ use crate::port::{Port, PortError};
 /// Frames read from one port per turn.
 pub const DEFAULT_BATCH: usize = 64;
 /// Scratch buffers per worker: frames the switch builds during one batch.
-const SCRATCH: usize = 256;
+pub const SCRATCH: usize = 256;
 /// Fewer free scratch buffers than this before a frame from a local port, and what is
 /// queued is sent first: one frame may need this many (an IPv4 packet of 64 KiB
 /// fragmented to a 1450-byte overlay).
-pub(super) const SCRATCH_PER_FRAME: usize = 48;
+pub const SCRATCH_PER_FRAME: usize = 48;
 
 mod busy_poll;
 mod control;
@@ -55,8 +55,8 @@ use peers::PeerHandles;
 pub use set::{Queues, Workers};
 pub use trace::TraceFrom;
 /// Super-frames the coalescer builds per batch of VXLAN reads, and flows it keeps open.
-const GRO_SLOTS: usize = 64;
-const GRO_FLOWS: usize = 16;
+pub const GRO_SLOTS: usize = 64;
+pub const GRO_FLOWS: usize = 16;
 /// Longest wait for a port to become readable before looking at commands again.
 const IDLE_WAIT: Duration = Duration::from_millis(100);
 /// How often the router's timers run (ARP retries, ageing).
