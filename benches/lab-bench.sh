@@ -10,7 +10,8 @@
 #
 # Scenarios (one file each in benches/lab/):
 #   l2       two containers on one host:        Linux bridge | OVS | OVS+TSO | ports | vswitch
-#   overlay  two hosts over an underlay veth:   kernel vxlan + bridge | OVS vxlan | vswitch
+#   overlay  two hosts over an underlay veth:   kernel vxlan + bridge | OVS vxlan | OVS+TSO
+#                                               (OVS 3.3+) | ports | vswitch
 #   nat      a container reaching an outside namespace that has no route back to it:
 #            kernel routing + iptables MASQUERADE | vswitch's NAT
 # OVS is Open vSwitch's userspace datapath (datapath_type=netdev), with and without
@@ -75,8 +76,12 @@ fi
 [ -x "$VSWITCH" ] || die "no vswitch binary at $VSWITCH"
 case " $VARIANTS " in
 *" ports "*)
-    [ -x "${PORT_FORWARD:-}" ] && [ -x "${VTEP_FORWARD:-}" ] ||
-        die "no port_forward or vtep_forward binary (give PORT_FORWARD=path and VTEP_FORWARD=path, or leave VSWITCH unset to build them)"
+    case " $SCENARIOS " in *" l2 "*) [ -x "${PORT_FORWARD:-}" ] ||
+        die "no port_forward binary at '${PORT_FORWARD:-}' (give PORT_FORWARD=path, or leave VSWITCH unset to build it)" ;;
+    esac
+    case " $SCENARIOS " in *" overlay "*) [ -x "${VTEP_FORWARD:-}" ] ||
+        die "no vtep_forward binary at '${VTEP_FORWARD:-}' (give VTEP_FORWARD=path, or leave VSWITCH unset to build it)" ;;
+    esac
     ;;
 esac
 

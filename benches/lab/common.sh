@@ -29,6 +29,13 @@ veth() {
     ip -n "$P-$3" link set "$4" mtu "$5" up
 }
 
+# switch_end NS DEV: set up a veth end as vswitch sets up the switch ends it makes (the
+# largest MTU a veth takes, no IPv6), for the "ports" variants that stand in for it.
+switch_end() {
+    ip -n "$P-$1" link set "$2" mtu 65535 &&
+        ip netns exec "$P-$1" sysctl -qw "net.ipv6.conf.$2.disable_ipv6=1"
+}
+
 # tx_off NS DEV...: no transmit checksum offload (hence no TSO) on these devices. For the
 # OVS variants without userspace TSO: netdev-linux cannot forward the partial-checksum
 # super-frames a veth hands over with offloads on, and TCP stalls.

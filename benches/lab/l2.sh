@@ -36,8 +36,9 @@ l2_ovs_tso() { l2_ovs_common ovs-tso tso; }
 
 l2_ports() {
     l2_base || return 1
+    switch_end sw p1 && switch_end sw p2 || return 1
     ip netns exec "$P-sw" "$PORT_FORWARD" p1 p2 2> "$RUN/port_forward.log" &
-    measure l2 ports c1 c2 10.77.0.3
+    measure l2 ports c1 c2 10.77.0.3 || { log "port_forward said: $(cat "$RUN/port_forward.log")"; return 1; }
 }
 
 l2_vswitch() {

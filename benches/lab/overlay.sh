@@ -74,10 +74,12 @@ overlay_ports() {
     for i in 1 2; do
         o=$((3 - i))
         ip -n "$P-h$i" addr add 192.168.77.$i/24 dev ul0
+        switch_end "h$i" ve0 || return 1
         ip netns exec "$P-h$i" "$VTEP_FORWARD" ve0 192.168.77.$i 192.168.77.$o 42 1450 ul0 \
             2> "$RUN/vtep_forward-h$i.log" &
     done
-    measure overlay ports c1 c2 10.88.0.33
+    measure overlay ports c1 c2 10.88.0.33 ||
+        { log "vtep_forward said: $(cat "$RUN"/vtep_forward-h*.log)"; return 1; }
 }
 
 overlay_vswitch() {

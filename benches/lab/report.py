@@ -145,8 +145,8 @@ def main():
             "vswitch's split and coalescing between one container veth and one VXLAN peer "
             "on each host (`vswitch/examples/vtep_forward.rs`). kernel -> ports is the cost "
             "of any userspace hop here (kernel copies per frame, a thread wakeup per "
-            "direction, and in the overlay the split and coalescing); ports -> vswitch is "
-            "the switch itself (worker loop and pipeline).",
+            "direction on each host, and in the overlay the split and coalescing); "
+            "ports -> vswitch is the switch itself (worker loop and pipeline).",
             "",
             "| scenario | workload | kernel | ports | vswitch | ports / kernel "
             "| vswitch / ports | vswitch / kernel |",

@@ -14,16 +14,21 @@
 //! copies, the userspace split and coalescing, and the thread hops; the gap from this
 //! forwarder to vswitch is the switch (the worker loop, the pipeline, the counters).
 //!
-//! It runs until killed, from one thread that sleeps in `epoll_wait` like a worker.
-//! What a side cannot take at once is dropped uncounted: this measures the path, not a
-//! queue.
+//! It runs until killed, from one thread that sleeps in `epoll_wait` like a worker, and
+//! does per frame what the worker does on this path (the GSO label check, MSS clamping,
+//! the split, decapsulation in place or into scratch, the coalescer) with two
+//! exceptions: it decapsulates every datagram of a GRO read (the worker reuses the
+//! previous datagram's verdict when the headers repeat), and it answers nothing (a
+//! frame too big for the tunnel with DF is dropped, with no "fragmentation needed":
+//! this forwarder is nobody's gateway). What a side cannot take at once is dropped
+//! uncounted: this measures the path, not a queue.
 
 use std::net::{IpAddr, Ipv4Addr};
 use std::process::ExitCode;
 use std::time::Duration;
 
-use vswitch::datapath::egress::{self, Outcome, Target};
-use vswitch::datapath::offload::{Coalescer, Fate, VnetHdr, partial_checksum};
+use vswitch::datapath::egress::{self, Target};
+use vswitch::datapath::offload::{Coalescer, Fate, VnetHdr, gso_mislabelled, partial_checksum};
 use vswitch::datapath::pool::{Pool, SCRATCH_EXTRA};
 use vswitch::datapath::topology::OverlayParams;
 use vswitch::datapath::tunnel::{RxMeta, Transmit};
@@ -93,37 +98,43 @@ struct Forwarder {
     port: PacketPort,
     underlay: Underlay,
     pool: Pool,
-    meta: Vec<RxMeta>,
+    rx_meta: Vec<RxMeta>,
+    /// Transmits queued for the peer.
     txs: Vec<Transmit>,
     /// Pool buffers queued for the veth.
     to_port: Vec<u32>,
     gro: Coalescer,
-    ov: OverlayParams,
+    overlay: OverlayParams,
     peers: vtep::PeerTable,
-    args: Args,
+    vni: vtep::Vni,
+    peer: IpAddr,
+    mtu: u32,
 }
 
 fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     let mut cfg = UnderlayConfig::new(args.local);
-    cfg.interface.clone_from(&args.underlay_if);
+    cfg.interface = args.underlay_if;
     let mut peers = vtep::PeerTable::new();
     peers.add(args.peer, vtep::PeerVnis::All)?;
     let mut f = Forwarder {
         port: PacketPort::open(&args.veth)?,
         underlay: Underlay::open(&cfg)?,
         pool: Pool::new(DEFAULT_BATCH, SCRATCH),
-        meta: vec![RxMeta::default(); DEFAULT_BATCH],
+        rx_meta: vec![RxMeta::default(); DEFAULT_BATCH],
         txs: Vec::with_capacity(4 * SCRATCH),
         to_port: Vec::with_capacity(SCRATCH),
         gro: Coalescer::with_capacity(GRO_FLOWS, GRO_SLOTS, MAX_FRAME + SCRATCH_EXTRA),
-        ov: OverlayParams {
+        // As the daemon's defaults: MSS clamping on.
+        overlay: OverlayParams {
             local: args.local,
             vxlan_port: cfg.port,
             src_ports: cfg.src_ports,
-            mss_clamp: false,
+            mss_clamp: true,
         },
         peers,
-        args,
+        vni: args.vni,
+        peer: args.peer,
+        mtu: args.mtu,
     };
     let epoll = Epoll::new()?;
     epoll.add(f.port.as_fd(), PORT_TOKEN)?;
@@ -134,7 +145,8 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         for token in events.iter().map(|e| e.token) {
             match token {
                 PORT_TOKEN => f.encapsulate_batch()?,
-                _ => f.decapsulate_batch()?,
+                TUNNEL_TOKEN => f.decapsulate_batch()?,
+                _ => {}
             }
         }
     }
@@ -144,53 +156,59 @@ impl Forwarder {
     /// One batch from the veth, split and encapsulated for the peer.
     fn encapsulate_batch(&mut self) -> Result<(), Box<dyn std::error::Error>> {
         let n = self.port.recv_batch(self.pool.rx())?;
-        let peers = [self.args.peer];
+        let peers = [self.peer];
         let target = Target {
-            vni: self.args.vni,
+            vni: self.vni,
             peers: &peers,
             exclusive: true,
-            mtu: self.args.mtu,
+            mtu: self.mtu,
             gateway: Ipv4Addr::UNSPECIFIED,
         };
+        let router_mac = fdb::MacAddr([0; 6]);
         for i in 0..n as u32 {
-            if self.pool.scratch_left() < SCRATCH_PER_FRAME {
-                self.send_tunnel()?;
+            // As the worker: a super-frame whose headers contradict its GSO type is dropped.
+            let b = self.pool.get(i);
+            if b.vnet[1] != 0 && gso_mislabelled(b.frame(), &VnetHdr::parse(&b.vnet)) {
+                continue;
             }
-            let router_mac = fdb::MacAddr([0; 6]);
-            let out = egress::to_peers(
+            if self.pool.scratch_left() < SCRATCH_PER_FRAME {
+                self.flush()?;
+            }
+            // A frame too big for the tunnel with DF set gets no "fragmentation needed"
+            // here (this forwarder is nobody's gateway): the error is dropped.
+            let _ = egress::to_peers(
                 &mut self.pool,
                 i,
                 &target,
-                &self.ov,
+                &self.overlay,
                 router_mac,
                 &mut self.txs,
             );
-            // A frame too big for the tunnel: the ICMP error goes back to its sender.
-            if let Outcome::Reply(s) = out {
-                self.to_port.push(s);
-            }
         }
-        self.send_tunnel()?;
-        self.send_port()
+        self.flush()
     }
 
     /// One batch of VXLAN reads, decapsulated and coalesced into super-frames.
     fn decapsulate_batch(&mut self) -> Result<(), Box<dyn std::error::Error>> {
-        let n = self.underlay.recv_batch(self.pool.rx(), &mut self.meta)?;
-        let vnis = [self.args.vni];
-        for i in 0..n {
-            let meta = self.meta[i];
-            let len = self.pool.get(i as u32).len();
+        let n = self
+            .underlay
+            .recv_batch(self.pool.rx(), &mut self.rx_meta)?;
+        let vnis = [self.vni];
+        for i in 0..n as u32 {
+            let meta = self.rx_meta[i as usize];
+            let len = self.pool.get(i).len();
             let seg = meta.segment_size.map_or(len, usize::from).max(1);
             let single = seg >= len;
             let mut off = 0;
             while off < len {
-                if self.pool.scratch_left() == 0 {
-                    self.send_port()?;
+                if !single && self.pool.scratch_left() == 0 {
+                    self.flush()?;
                 }
                 let start = off;
                 off = (off + seg).min(len);
-                let datagram = &self.pool.get(i as u32).frame()[start..off];
+                let datagram = &self.pool.get(i).frame()[start..off];
+                // Unlike the worker, every datagram is decapsulated: the worker skips that
+                // for a GRO read's datagrams whose headers repeat the previous one's.
                 let Ok(d) = vtep::decapsulate(datagram, meta.src.ip(), &vnis[..], &self.peers)
                 else {
                     continue;
@@ -206,29 +224,45 @@ impl Forwarder {
                     self.queue_coalesced(slot)?;
                 }
                 if let Fate::Pass(_) = push.frame {
-                    let Some(s) = self.pool.scratch() else {
-                        continue;
-                    };
-                    let (src, dst) = self.pool.pair(i as u32, s);
-                    dst.set_frame(&src.frame()[start + d.inner.start..start + d.inner.end]);
-                    dst.vnet = partial_checksum(dst.frame())
-                        .unwrap_or(VnetHdr::NONE)
-                        .to_bytes();
-                    self.to_port.push(s);
+                    let inner = start + d.inner.start..start + d.inner.end;
+                    self.queue_inner(i, inner, single);
                 }
             }
         }
         while let Some(slot) = self.gro.flush() {
             self.queue_coalesced(slot)?;
         }
-        self.send_port()
+        self.flush()
+    }
+
+    /// Queues the inner frame at `inner` of pool buffer `i` for the veth: in place when
+    /// the datagram had the buffer to itself, else copied into scratch (as the worker).
+    fn queue_inner(&mut self, i: u32, inner: std::ops::Range<usize>, single: bool) {
+        let out = if single {
+            let buf = self.pool.get_mut(i);
+            buf.pull_front(inner.start);
+            buf.truncate(inner.len());
+            i
+        } else {
+            let Some(s) = self.pool.scratch() else {
+                return;
+            };
+            let (src, dst) = self.pool.pair(i, s);
+            dst.set_frame(&src.frame()[inner]);
+            s
+        };
+        let buf = self.pool.get_mut(out);
+        buf.vnet = partial_checksum(buf.frame())
+            .unwrap_or(VnetHdr::NONE)
+            .to_bytes();
+        self.to_port.push(out);
     }
 
     /// Queues a finished super-frame for the veth: its buffer is swapped with a scratch
     /// buffer of the same size, as the worker does.
     fn queue_coalesced(&mut self, slot: usize) -> Result<(), Box<dyn std::error::Error>> {
         if self.pool.scratch_left() == 0 {
-            self.send_port()?;
+            self.flush()?;
         }
         if let Some(s) = self.pool.scratch() {
             std::mem::swap(&mut self.gro.slots_mut()[slot], self.pool.get_mut(s));
@@ -237,23 +271,14 @@ impl Forwarder {
         Ok(())
     }
 
-    /// Sends what is queued for the peer; takes the scratch buffers back once nothing
-    /// queued for the veth still uses them.
-    fn send_tunnel(&mut self) -> Result<(), Box<dyn std::error::Error>> {
+    /// Sends what is queued for the peer and for the veth, then takes every scratch
+    /// buffer back. What a side cannot take now is dropped.
+    fn flush(&mut self) -> Result<(), Box<dyn std::error::Error>> {
         self.underlay.send_batch(self.pool.all(), &self.txs)?;
         self.txs.clear();
-        if self.to_port.is_empty() {
-            self.pool.release_scratch();
-        }
-        Ok(())
-    }
-
-    fn send_port(&mut self) -> Result<(), Box<dyn std::error::Error>> {
         self.port.send_batch(self.pool.all(), &self.to_port)?;
         self.to_port.clear();
-        if self.txs.is_empty() {
-            self.pool.release_scratch();
-        }
+        self.pool.release_scratch();
         Ok(())
     }
 }

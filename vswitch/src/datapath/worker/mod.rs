@@ -54,8 +54,9 @@ pub use control::{Command, Event, WorkerConfig, WorkerCounters, WorkerHandle};
 use peers::PeerHandles;
 pub use set::{Queues, Workers};
 pub use trace::TraceFrom;
-/// Super-frames the coalescer builds per batch of VXLAN reads, and flows it keeps open.
+/// Super-frames the coalescer builds per batch of VXLAN reads.
 pub const GRO_SLOTS: usize = 64;
+/// Flows the coalescer keeps open at once.
 pub const GRO_FLOWS: usize = 16;
 /// Longest wait for a port to become readable before looking at commands again.
 const IDLE_WAIT: Duration = Duration::from_millis(100);
