@@ -19,6 +19,8 @@ mod faults;
 mod floods;
 #[path = "hardening/frames.rs"]
 mod frames;
+#[path = "hardening/padded.rs"]
+mod padded;
 #[path = "hardening/underlay.rs"]
 mod underlay;
 #[path = "hardening/wire.rs"]

@@ -77,5 +77,5 @@ pub use header::{HeaderError, Vni, VniError, VxlanPacket, VxlanRepr};
 pub use icmp::{IcmpError, build_frag_needed, build_packet_too_big};
 pub use mss::{ChecksumState, clamp_mss};
 pub use mtu::{IpFamily, MtuError, OverlayMtu, max_overlay_mtu, mss_for_mtu, overlay_mtu};
-pub use oversize::{OversizeDrop, Verdict, needs_icmp};
+pub use oversize::{OversizeDrop, Verdict, needs_icmp, tunnel_ip_mtu};
 pub use peers::{PeerError, PeerLookup, PeerTable, PeerVnis};

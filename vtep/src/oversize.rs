@@ -15,12 +15,32 @@
 //!   broadcast or class E IPv4, unspecified/loopback/multicast IPv6, or a group MAC.
 //!
 //! Frames not answered are dropped with an [`OversizeDrop`] reason, for counting.
+//!
+//! VLAN tags: the MTU is the IP packet's limit, as for any link. A tunnel carries
+//! frames up to its overlay MTU plus an untagged Ethernet header, though, so a tagged
+//! frame has less room there for its packet: [`tunnel_ip_mtu`] says how much.
 
 use std::net::Ipv4Addr;
 
 use etherparse::{IpNumber, Ipv6ExtensionsSlice};
 
-use crate::l2::{self, ETHERTYPE_IPV4, ETHERTYPE_IPV6, ipv4_at, ipv6_at};
+use crate::l2::{self, ETH_HLEN, ETHERTYPE_IPV4, ETHERTYPE_IPV6, ipv4_at, ipv6_at};
+
+/// The largest IP packet `frame` can carry through a tunnel of overlay MTU `mtu`. The
+/// overlay MTU is the underlay's less the encapsulation counted with an untagged inner
+/// Ethernet header, so the tunnel takes frames of at most `mtu` + 14 bytes, and each
+/// VLAN tag of the frame takes 4 bytes from its packet. Untagged (or too short to
+/// tell): `mtu`. Use it for [`needs_icmp`] and for the MTU that the ICMP error reports
+/// and the fragments are cut to, so that the sender behind the tag learns what fits.
+pub fn tunnel_ip_mtu(frame: &[u8], mtu: u32) -> u32 {
+    match l2::network_offset(frame) {
+        Some((l3, _)) => {
+            let room = (mtu as usize + ETH_HLEN).saturating_sub(l3);
+            u32::try_from(room).unwrap_or(mtu)
+        }
+        None => mtu,
+    }
+}
 
 /// What to do with a frame, given the overlay MTU.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -194,6 +214,15 @@ mod tests {
         );
         assert_eq!(needs_icmp(&udp6(1500, V6_PEER), 1430), Verdict::Ipv6);
         assert_eq!(needs_icmp(&udp6(1430, V6_PEER), 1430), Verdict::Fits);
+        // Tagged: 4 bytes less room per tag in the tunnel.
+        let mut tagged = udp4(1450, true, [10, 0, 0, 2]);
+        tagged.splice(12..12, [0x81, 0x00, 0x00, 0x09]);
+        assert_eq!(tunnel_ip_mtu(&tagged, 1450), 1446);
+        assert_eq!(needs_icmp(&tagged, 1446), Verdict::Ipv4Df);
+        tagged.splice(12..12, [0x88, 0xa8, 0x00, 0x05]);
+        assert_eq!(tunnel_ip_mtu(&tagged, 1450), 1442);
+        assert_eq!(tunnel_ip_mtu(&udp4(1450, true, [10, 0, 0, 2]), 1450), 1450);
+        assert_eq!(tunnel_ip_mtu(&[0u8; 8], 1450), 1450);
         let mut arp = vec![0u8; 1500];
         arp[12..14].copy_from_slice(&[0x08, 0x06]);
         assert_eq!(needs_icmp(&arp, 1450), Verdict::Drop(OversizeDrop::NotIp));

@@ -9,9 +9,11 @@
 //!   UDP GSO sends as the 64-segment / 64 KB limits allow.
 //! - A frame with a partial checksum is completed (the receiving host gets no
 //!   virtio_net_hdr to finish it).
-//! - A frame too big for the tunnel: IPv4 with DF gets an ICMP "fragmentation needed"
-//!   back to its sender from the network's gateway address, IPv6 an ICMPv6 "packet too
-//!   big", IPv4 without DF is fragmented (inner) and each fragment encapsulated.
+//! - A frame too big for the tunnel (the MTU plus an untagged Ethernet header: a VLAN
+//!   tag takes its 4 bytes from the packet's room): IPv4 with DF gets an ICMP
+//!   "fragmentation needed" back to its sender from the network's gateway address,
+//!   IPv6 an ICMPv6 "packet too big", IPv4 without DF is fragmented (inner) and each
+//!   fragment encapsulated.
 //! - A known-unicast frame is encapsulated in place (its buffer goes nowhere else); a
 //!   flooded one is copied once into scratch, and that copy goes to every peer.
 
@@ -203,7 +205,11 @@ pub(crate) fn fit_gso(frame: &[u8], hdr: &VnetHdr, max_frame: usize) -> VnetHdr 
     h
 }
 
-/// A non-GSO frame larger than the tunnel takes.
+/// A non-GSO frame larger than the tunnel takes (its network's MTU plus an untagged
+/// Ethernet header): nothing sent to a peer is larger, or the underlay would refuse it.
+/// A VLAN-tagged frame is judged, answered and fragmented by the room its tags leave
+/// its packet (the pipeline drops tagged frames from ports today; this keeps the rule
+/// whatever the frame).
 fn too_big(
     pool: &mut Pool,
     i: u32,
@@ -212,8 +218,14 @@ fn too_big(
     flow: u32,
     txs: &mut Vec<Transmit>,
 ) -> Outcome {
+    let t = &Target {
+        mtu: vtep::tunnel_ip_mtu(pool.get(i).frame(), t.mtu),
+        ..*t
+    };
     match vtep::needs_icmp(pool.get(i).frame(), t.mtu) {
-        vtep::Verdict::Fits => whole_to_peers(pool, i, t, flow, txs),
+        // The IP packet fits and the frame does not: bytes after the packet, which no
+        // sender puts on a frame this long.
+        vtep::Verdict::Fits => Outcome::Drop(DropReason::TooBig),
         vtep::Verdict::Ipv4Df => reply(pool, i, |frame, out| {
             vtep::build_frag_needed(frame, t.mtu, router_mac.0, t.gateway, out)
         }),
@@ -297,4 +309,112 @@ pub fn link_local(mac: MacAddr) -> Ipv6Addr {
         m[4],
         m[5],
     ])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MTU: u32 = 1450;
+    const TAG: [u8; 4] = [0x81, 0x00, 0x00, 0x09];
+    const PEER: IpAddr = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 2));
+
+    /// An IPv4 UDP packet of `ip_len` bytes from 10.0.0.2 to 10.0.0.3, behind `tags`.
+    fn ipv4_frame(tags: &[[u8; 4]], ip_len: usize, df: bool) -> Vec<u8> {
+        let mut f = vec![2, 0, 0, 0, 0, 3, 2, 0, 0, 0, 0, 2];
+        for t in tags {
+            f.extend_from_slice(t);
+        }
+        f.extend_from_slice(&[0x08, 0x00]);
+        let mut ip = vec![0u8; ip_len];
+        ip[0] = 0x45;
+        ip[2..4].copy_from_slice(&(ip_len as u16).to_be_bytes());
+        ip[6] = if df { 0x40 } else { 0 };
+        ip[8] = 64;
+        ip[9] = 17;
+        ip[12..16].copy_from_slice(&[10, 0, 0, 2]);
+        ip[16..20].copy_from_slice(&[10, 0, 0, 3]);
+        f.extend_from_slice(&ip);
+        f
+    }
+
+    /// Sends `frame` from a local port to one peer of a network of MTU 1450.
+    fn send(frame: &[u8]) -> (Outcome, Vec<Transmit>, Pool) {
+        let mut pool = Pool::new(1, 64);
+        pool.rx()[0].set_frame(frame);
+        let target = Target {
+            vni: Vni::new(42).unwrap(),
+            peers: &[PEER],
+            exclusive: true,
+            mtu: MTU,
+            gateway: Ipv4Addr::new(10, 0, 0, 1),
+        };
+        let ov = OverlayParams {
+            local: IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1)),
+            vxlan_port: vtep::VXLAN_PORT,
+            src_ports: vtep::PortRange::DEFAULT,
+            mss_clamp: false,
+        };
+        let mut txs = Vec::new();
+        let out = to_peers(
+            &mut pool,
+            0,
+            &target,
+            &ov,
+            MacAddr([2, 0, 0, 0, 0, 1]),
+            &mut txs,
+        );
+        (out, txs, pool)
+    }
+
+    fn inner_lens(txs: &[Transmit], pool: &Pool) -> Vec<usize> {
+        txs.iter()
+            .map(|t| t.payload(pool.all()).len() - VXLAN_HLEN)
+            .collect()
+    }
+
+    #[test]
+    fn an_untagged_packet_of_the_full_mtu_goes_whole() {
+        let (out, txs, pool) = send(&ipv4_frame(&[], 1450, true));
+        assert_eq!(out, Outcome::Queued);
+        assert_eq!(inner_lens(&txs, &pool), [1464]);
+    }
+
+    /// Found by the pipeline fuzz target (`fuzz/regressions/pipeline/`): a tagged frame
+    /// whose packet fitted the MTU went whole, 3 bytes over the tunnel.
+    #[test]
+    fn a_tagged_packet_gets_the_room_its_tag_leaves_in_the_tunnel() {
+        // Whole, this 1468-byte frame would make a datagram 4 bytes over the underlay's
+        // MTU, which the kernel refuses: the sender hears of 1446 instead.
+        let (out, txs, pool) = send(&ipv4_frame(&[TAG], 1450, true));
+        let Outcome::Reply(s) = out else {
+            panic!("{out:?}, not fragmentation needed");
+        };
+        assert!(txs.is_empty());
+        let icmp = pool.get(s).frame();
+        assert_eq!(&icmp[12..16], &TAG, "the reply repeats the tag");
+        assert_eq!(&icmp[38..40], &[3, 4], "fragmentation needed");
+        assert_eq!(u16::from_be_bytes([icmp[44], icmp[45]]), 1446);
+        // Without DF it is cut to fit, tag and all.
+        let (out, txs, pool) = send(&ipv4_frame(&[TAG], 1450, false));
+        assert_eq!(out, Outcome::Fragmented);
+        let lens = inner_lens(&txs, &pool);
+        assert!(
+            lens.len() > 1 && lens.iter().all(|&l| l <= 1464),
+            "{lens:?}"
+        );
+        // What fits with its tag goes whole.
+        let (out, txs, pool) = send(&ipv4_frame(&[TAG], 1446, true));
+        assert_eq!(out, Outcome::Queued);
+        assert_eq!(inner_lens(&txs, &pool), [1464]);
+    }
+
+    #[test]
+    fn a_frame_too_long_for_the_tunnel_around_a_packet_that_fits_is_dropped() {
+        let mut padded = ipv4_frame(&[], 1400, true);
+        padded.resize(1470, 0);
+        let (out, txs, _) = send(&padded);
+        assert_eq!(out, Outcome::Drop(DropReason::TooBig));
+        assert!(txs.is_empty());
+    }
 }

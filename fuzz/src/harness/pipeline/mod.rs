@@ -13,7 +13,8 @@
 //! encapsulated or flooded to peers); encapsulation only in an overlay network, with
 //! its VNI; whatever the router emits comes from the router's MAC (or the uplink's on
 //! the uplink); every datagram queued for a peer lies inside its buffer, starts with a
-//! VXLAN header of the network's VNI and, for segments and fragments, fits the MTU; a
+//! VXLAN header of the network's VNI and fits the tunnel (the MTU plus an untagged
+//! Ethernet header, so a VLAN tag takes its 4 bytes from the packet's room); a
 //! frame the router sends into a network, and one from a peer switched to local ports,
 //! fits that network's MTU.
 
