@@ -28,7 +28,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use vswitch::datapath::egress::{self, Target};
-use vswitch::datapath::offload::{Coalescer, Fate, VnetHdr, gso_mislabelled, partial_checksum};
+use vswitch::datapath::offload::{Coalescer, Fate, decapsulated_vnet, super_frame_mislabelled};
 use vswitch::datapath::pool::{Pool, SCRATCH_EXTRA};
 use vswitch::datapath::topology::OverlayParams;
 use vswitch::datapath::tunnel::{RxMeta, Transmit};
@@ -167,8 +167,7 @@ impl Forwarder {
         let router_mac = fdb::MacAddr([0; 6]);
         for i in 0..n as u32 {
             // As the worker: a super-frame whose headers contradict its GSO type is dropped.
-            let b = self.pool.get(i);
-            if b.vnet[1] != 0 && gso_mislabelled(b.frame(), &VnetHdr::parse(&b.vnet)) {
+            if super_frame_mislabelled(self.pool.get(i)) {
                 continue;
             }
             if self.pool.scratch_left() < SCRATCH_PER_FRAME {
@@ -252,9 +251,7 @@ impl Forwarder {
             s
         };
         let buf = self.pool.get_mut(out);
-        buf.vnet = partial_checksum(buf.frame())
-            .unwrap_or(VnetHdr::NONE)
-            .to_bytes();
+        buf.vnet = decapsulated_vnet(buf.frame());
         self.to_port.push(out);
     }
 

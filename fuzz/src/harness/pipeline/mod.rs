@@ -229,9 +229,7 @@ impl<'t> Switch<'t> {
             let buf = pool.get_mut(0);
             assert!(buf.pull_front(d.inner.start));
             buf.truncate(d.inner.len());
-            buf.vnet = offload::partial_checksum(buf.frame())
-                .unwrap_or(VnetHdr::NONE)
-                .to_bytes();
+            buf.vnet = offload::decapsulated_vnet(buf.frame());
             self.route(pool, network, None);
         }
     }

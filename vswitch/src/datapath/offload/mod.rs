@@ -43,8 +43,10 @@ mod tests;
 
 pub use csum::complete_checksum;
 pub use gro::{Coalescer, Fate, PassReason, Push};
-pub use partial::partial_checksum;
-pub use split::{Batches, SegmentSpec, SplitLayout, gso_mislabelled, split};
+pub use partial::{decapsulated_vnet, partial_checksum};
+pub use split::{
+    Batches, SegmentSpec, SplitLayout, gso_mislabelled, split, super_frame_mislabelled,
+};
 pub use vnet::{GsoType, VnetHdr};
 
 /// Why a frame could not be completed or split. Small and `Copy`: the daemon counts each

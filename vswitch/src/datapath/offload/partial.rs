@@ -16,6 +16,12 @@ use super::layout::{self, IPPROTO_TCP, IPPROTO_UDP, TCP_HLEN, UDP_HLEN};
 use super::vnet::VnetHdr;
 use vtep::checksum::{fold, pseudo_header_v4, pseudo_header_v6};
 
+/// The virtio_net_hdr for a frame taken out of a VXLAN datagram: none, unless its sender
+/// left the inner checksum for a device to finish and no device did.
+pub fn decapsulated_vnet(frame: &[u8]) -> [u8; crate::packet::VNET_HDR_LEN] {
+    partial_checksum(frame).unwrap_or(VnetHdr::NONE).to_bytes()
+}
+
 /// The virtio_net_hdr that finishes `frame`'s L4 checksum, when it looks unfinished.
 pub fn partial_checksum(frame: &[u8]) -> Option<VnetHdr> {
     let ip = layout::locate(frame).ok()?;

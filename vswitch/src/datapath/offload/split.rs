@@ -136,6 +136,12 @@ pub fn split(
     }
 }
 
+/// [`gso_mislabelled`] for a received buffer, as ports read them: any gso_type byte
+/// marks a super-frame, and a frame without one costs a byte compare.
+pub fn super_frame_mislabelled(buf: &crate::packet::PacketBuf) -> bool {
+    buf.vnet[1] != 0 && gso_mislabelled(buf.frame(), &VnetHdr::parse(&buf.vnet))
+}
+
 /// Whether a GSO frame's virtio_net_hdr visibly contradicts the frame: the IP protocol
 /// is another transport than the GSO type names (a UDP-tunnel or GRE super-frame that
 /// Linux labels plain TCP GSO, because the legacy header has no tunnel bit), the IP

@@ -20,7 +20,7 @@ use super::capture::Direction;
 use super::counters::{DropReason, Mine, PerWorker, PortCounters};
 use super::flood_limit::FloodSource;
 use super::id_hash::IdMap;
-use super::offload::{Coalescer, VnetHdr, gso_mislabelled};
+use super::offload::{Coalescer, super_frame_mislabelled};
 use super::pipeline::{Batch, FrameMeta, Ingress, Verdict};
 use super::pool::{Pool, SCRATCH_EXTRA};
 use super::router::{Out, Router};
@@ -534,7 +534,7 @@ fn keep_describable(bufs: &mut [PacketBuf], counters: &PortCounters) -> usize {
     let mut kept = 0;
     for i in 0..bufs.len() {
         let b = &bufs[i];
-        if b.vnet[1] != 0 && gso_mislabelled(b.frame(), &VnetHdr::parse(&b.vnet)) {
+        if super_frame_mislabelled(b) {
             counters.count_drop(DropReason::BadVnetHdr);
             continue;
         }

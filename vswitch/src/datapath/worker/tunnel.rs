@@ -7,7 +7,7 @@ use super::super::capture::{CaptureHub, Datagram, Direction};
 use super::super::counters::{DropReason, PortCounters};
 use super::super::egress::{self, Outcome, Target};
 use super::super::flood_limit::FloodSource;
-use super::super::offload::{Fate, VnetHdr};
+use super::super::offload::{Fate, decapsulated_vnet};
 use super::super::pipeline::{Batch, FrameMeta, Ingress, Pipeline, Verdict};
 use super::super::topology::Topology;
 use super::super::tunnel::{RxMeta, Transmit, TunnelCounters};
@@ -237,7 +237,7 @@ impl Worker {
                     let buf = self.pool.get_mut(i);
                     buf.pull_front(range.start + d.inner.start);
                     buf.truncate(d.inner.len());
-                    buf.vnet = inner_vnet(buf.frame());
+                    buf.vnet = decapsulated_vnet(buf.frame());
                     i
                 } else {
                     let Some(s) = self.pool.scratch() else {
@@ -246,7 +246,7 @@ impl Worker {
                     let (src_buf, dst) = self.pool.pair(i, s);
                     let at = range.start + d.inner.start;
                     dst.set_frame(&src_buf.frame()[at..at + d.inner.len()]);
-                    dst.vnet = inner_vnet(dst.frame());
+                    dst.vnet = decapsulated_vnet(dst.frame());
                     s
                 }
             }
@@ -396,14 +396,6 @@ pub(super) fn capture_tx(hub: &CaptureHub, topo: &Topology, pool: &[PacketBuf], 
         })
     });
     hub.tunnel_datagrams(Direction::Tx, datagrams);
-}
-
-/// The virtio_net_hdr for a decapsulated frame: none, unless its sender left the inner
-/// checksum for a device to finish and no device did (see `offload::partial_checksum`).
-fn inner_vnet(frame: &[u8]) -> [u8; crate::packet::VNET_HDR_LEN] {
-    super::super::offload::partial_checksum(frame)
-        .unwrap_or(VnetHdr::NONE)
-        .to_bytes()
 }
 
 #[cfg(test)]
