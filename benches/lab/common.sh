@@ -51,8 +51,16 @@ vs_start() {
     # Every repetition starts from an empty state: no networks left from the last one.
     rm -rf "$d/state"
     mkdir -p "$d"
+    VS_WORKERS=
     ip netns exec "$ns" "$VSWITCH" run --state-dir "$d/state" --socket "$d/sock" ${2:+--config "$2"} ${WORKERS:+--workers "$WORKERS"} 2> "$d/log" &
-    for _ in $(seq 1 100); do "$VSWITCH" --socket "$d/sock" network ls >/dev/null 2>&1 && return 0; sleep 0.05; done
+    for _ in $(seq 1 100); do
+        if "$VSWITCH" --socket "$d/sock" network ls >/dev/null 2>&1; then
+            # The daemon says how many workers it started ("1 worker", "2 workers, pinned").
+            VS_WORKERS=$(grep -o '[0-9]\+ workers\?' "$d/log" | head -1 | cut -d' ' -f1)
+            return 0
+        fi
+        sleep 0.05
+    done
     log "vswitch did not start in $ns: $(cat "$d/log")"
     return 1
 }
@@ -108,6 +116,7 @@ measure() {
     fi
     res=$(ip netns exec "$P-$c" ping -c "$PINGS" -i 0.01 -q "$ip" 2>/dev/null | awk -F'[/ ]' '/^rtt/{printf "%.0f", $8*1000}')
     record "$s" "$v" rtt_us "${res:-ERR}"; log "$s $v rep$r ping avg: ${res:-ERR} us"
+    case $v in vswitch*) record "$s" "$v" workers "${VS_WORKERS:-ERR}" ;; esac
     record "$s" "$v" status ok
 }
 

@@ -3,7 +3,8 @@
 #   c1 (10.99.0.2) --veth-- h (gateway 10.99.0.1; 10.66.0.1 on ext0) --veth-- ext (10.66.0.2)
 #
 # ext has no route back to 10.99.0.0/24: traffic only works if h masquerades it.
-# kernel:  routing + iptables MASQUERADE on h;  vswitch: its NAT on an uplink it owns.
+# kernel:  routing + iptables MASQUERADE on h;  vswitch: its NAT on an uplink it owns
+# (vswitch-w2: the same with two workers).
 # No OVS variant: OVS's userspace NAT needs a hand-written router (ARP, MAC rewrite,
 # ct(nat) flows), which would measure our flow table more than OVS.
 
@@ -19,7 +20,8 @@ nat_kernel() {
     measure nat kernel c1 ext 10.66.0.2
 }
 
-nat_vswitch() {
+# nat_vswitch_as VARIANT: vswitch with its default workers (vswitch), or two (vswitch-w2)
+nat_vswitch_as() {
     mkns h c1 ext
     veth h ext0 ext eth0 1500 || return 1
     ip -n "$P-ext" addr add 10.66.0.2/24 dev eth0
@@ -28,5 +30,7 @@ nat_vswitch() {
     vs_start h "$RUN/h/vswitch.toml" || return 1
     vs h network create blue --subnet 10.99.0.0/24 || return 1
     vs h network connect blue --netns "$P-c1" --ip 10.99.0.2 || return 1
-    measure nat vswitch c1 ext 10.66.0.2
+    measure nat "$1" c1 ext 10.66.0.2
 }
+nat_vswitch() { nat_vswitch_as vswitch; }
+nat_vswitch_w2() { WORKERS=2 nat_vswitch_as vswitch-w2; }

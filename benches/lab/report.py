@@ -2,11 +2,13 @@
 """Turns lab-bench.sh's raw measurements into the report: a Markdown table (also printed)
 and a CSV, with medians per scenario, workload and variant, and the ratios vswitch /
 kernel and vswitch / OVS; where the "ports" variant ran (vswitch's port layer with no
-switch), a second table splits the gap to the kernel into port I/O and switch.
+switch), a second table splits the gap to the kernel into port I/O and switch; where
+"vswitch-w2" ran (two workers), a third sets it against vswitch's default workers.
 
 Usage: report.py RAW.tsv META.tsv OUT.md OUT.csv
 RAW lines:  scenario <TAB> variant <TAB> metric <TAB> value   (value "ERR" = failed run;
-            metric "status" carries ok / why a variant did not run)
+            metric "status" carries ok / why a variant did not run, "workers" how
+            many workers the daemon said it started)
 META lines: key <TAB> value   (date, cpu, cores, kernel, reps, tcp_t, ...)
 """
 
@@ -28,8 +30,8 @@ METRICS = {
     "udp1400_gbps": ("UDP 1400 B", "Gbit/s", True),
     "rtt_us": ("ping RTT", "us", False),
 }
-VARIANTS = ["kernel", "ovs", "ovs-tso", "ports", "vswitch"]
-# The main table's columns; "ports" has a table of its own.
+VARIANTS = ["kernel", "ovs", "ovs-tso", "ports", "vswitch", "vswitch-w2"]
+# The main table's columns; "ports" and "vswitch-w2" have tables of their own.
 MAIN = ["kernel", "ovs", "ovs-tso", "vswitch"]
 
 
@@ -72,6 +74,50 @@ def cell(cells, v, unit):
 
 def ratio(a, b):
     return f"{a / b:.2f}x" if a is not None and b else "-"
+
+
+def spread(xs, unit):
+    """'lowest-highest' of a variant's runs, for telling a difference from the noise."""
+    nums = [float(x) for x in xs if x not in ("ERR", "")]
+    return f"{fmt(min(nums), unit)}-{fmt(max(nums), unit)}" if nums else "-"
+
+
+def workers_table(rows, vals):
+    """vswitch with two workers against its default, per scenario and workload, and the
+    four-stream sum over the scenarios both ran: what the default is chosen by."""
+    both = [(s, m, c) for s, m, c in rows if c["vswitch"][0] is not None
+            and c["vswitch-w2"][0] is not None]
+    if not both:
+        return []
+    def said(variant):
+        xs = sorted({x for (_, v, m), runs in vals.items()
+                     if v == variant and m == "workers" for x in runs})
+        return "/".join(xs) if xs else "?"
+    lines = [
+        "",
+        f"Workers: **vswitch** with its default number of workers (the daemon said: "
+        f"{said('vswitch')}) against **vswitch-w2**, the same with `--workers 2` (it said: "
+        f"{said('vswitch-w2')}), alternating in "
+        "the same run; each cell is the median and, in brackets, the lowest and highest "
+        "run.",
+        "",
+        "| scenario | workload | vswitch (default) | vswitch --workers 2 | 2 / default |",
+        "|---|---|---|---|---|",
+    ]
+    sums = [0.0, 0.0]
+    for s, m, cells in both:
+        label, unit, _ = METRICS[m]
+        shown = [f"{cell(cells, v, unit)} ({spread(vals[(s, v, m)], unit)})"
+                 for v in ("vswitch", "vswitch-w2")]
+        d, w = cells["vswitch"][0], cells["vswitch-w2"][0]
+        lines.append(f"| {s} | {label} {unit} | {shown[0]} | {shown[1]} | {ratio(w, d)} |")
+        if m == "tcp4":
+            sums[0] += d
+            sums[1] += w
+    if sums[0]:
+        lines += ["", f"TCP x4, sum over the scenarios: default {sums[0]:.2f}, two workers "
+                  f"{sums[1]:.2f} Gbit/s ({(sums[1] / sums[0] - 1) * 100:+.1f} % for two)."]
+    return lines
 
 
 def main():
@@ -158,6 +204,7 @@ def main():
             k, p, v = (cells[x][0] for x in ("kernel", "ports", "vswitch"))
             lines.append(
                 f"| {s} | {label} {unit} | {shown} | {ratio(p, k)} | {ratio(v, p)} | {ratio(v, k)} |")
+    lines += workers_table(rows, vals)
     # "ports" exists for l2 and overlay only: its absence elsewhere is not worth a line.
     notes = [f"- {s} / {v}: {why}" for (s, v), why in sorted(status.items())
              if why != "ok" and not (v == "ports" and why.startswith("not available"))]
