@@ -17,7 +17,7 @@
 //!
 //! [datapath]
 //! batch = 64                # frames read from a port per turn
-//! workers = 2               # packet threads, one queue each on every port [default: one per CPU, 1 if <= 2]
+//! workers = 2               # packet threads, one queue each on every port [default: one per CPU]
 //! busy_poll_us = 0          # keep polling this long after traffic before sleeping (0: off)
 //! flood_limit_pps = 0       # storm control: floods per second one port or peer may cause (0: off)
 //!

@@ -106,7 +106,7 @@ pub struct RunArgs {
     /// Where networks and endpoints are kept [default: /var/lib/vswitch].
     #[arg(long, value_name = "DIR")]
     pub state_dir: Option<PathBuf>,
-    /// Packet threads; every port gets one queue per worker [default: one per CPU; one with two CPUs or fewer].
+    /// Packet threads; every port gets one queue per worker [default: one per CPU].
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=64))]
     pub workers: Option<u16>,
 }

@@ -21,30 +21,24 @@ use crate::port::sys::affinity;
 
 /// Workers when neither `--workers` nor `[datapath] workers` says: one per CPU the
 /// daemon may use (its affinity mask, so `taskset` and cgroup cpusets count), at most
-/// [`MAX_WORKERS`]; but one when it may use two CPUs or fewer.
+/// [`MAX_WORKERS`].
 ///
-/// Why the exception: there the switch shares the CPUs with the processes whose traffic
-/// it carries, and the second worker does not pay. Measured on the 2-vCPU development
-/// machine, the same build with `--workers 1` then `2` (`WORKERS=1|2 REPS=3
-/// VARIANTS=vswitch benches/lab-bench.sh`, median of 3 x 10 s, iperf3 sharing the
-/// CPUs): 4 TCP streams 9.81 / 9.64 Gbit/s between two containers, 4.79 / 5.23 through
-/// the overlay, 9.97 / 9.66 through NAT, a tie; one stream 10.05 / 8.73, 5.17 / 4.35,
-/// 9.29 / 8.95; ping RTT 201 / 287, 427 / 603, 224 / 414 us. (An earlier build measured
-/// 12.6 / 10.3 on 4 streams between containers; runs vary by 10-15 % here.)
+/// Also on two CPUs, where the switch shares them with the processes whose traffic it
+/// carries: there the default is chosen by four TCP streams, and two workers carried
+/// more. Measured on the 2-vCPU development machine by the lab bench's `vswitch-w2`
+/// variant against one worker, alternating in one run (`REPS=7 VARIANTS="vswitch
+/// vswitch-w2" benches/lab-bench.sh`, medians of 7 x 10 s): 4 streams 11.71 / 11.16
+/// Gbit/s between two containers, 5.56 / 5.72 through the overlay, 11.85 / 10.96 through
+/// NAT, +4.6 % in sum (three earlier measurements, one build after another: a tie,
+/// +5.6 %, +6.2 %). The price is latency: ping RTT 200 / 196, 464 / 390, 314 / 204 us.
+/// `--workers 1` is the setting for a two-CPU host that cares more for round trips.
 pub fn default_workers() -> usize {
     workers_for_cpus(affinity::allowed_cpus().map_or(1, |cpus| cpus.len()))
 }
 
-/// CPUs at or below which one worker is the default (see [`default_workers`]).
-const SHARED_CPUS: usize = 2;
-
-/// One worker per CPU above [`SHARED_CPUS`], within 1..=[`MAX_WORKERS`].
+/// One worker per CPU, within 1..=[`MAX_WORKERS`].
 fn workers_for_cpus(cpus: usize) -> usize {
-    if cpus <= SHARED_CPUS {
-        1
-    } else {
-        cpus.min(MAX_WORKERS)
-    }
+    cpus.clamp(1, MAX_WORKERS)
 }
 
 /// More workers than this is a mistake, not a configuration.
@@ -115,7 +109,7 @@ mod tests {
     fn one_worker_per_cpu_within_the_limits() {
         assert_eq!(workers_for_cpus(0), 1);
         assert_eq!(workers_for_cpus(1), 1);
-        assert_eq!(workers_for_cpus(2), 1);
+        assert_eq!(workers_for_cpus(2), 2);
         assert_eq!(workers_for_cpus(3), 3);
         assert_eq!(workers_for_cpus(16), 16);
         assert_eq!(workers_for_cpus(MAX_WORKERS + 1), MAX_WORKERS);
