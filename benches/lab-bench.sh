@@ -19,17 +19,18 @@
 # vswitch's port layer with no switch (vswitch/examples/port_forward.rs) between the two
 # veths: how much of the gap to the kernel is port I/O, how much the switch. In the
 # overlay scenario "ports" is the same for VXLAN: vswitch's ports, split and coalescing
-# code on each host with no switch (vswitch/examples/vtep_forward.rs). "vswitch-w2" is
-# vswitch with --workers 2: the report sets it against the daemon's default number of
-# workers, the measurement the default is chosen by (vswitch/src/daemon/workers.rs).
+# code on each host with no switch (vswitch/examples/vtep_forward.rs). "vswitch-wN" is
+# vswitch with --workers N: the report sets it against the daemon's default number of
+# workers (one per CPU), which is how that default was chosen on the 2-CPU development
+# machine: --workers 2 against 1 with four streams (vswitch/src/daemon/workers.rs).
 #
 # Usage:  sudo benches/lab-bench.sh            (builds vswitch in release mode first)
-# Knobs:  SCENARIOS="l2 overlay nat"  VARIANTS="kernel ovs ovs-tso ports vswitch vswitch-w2"
+# Knobs:  SCENARIOS="l2 overlay nat"  VARIANTS="kernel ovs ovs-tso ports vswitch vswitch-w1"
 #         REPS=3 TCP_T=10 UDP_T=3 PINGS=200  VSWITCH=path/to/vswitch
 #         PORT_FORWARD=path/to/port_forward, VTEP_FORWARD=path/to/vtep_forward (the
 #         "ports" variant's forwarders; built with vswitch when VSWITCH is not given)
 #         WORKERS=N (the "vswitch" variant runs --workers N; default: the daemon's own
-#         default, which "vswitch-w2", always --workers 2, is measured against)
+#         default, which the "vswitch-wN" variants are measured against)
 #         OUT_DIR=benches/results (where latest.md, latest.csv, latest.svg go)
 #         NOTE="..." (a remark printed in the report and on the chart, e.g. "smoke run")
 # Smoke:  REPS=1 TCP_T=2 UDP_T=1 PINGS=20 OUT_DIR=/tmp/smoke sudo -E benches/lab-bench.sh
@@ -43,7 +44,7 @@ TCP_T=${TCP_T:-10}
 UDP_T=${UDP_T:-3}
 PINGS=${PINGS:-200}
 SCENARIOS=${SCENARIOS:-"l2 overlay nat"}
-VARIANTS=${VARIANTS:-"kernel ovs ovs-tso ports vswitch vswitch-w2"}
+VARIANTS=${VARIANTS:-"kernel ovs ovs-tso ports vswitch vswitch-w1"}
 OUT_DIR=${OUT_DIR:-$ROOT/benches/results}
 P="vsb$$"
 RUN=$(mktemp -d /tmp/vswitch-bench.XXXXXX)
@@ -66,7 +67,11 @@ for s in $SCENARIOS; do
     case $s in l2 | overlay | nat) ;; *) die "unknown scenario $s (have: l2 overlay nat)" ;; esac
 done
 for v in $VARIANTS; do
-    case $v in kernel | ovs | ovs-tso | ports | vswitch | vswitch-w2) ;; *) die "unknown variant $v (have: kernel ovs ovs-tso ports vswitch vswitch-w2)" ;; esac
+    case $v in
+    kernel | ovs | ovs-tso | ports | vswitch) ;;
+    vswitch-w*) [[ ${v#vswitch-w} =~ ^[1-9][0-9]?$ ]] && [ "${v#vswitch-w}" -le 64 ] || die "variant $v: say a number of workers, 1-64 (vswitch-w2)" ;;
+    *) die "unknown variant $v (have: kernel ovs ovs-tso ports vswitch vswitch-wN)" ;;
+    esac
 done
 
 if [ -z "${VSWITCH:-}" ]; then

@@ -120,10 +120,12 @@ measure() {
     record "$s" "$v" status ok
 }
 
-# run_variant SCENARIO VARIANT: set up with ${SCENARIO}_${VARIANT} (which calls measure),
-# then tear down whatever happened. A failed setup is recorded, not fatal.
+# run_variant SCENARIO VARIANT: set up with ${SCENARIO}_${VARIANT} (which calls measure;
+# vswitch-wN: ${SCENARIO}_vswitch_as with N workers), then tear down whatever happened.
+# A failed setup is recorded, not fatal.
 run_variant() {
-    local s=$1 v=$2 fn="${1}_${2//-/_}"
+    local s=$1 v=$2 fn="${1}_${2//-/_}" workers=${WORKERS:-}
+    case $v in vswitch-w*) fn="${s}_vswitch_as" workers=${v#vswitch-w} ;; esac
     if ! declare -F "$fn" >/dev/null; then
         if [ "$REP" = 1 ]; then
             log "$s: no $v variant (skipped)"
@@ -132,7 +134,7 @@ run_variant() {
         return 0
     fi
     log "=== $s / $v (rep $REP)"
-    if ! "$fn"; then
+    if ! WORKERS=$workers "$fn" "$v"; then
         log "$s $v: setup or measurement failed"
         record "$s" "$v" status "setup or measurement failed in rep $REP"
     fi

@@ -5,7 +5,7 @@
 # The switch is the Linux bridge (kernel), Open vSwitch's userspace datapath with and
 # without userspace TSO (ovs, ovs-tso), vswitch's port layer alone forwarding between
 # the two veths (ports: vswitch/examples/port_forward.rs), or vswitch (with its
-# default number of workers, or with two: vswitch-w2); everything else is the same.
+# default number of workers, or with N: vswitch-wN); everything else is the same.
 
 # l2_base: namespaces and the containers' veths into sw (vswitch makes its own instead)
 l2_base() {
@@ -41,7 +41,7 @@ l2_ports() {
     measure l2 ports c1 c2 10.77.0.3 || { log "port_forward said: $(cat "$RUN/port_forward.log")"; return 1; }
 }
 
-# l2_vswitch_as VARIANT: vswitch with its default workers (vswitch), or two (vswitch-w2)
+# l2_vswitch_as VARIANT: vswitch (with WORKERS workers: vswitch-wN)
 l2_vswitch_as() {
     mkns sw c1 c2 || return 1
     vs_start sw || return 1
@@ -51,4 +51,3 @@ l2_vswitch_as() {
     measure l2 "$1" c1 c2 10.77.0.3
 }
 l2_vswitch() { l2_vswitch_as vswitch; }
-l2_vswitch_w2() { WORKERS=2 l2_vswitch_as vswitch-w2; }

@@ -4,7 +4,7 @@
 #
 # ext has no route back to 10.99.0.0/24: traffic only works if h masquerades it.
 # kernel:  routing + iptables MASQUERADE on h;  vswitch: its NAT on an uplink it owns
-# (vswitch-w2: the same with two workers).
+# (vswitch-wN: the same with N workers).
 # No OVS variant: OVS's userspace NAT needs a hand-written router (ARP, MAC rewrite,
 # ct(nat) flows), which would measure our flow table more than OVS.
 
@@ -20,7 +20,7 @@ nat_kernel() {
     measure nat kernel c1 ext 10.66.0.2
 }
 
-# nat_vswitch_as VARIANT: vswitch with its default workers (vswitch), or two (vswitch-w2)
+# nat_vswitch_as VARIANT: vswitch (with WORKERS workers: vswitch-wN)
 nat_vswitch_as() {
     mkns h c1 ext
     veth h ext0 ext eth0 1500 || return 1
@@ -33,4 +33,3 @@ nat_vswitch_as() {
     measure nat "$1" c1 ext 10.66.0.2
 }
 nat_vswitch() { nat_vswitch_as vswitch; }
-nat_vswitch_w2() { WORKERS=2 nat_vswitch_as vswitch-w2; }

@@ -11,7 +11,7 @@
 #          (3.3 and later; 3.1 drops them);
 # ports:   vswitch's ports and offload code with no switch on each host
 #          (vswitch/examples/vtep_forward.rs): the container's veth bridged to the peer;
-# vswitch: vswitch on each host, one peer each (vswitch-w2: the same, two workers each).
+# vswitch: vswitch on each host, one peer each (vswitch-wN: N workers each).
 
 # overlay_base [underlay-only]: namespaces, the underlay link and (unless underlay-only:
 # vswitch makes its own) the containers' veths into their hosts
@@ -82,7 +82,7 @@ overlay_ports() {
         { log "vtep_forward said: $(cat "$RUN"/vtep_forward-h*.log)"; return 1; }
 }
 
-# overlay_vswitch_as VARIANT: vswitch with its default workers (vswitch), or two (vswitch-w2)
+# overlay_vswitch_as VARIANT: vswitch (with WORKERS workers: vswitch-wN)
 overlay_vswitch_as() {
     overlay_base underlay-only || return 1
     local i o
@@ -99,4 +99,3 @@ overlay_vswitch_as() {
     measure overlay "$1" c1 c2 10.88.0.33
 }
 overlay_vswitch() { overlay_vswitch_as vswitch; }
-overlay_vswitch_w2() { WORKERS=2 overlay_vswitch_as vswitch-w2; }

@@ -3,7 +3,7 @@
 and a CSV, with medians per scenario, workload and variant, and the ratios vswitch /
 kernel and vswitch / OVS; where the "ports" variant ran (vswitch's port layer with no
 switch), a second table splits the gap to the kernel into port I/O and switch; where
-"vswitch-w2" ran (two workers), a third sets it against vswitch's default workers.
+a "vswitch-wN" variant ran (N workers), one more sets it against vswitch's default.
 
 Usage: report.py RAW.tsv META.tsv OUT.md OUT.csv
 RAW lines:  scenario <TAB> variant <TAB> metric <TAB> value   (value "ERR" = failed run;
@@ -30,8 +30,8 @@ METRICS = {
     "udp1400_gbps": ("UDP 1400 B", "Gbit/s", True),
     "rtt_us": ("ping RTT", "us", False),
 }
-VARIANTS = ["kernel", "ovs", "ovs-tso", "ports", "vswitch", "vswitch-w2"]
-# The main table's columns; "ports" and "vswitch-w2" have tables of their own.
+VARIANTS = ["kernel", "ovs", "ovs-tso", "ports", "vswitch"]
+# The main table's columns; "ports" and the "vswitch-wN" variants have tables of their own.
 MAIN = ["kernel", "ovs", "ovs-tso", "vswitch"]
 
 
@@ -82,41 +82,46 @@ def spread(xs, unit):
     return f"{fmt(min(nums), unit)}-{fmt(max(nums), unit)}" if nums else "-"
 
 
-def workers_table(rows, vals):
-    """vswitch with two workers against its default, per scenario and workload, and the
-    four-stream sum over the scenarios both ran: what the default is chosen by."""
-    both = [(s, m, c) for s, m, c in rows if c["vswitch"][0] is not None
-            and c["vswitch-w2"][0] is not None]
-    if not both:
-        return []
+def workers_table(rows, vals, pinned):
+    """vswitch with its default number of workers against each vswitch-wN variant, per
+    scenario and workload, and the four-stream sums over the scenarios both ran: what
+    the default is chosen by."""
     def said(variant):
         xs = sorted({x for (_, v, m), runs in vals.items()
                      if v == variant and m == "workers" for x in runs})
         return "/".join(xs) if xs else "?"
-    lines = [
-        "",
-        f"Workers: **vswitch** with its default number of workers (the daemon said: "
-        f"{said('vswitch')}) against **vswitch-w2**, the same with `--workers 2` (it said: "
-        f"{said('vswitch-w2')}), alternating in "
-        "the same run; each cell is the median and, in brackets, the lowest and highest "
-        "run.",
-        "",
-        "| scenario | workload | vswitch (default) | vswitch --workers 2 | 2 / default |",
-        "|---|---|---|---|---|",
-    ]
-    sums = [0.0, 0.0]
-    for s, m, cells in both:
-        label, unit, _ = METRICS[m]
-        shown = [f"{cell(cells, v, unit)} ({spread(vals[(s, v, m)], unit)})"
-                 for v in ("vswitch", "vswitch-w2")]
-        d, w = cells["vswitch"][0], cells["vswitch-w2"][0]
-        lines.append(f"| {s} | {label} {unit} | {shown[0]} | {shown[1]} | {ratio(w, d)} |")
-        if m == "tcp4":
-            sums[0] += d
-            sums[1] += w
-    if sums[0]:
-        lines += ["", f"TCP x4, sum over the scenarios: default {sums[0]:.2f}, two workers "
-                  f"{sums[1]:.2f} Gbit/s ({(sums[1] / sums[0] - 1) * 100:+.1f} % for two)."]
+    lines = []
+    for other in pinned:
+        n = other[len("vswitch-w"):]
+        both = [(s, m, c) for s, m, c in rows if c["vswitch"][0] is not None
+                and c[other][0] is not None]
+        if not both:
+            continue
+        lines += [
+            "",
+            f"Workers: **vswitch** with its default number of workers (the daemon said: "
+            f"{said('vswitch')}) against **{other}**, the same with `--workers {n}` (it "
+            f"said: {said(other)}), alternating in the same run; each cell is the median "
+            "and, in brackets, the lowest and highest run.",
+            "",
+            f"| scenario | workload | vswitch (default) | vswitch --workers {n} "
+            f"| default / {n} |",
+            "|---|---|---|---|---|",
+        ]
+        sums = [0.0, 0.0]
+        for s, m, cells in both:
+            label, unit, _ = METRICS[m]
+            shown = [f"{cell(cells, v, unit)} ({spread(vals[(s, v, m)], unit)})"
+                     for v in ("vswitch", other)]
+            d, w = cells["vswitch"][0], cells[other][0]
+            lines.append(f"| {s} | {label} {unit} | {shown[0]} | {shown[1]} | {ratio(d, w)} |")
+            if m == "tcp4":
+                sums[0] += d
+                sums[1] += w
+        if sums[1]:
+            lines += ["", f"TCP x4, sum over the scenarios: default {sums[0]:.2f}, "
+                      f"`--workers {n}` {sums[1]:.2f} Gbit/s "
+                      f"({(sums[0] / sums[1] - 1) * 100:+.1f} % for the default)."]
     return lines
 
 
@@ -124,12 +129,15 @@ def main():
     raw, meta_path, out_md, out_csv = sys.argv[1:5]
     meta = dict(line.rstrip("\n").split("\t", 1) for line in open(meta_path) if "\t" in line)
     vals, status = load(raw)
+    # vswitch with a set number of workers ("vswitch-w1", ...), in the order first seen
+    pinned = list(dict.fromkeys(v for (_, v) in status if v.startswith("vswitch-w")))
+    variants = VARIANTS + pinned
     scenarios = [s for s in SCENARIOS if any(k[0] == s for k in status)]
 
     rows = []  # (scenario, metric, {variant: (median, ok, n)})
     for s in scenarios:
         for m in METRICS:
-            cells = {v: median(vals.get((s, v, m), [])) for v in VARIANTS}
+            cells = {v: median(vals.get((s, v, m), [])) for v in variants}
             if any(c[2] for c in cells.values()):
                 rows.append((s, m, cells))
 
@@ -139,7 +147,7 @@ def main():
                     "variant", "median", "runs_ok", "runs"])
         for s, m, cells in rows:
             label, unit, up = METRICS[m]
-            for v in VARIANTS:
+            for v in variants:
                 med, ok, n = cells[v]
                 if n:
                     w.writerow([s, SCENARIOS[s][1], label, unit, int(up), v,
@@ -175,7 +183,7 @@ def main():
     ]
     for s, m, cells in rows:
         label, unit, _ = METRICS[m]
-        med = {v: cells[v][0] for v in VARIANTS}
+        med = {v: cells[v][0] for v in variants}
         lines.append(
             f"| {s} ({SCENARIOS[s][0]}) | {SCENARIOS[s][1]} | {label} {unit} | "
             + " | ".join(cell(cells, v, unit) for v in MAIN)
@@ -204,7 +212,7 @@ def main():
             k, p, v = (cells[x][0] for x in ("kernel", "ports", "vswitch"))
             lines.append(
                 f"| {s} | {label} {unit} | {shown} | {ratio(p, k)} | {ratio(v, p)} | {ratio(v, k)} |")
-    lines += workers_table(rows, vals)
+    lines += workers_table(rows, vals, pinned)
     # "ports" exists for l2 and overlay only: its absence elsewhere is not worth a line.
     notes = [f"- {s} / {v}: {why}" for (s, v), why in sorted(status.items())
              if why != "ok" and not (v == "ports" and why.startswith("not available"))]
