@@ -10,7 +10,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::nat::{EXTERNAL, NatLab, OUTSIDE, tcp_client, tcp_echo_server};
+use common::nat::{EXTERNAL, NatLab, OUTSIDE, in_ns, tcp_client, tcp_echo_server, udp_echo_server};
 use common::overlay::{Underlay, VsHost};
 use common::{Daemon, Netns, iperf3_tcp, require_root};
 
@@ -104,6 +104,53 @@ fn two_workers_resolve_the_uplink_and_masquerade() {
     assert!(iperf3_tcp(&c1, &lab.ext, OUTSIDE, 2, STREAMS) > 0.0);
     let per = received_per_worker(&lab.d);
     assert!(per.iter().all(|&n| n > 100), "{per:?}");
+}
+
+/// ```text
+///   c1 -- [h: vswitch, 2 workers] --uplink-- ext (UDP echo on 7100)
+/// ```
+/// With two workers, the answers of a masqueraded flow come back to the worker that
+/// sent it out (its NAT port is in that worker's lane, and the uplink steers by it):
+/// for each of 8 flows, one worker reads both the requests and the answers. With the
+/// kernel's flow hash on the uplink the answers of about half the flows went to the
+/// other worker (all 8 by chance: 1 in 256).
+#[test]
+fn two_workers_read_the_answers_of_the_flows_they_masqueraded() {
+    require_root();
+    let lab = NatLab::new(TWO_WORKERS);
+    lab.d
+        .must(&["network", "create", "blue", "--subnet", "10.93.0.0/24"]);
+    let c1 = lab.container("blue");
+    assert!(
+        c1.ping_until(OUTSIDE, Duration::from_secs(5)),
+        "{}",
+        lab.d.log()
+    );
+    udp_echo_server(&lab.ext.name, 7100);
+    const ROUND_TRIPS: u64 = 20;
+    for flow in 0..8u16 {
+        let before = received_per_worker(&lab.d);
+        let answered = in_ns(&c1.name, move || {
+            let s = std::net::UdpSocket::bind(("0.0.0.0", 46000 + flow)).unwrap();
+            s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+            let mut buf = [0u8; 64];
+            (0..ROUND_TRIPS)
+                .filter(|_| {
+                    s.send_to(b"which worker", (OUTSIDE, 7100)).is_ok() && s.recv(&mut buf).is_ok()
+                })
+                .count() as u64
+        });
+        assert_eq!(answered, ROUND_TRIPS, "flow {flow}");
+        let after = received_per_worker(&lab.d);
+        let delta: Vec<u64> = after.iter().zip(&before).map(|(a, b)| a - b).collect();
+        // Requests and answers on one worker; a stray frame (ARP) on the other at most.
+        let (most, least) = (delta.iter().max().unwrap(), delta.iter().min().unwrap());
+        assert!(
+            *most >= 2 * ROUND_TRIPS && *least <= 4,
+            "flow {flow}: frames read per worker {delta:?}\n{}",
+            lab.d.log()
+        );
+    }
 }
 
 /// ```text

@@ -101,6 +101,25 @@ pub fn tcp_echo_server(ns: &str, port: u16) -> mpsc::Receiver<SocketAddr> {
     rx
 }
 
+/// A UDP server in `ns` on `port`: sends every datagram back to where it came from.
+/// Runs until the test process ends.
+pub fn udp_echo_server(ns: &str, port: u16) {
+    let (ready_tx, ready_rx) = mpsc::channel();
+    let file = vswitch::port::sys::netns::open_named(ns).expect("open namespace");
+    std::thread::spawn(move || {
+        vswitch::port::sys::netns::enter(&file).expect("enter namespace");
+        let s = UdpSocket::bind(("0.0.0.0", port)).expect("bind");
+        let _ = ready_tx.send(());
+        let mut buf = [0u8; 2048];
+        while let Ok((n, from)) = s.recv_from(&mut buf) {
+            let _ = s.send_to(&buf[..n], from);
+        }
+    });
+    ready_rx
+        .recv_timeout(Duration::from_secs(5))
+        .expect("server up");
+}
+
 /// Opens a TCP connection from inside `ns` (on a thread that stays there, holding the
 /// connection) and returns a handle to talk through it.
 pub fn tcp_client(ns: &str, to: &str, port: u16) -> Option<Client> {

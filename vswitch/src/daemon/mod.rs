@@ -146,7 +146,7 @@ pub fn run(opts: RunOptions, log: Option<logging::LogControl>) -> Result<(), Dae
     let uplink_port = cfg
         .uplink
         .as_ref()
-        .map(|u| open::uplink(u, n_workers))
+        .map(|u| open::uplink(u, &cfg.nat.port_range, n_workers))
         .transpose()?;
     if cfg.control.drop_capabilities {
         open::drop_capabilities();

@@ -2,6 +2,7 @@
 //! NAT behind it. Each fails with its own clear error, so `vswitch run` stops before it
 //! serves anything.
 
+use std::ops::RangeInclusive;
 use std::sync::Arc;
 
 use super::DaemonError;
@@ -65,8 +66,14 @@ pub fn nat(cfg: &Config) -> Result<Option<Arc<Nat>>, DaemonError> {
     Ok(Some(Arc::new(nat)))
 }
 
-/// Opens the uplink interface (AF_PACKET, one queue per worker) and brings it up.
-pub fn uplink(u: &UplinkSection, workers: usize) -> Result<(UplinkInfo, Queues), DaemonError> {
+/// Opens the uplink interface (AF_PACKET, one queue per worker) and brings it up. With
+/// several workers, the replies of masqueraded flows (external ports in `nat_ports`)
+/// go to the queue of the worker that created the flow ([`crate::port::steer`]).
+pub fn uplink(
+    u: &UplinkSection,
+    nat_ports: &RangeInclusive<u16>,
+    workers: usize,
+) -> Result<(UplinkInfo, Queues), DaemonError> {
     let err =
         |msg: String| DaemonError::Uplink(format!("[uplink] interface {}: {msg}", u.interface));
     let mac = links::mac_of(&u.interface)
@@ -82,7 +89,8 @@ pub fn uplink(u: &UplinkSection, workers: usize) -> Result<(UplinkInfo, Queues),
                 .ok()
         })
         .unwrap_or(1500);
-    let queues = PacketPort::open_queues(&u.interface, workers)
+    let steer = crate::port::steer::nat_replies(nat_ports);
+    let queues = PacketPort::open_queues_steered(&u.interface, workers, Some(&steer))
         .map_err(|e| err(e.to_string()))?
         .into_iter()
         .map(|p| Box::new(p) as Box<dyn crate::port::Port>)

@@ -86,6 +86,7 @@ pub fn spawn(n: usize, s: Shared) -> Result<Workers, DaemonError> {
                 capture: s.capture.clone(),
                 counters: c.clone(),
                 index,
+                nat_lane: crate::nat::Lane::new(index, n),
                 pin_cpu: (!cpus.is_empty()).then(|| cpus[index % cpus.len()]),
                 neigh,
             })

@@ -141,6 +141,7 @@ pub use config::{NatConfig, NatConfigError, Timeouts, parse_port_range};
 pub use conn::{Egress, NatKind};
 pub use drop::{NatDrop, NatDropCounts};
 pub use info::{ConnInfo, NatCounters, PortUsage};
+pub use ports::Lane;
 pub use preview::{Endpoints, Preview};
 pub use published::{
     PortProto, PortSpec, PublishError, PublishedPort, PublishedPorts, check_conflict,

@@ -10,8 +10,57 @@
 //! a word (64 ports) at a time: at most ~450 words for the default range.
 //!
 //! Not thread-safe by itself: the table calls it under its creation lock.
+//!
+//! With several workers, each gives its new flows ports of its own [`Lane`] where it
+//! can, so that the uplink hands their replies back to it ([`crate::port::steer`]).
 
 use std::ops::RangeInclusive;
+
+/// The external ports one worker prefers for the flows it creates: those equal to its
+/// index modulo the number of workers (the uplink's queues), which is the queue the
+/// uplink's steering program gives their replies to. Only a preference: when its lane
+/// has no free port, a worker takes any, and every worker can translate every packet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Lane {
+    index: u16,
+    count: u16,
+}
+
+impl Lane {
+    /// Every port: one worker, or no steering.
+    pub const ANY: Lane = Lane { index: 0, count: 1 };
+
+    /// Worker `index` of `count` (`count` at least 1).
+    pub fn new(index: usize, count: usize) -> Lane {
+        let count = u16::try_from(count.max(1)).unwrap_or(u16::MAX);
+        let index = u16::try_from(index % usize::from(count)).unwrap_or(0);
+        Lane { index, count }
+    }
+
+    /// Whether `port` is in this lane.
+    pub fn accepts(self, port: u16) -> bool {
+        port % self.count == self.index
+    }
+
+    /// The first port of this lane at or after `port` within `range` (wrapping to its
+    /// start), or `port` itself when it is outside the range or the range has no port
+    /// of this lane. A flow's original source port then maps to the same external port
+    /// every time it is free, as with one worker (a connection picked up again after a
+    /// restart with `tcp_loose` keeps its external port).
+    pub fn nearest(self, port: u16, range: &RangeInclusive<u16>) -> u16 {
+        let (index, count) = (u32::from(self.index), u32::from(self.count));
+        let up = |p: u16| {
+            let step = (index + count - u32::from(p) % count) % count;
+            u16::try_from(u32::from(p) + step)
+                .ok()
+                .filter(|q| q <= range.end())
+        };
+        if !range.contains(&port) {
+            return port;
+        }
+        up(port).or_else(|| up(*range.start())).unwrap_or(port)
+    }
+}
 
 #[derive(Debug)]
 pub(crate) struct PortPool {
@@ -37,6 +86,12 @@ impl PortPool {
 
     pub fn capacity(&self) -> usize {
         self.size
+    }
+
+    /// The ports this pool hands out.
+    pub fn range(&self) -> RangeInclusive<u16> {
+        let last = self.size.saturating_sub(1).min(usize::from(u16::MAX)) as u16;
+        self.lo..=self.lo.saturating_add(last)
     }
 
     pub fn used(&self) -> usize {
@@ -76,6 +131,23 @@ impl PortPool {
             self.cursor = i + 1;
         }
         Some(port)
+    }
+
+    /// Takes the external port of a new flow from source port `sport`, created by the
+    /// worker of `lane`: the lane's port nearest `sport` if free, else the next free one
+    /// of the lane, else (the lane full) any free port. Never a `reserved` one.
+    pub fn take_for(
+        &mut self,
+        sport: u16,
+        lane: Lane,
+        reserved: impl Fn(u16) -> bool,
+    ) -> Option<u16> {
+        if lane == Lane::ANY {
+            return self.take(sport, reserved);
+        }
+        let preferred = lane.nearest(sport, &self.range());
+        self.take(preferred, |p| reserved(p) || !lane.accepts(p))
+            .or_else(|| self.take(sport, &reserved))
     }
 
     /// The port `take` would hand out now, without taking it.
@@ -162,6 +234,63 @@ mod tests {
         let mut all = PortPool::new(&(1..=65535));
         assert_eq!(all.take(65535, |_| false), Some(65535));
         assert_eq!(all.take(65535, |_| false), Some(1));
+    }
+
+    #[test]
+    fn a_lane_is_the_ports_of_one_residue_and_its_nearest_port_wraps() {
+        let odd = Lane::new(1, 2);
+        assert!(odd.accepts(40001) && !odd.accepts(40000));
+        assert_eq!(Lane::new(5, 2), odd, "the index is taken modulo the count");
+        let range = 40000..=40099;
+        assert_eq!(odd.nearest(40001, &range), 40001);
+        assert_eq!(odd.nearest(40000, &range), 40001);
+        assert_eq!(odd.nearest(40099, &range), 40099);
+        let even = Lane::new(0, 2);
+        assert_eq!(
+            even.nearest(40099, &range),
+            40000,
+            "wraps to the range's start"
+        );
+        assert_eq!(
+            even.nearest(5000, &range),
+            5000,
+            "outside the range: as it is"
+        );
+        // A range with no port of the lane.
+        assert_eq!(Lane::new(0, 3).nearest(11, &(10..=11)), 11);
+        assert_eq!(Lane::new(2, 3).nearest(65535, &(65534..=65535)), 65534);
+        assert_eq!(Lane::new(1, 3).nearest(65535, &(65534..=65535)), 65535);
+        assert!(Lane::ANY.accepts(12345));
+        assert_eq!(Lane::new(7, 0), Lane::ANY);
+    }
+
+    #[test]
+    fn take_for_prefers_the_lane_then_any_port() {
+        let mut p = PortPool::new(&(1000..=1009));
+        let lane = Lane::new(1, 2);
+        assert_eq!(p.take_for(1004, lane, |_| false), Some(1005));
+        let mut taken = vec![1005];
+        for _ in 0..4 {
+            let port = p.take_for(1004, lane, |_| false).unwrap();
+            assert!(lane.accepts(port), "{port}");
+            taken.push(port);
+        }
+        // The lane is full: the rest of the pool, then nothing.
+        for _ in 0..5 {
+            let port = p.take_for(1004, lane, |_| false).unwrap();
+            assert!(!lane.accepts(port), "{port}");
+            taken.push(port);
+        }
+        taken.sort_unstable();
+        assert_eq!(taken, (1000..=1009).collect::<Vec<_>>());
+        assert_eq!(p.take_for(1004, lane, |_| false), None);
+        assert_eq!(p.range(), 1000..=1009);
+        // Reserved ports stay out of both.
+        let mut q = PortPool::new(&(1000..=1003));
+        assert_eq!(
+            q.take_for(1001, lane, |x| x == 1001 || x == 1003),
+            Some(1000)
+        );
     }
 
     #[test]

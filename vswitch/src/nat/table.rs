@@ -25,7 +25,7 @@ use super::fragments::{FragKey, FragRecord, Fragments};
 use super::icmp_error;
 use super::info::{ConnInfo, NatCounters, PortUsage};
 use super::packet::{self, Kind, Parsed};
-use super::ports::PortPool;
+use super::ports::{Lane, PortPool};
 use super::published::PublishedPorts;
 use super::state::{self, ConnState, Dir};
 use super::tuple::{Key, Proto, Side, Tuple};
@@ -178,7 +178,19 @@ impl Nat {
         pkt: &mut [u8],
         csum: ChecksumState,
     ) -> Result<Translated, NatDrop> {
-        self.translate(now, pkt, csum, Side::Inside)
+        self.translate(now, pkt, csum, Side::Inside, Lane::ANY)
+    }
+
+    /// [`outbound`](Self::outbound) from the worker of `lane`: a masqueraded flow it
+    /// creates gets an external port of that lane where one is free.
+    pub fn outbound_on(
+        &self,
+        lane: Lane,
+        now: Duration,
+        pkt: &mut [u8],
+        csum: ChecksumState,
+    ) -> Result<Translated, NatDrop> {
+        self.translate(now, pkt, csum, Side::Inside, lane)
     }
 
     /// A packet from the uplink addressed to the switch (the external address, or a
@@ -191,7 +203,7 @@ impl Nat {
         pkt: &mut [u8],
         csum: ChecksumState,
     ) -> Result<Translated, NatDrop> {
-        self.translate(now, pkt, csum, Side::Outside)
+        self.translate(now, pkt, csum, Side::Outside, Lane::ANY)
     }
 
     fn translate(
@@ -200,6 +212,7 @@ impl Nat {
         pkt: &mut [u8],
         csum: ChecksumState,
         side: Side,
+        lane: Lane,
     ) -> Result<Translated, NatDrop> {
         let p = match packet::parse(pkt) {
             Err(NatDrop::Fragment) => return self.frags.translate(pkt, side),
@@ -216,7 +229,7 @@ impl Nat {
         };
         let (slot, created) = match map.get(&key) {
             Some(slot) => (slot, false),
-            None => self.create(&map, now, key, flags)?,
+            None => self.create(&map, now, key, flags, lane)?,
         };
         slot.conn.touch(now, slot.dir, flags);
         let new = slot.conn.translate(slot.dir);
@@ -323,6 +336,7 @@ impl Nat {
         now: Duration,
         key: Key,
         flags: u8,
+        lane: Lane,
     ) -> Result<(&'r Slot, bool), NatDrop> {
         let t = key.tuple;
         let published = self.published.load();
@@ -340,7 +354,7 @@ impl Nat {
         let (src, sport, port) = if flow.masquerade {
             // The identifier of an echo request is its sport; keep it if we can.
             let reserved = |p: u16| published.reserves(key.proto, p, self.external);
-            let Some(p) = pool.take(t.sport, reserved) else {
+            let Some(p) = pool.take_for(t.sport, lane, reserved) else {
                 self.refused[REFUSED_PORTS].fetch_add(1, Relaxed);
                 return Err(NatDrop::PortsExhausted);
             };

@@ -146,6 +146,17 @@ impl PacketPort {
     /// form a `PACKET_FANOUT` group (hash mode, named after the interface's index): the
     /// kernel gives each received flow to one of them; any of them can send.
     pub fn open_queues(ifname: &str, queues: usize) -> Result<Vec<PacketPort>, PacketPortError> {
+        PacketPort::open_queues_steered(ifname, queues, None)
+    }
+
+    /// [`open_queues`](Self::open_queues), with the queue of each received frame chosen
+    /// by `steer` (a classic BPF program, [`crate::port::steer`]) instead of the flow
+    /// hash. Queue `k` is the `k`-th port returned.
+    pub fn open_queues_steered(
+        ifname: &str,
+        queues: usize,
+        steer: Option<&[libc::sock_filter]>,
+    ) -> Result<Vec<PacketPort>, PacketPortError> {
         let ports = (0..queues.max(1))
             .map(|_| PacketPort::open(ifname))
             .collect::<Result<Vec<_>, _>>()?;
@@ -153,8 +164,10 @@ impl PacketPort {
             for p in &ports {
                 // Fanout ids are 16 bits; two interfaces whose indices agree in the low 16
                 // bits in one namespace would have to be 65536 apart.
+                // Joined in order: the group's k-th member, the one a program's
+                // result k picks, is the k-th port.
                 p.sock
-                    .join_fanout((p.ifindex & 0xffff) as u16)
+                    .join_fanout((p.ifindex & 0xffff) as u16, steer)
                     .map_err(|source| PacketPortError::Fanout {
                         name: p.name.clone(),
                         source,

@@ -16,6 +16,7 @@
 //! drop counters with a reason.
 
 pub mod af_packet;
+pub mod steer;
 pub mod sys;
 pub mod tap;
 pub mod underlay;

@@ -231,7 +231,7 @@ impl Router {
             };
         }
         let packet = &mut env.pool.get_mut(s).frame_mut()[ETH_HLEN..];
-        match nat.outbound(env.cx.now, packet, ChecksumState::Complete) {
+        match nat.outbound_on(self.lane, env.cx.now, packet, ChecksumState::Complete) {
             Ok(t) if t.egress == Egress::Uplink => self.send_uplink(env, s, up, t.dst),
             Ok(t) => self.hairpin(env, s, t.dst, Sender::Unreachable),
             Err(e) => self.counters.nat_drop(e),

@@ -251,7 +251,7 @@ impl Router {
                 (p.egress, p.translated.dst.0)
             })
         } else {
-            nat.outbound(env.cx.now, packet, csum)
+            nat.outbound_on(self.lane, env.cx.now, packet, csum)
                 .map(|t| (t.egress, t.dst))
         };
         let (egress, dst) = match translated {

@@ -27,7 +27,7 @@ use super::pipeline::{Batch, ETH_HLEN};
 use super::pool::Pool;
 use super::topology::{Topology, UplinkParams};
 use crate::l3::{self, NeighCache, NeighConfig};
-use crate::nat::{Nat, NatDrop};
+use crate::nat::{Lane, Nat, NatDrop};
 use wire::{ArpAt, arp_at, build, build_from, ethertype, ipv4_dst, release};
 
 mod fit;
@@ -199,6 +199,8 @@ pub struct Router {
     last_tick: Duration,
     counters: Mine<RouterCounters>,
     share: NeighShare,
+    /// The NAT ports this worker gives the flows it masquerades.
+    lane: Lane,
 }
 
 impl Router {
@@ -213,7 +215,14 @@ impl Router {
             last_tick: Duration::ZERO,
             counters,
             share,
+            lane: Lane::ANY,
         }
+    }
+
+    /// The router of the worker of `lane`: the flows it masquerades get external ports
+    /// of that lane where it can (their replies then come back to it).
+    pub fn with_lane(self, lane: Lane) -> Router {
+        Router { lane, ..self }
     }
 
     /// Whether another worker heard an ARP binding this one has not applied yet.

@@ -122,6 +122,8 @@ pub struct WorkerConfig {
     pub counters: Arc<WorkerCounters>,
     /// The worker's number, from 0: its thread is `vswitch-worker-<index>`.
     pub index: usize,
+    /// The external NAT ports this worker prefers (its index modulo the workers).
+    pub nat_lane: crate::nat::Lane,
     /// The CPU to pin the worker's thread to, if any.
     pub pin_cpu: Option<usize>,
     /// This worker's end of the ARP news shared between workers.

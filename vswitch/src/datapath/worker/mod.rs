@@ -87,7 +87,8 @@ pub fn spawn(mut cfg: WorkerConfig) -> std::io::Result<WorkerHandle> {
         rx_meta: vec![RxMeta::default(); batch],
         gro: Coalescer::with_capacity(GRO_FLOWS, GRO_SLOTS, MAX_FRAME + SCRATCH_EXTRA),
         gro_port: vec![None; GRO_SLOTS],
-        router: Router::new(cfg.nat.clone(), cfg.router_counters.clone(), share),
+        router: Router::new(cfg.nat.clone(), cfg.router_counters.clone(), share)
+            .with_lane(cfg.nat_lane),
         router_out: Vec::with_capacity(16),
         spare_counters: PerWorker::new(1).mine(0),
         peers: PeerHandles::default(),

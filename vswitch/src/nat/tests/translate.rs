@@ -350,3 +350,56 @@ fn nat_ls_json_shape() {
         }])
     );
 }
+
+/// Two workers: each gives the flows it masquerades ports of its own lane (the uplink
+/// hands their replies back to it), keeping a source port of its lane and otherwise
+/// taking the next one, the same for the same source port every time it is free.
+#[test]
+fn each_worker_masquerades_into_ports_of_its_lane() {
+    let n = nat();
+    let lanes = [Lane::new(0, 2), Lane::new(1, 2)];
+    let on = |lane: Lane, pkt: &[u8]| {
+        through(
+            |p| n.outbound_on(lane, secs(1), p, ChecksumState::Complete),
+            pkt,
+        )
+        .0
+    };
+    // Even source port through the even lane: kept; through the odd one: the next.
+    assert_eq!(tuple(&on(lanes[0], &udp(A, 40000, R, 53))).1, 40000);
+    assert_eq!(tuple(&on(lanes[1], &udp(A, 40010, R, 53))).1, 40011);
+    assert_eq!(tuple(&on(lanes[1], &tcp(A, 40011, R, 80, SYN))).1, 40011);
+    // ICMP echo identifiers too.
+    assert_eq!(tuple(&on(lanes[1], &ping(A, R, 7000, false))).1 % 2, 1);
+    // Outside the range: any port of the lane.
+    for (k, lane) in lanes.iter().enumerate() {
+        let p = tuple(&on(*lane, &udp(B, 1000 + k as u16, R, 53))).1;
+        assert!(
+            (32768..=60999).contains(&p) && usize::from(p % 2) == k,
+            "{p}"
+        );
+    }
+    // A flow's later packets, through either worker, keep its port.
+    assert_eq!(tuple(&on(lanes[0], &udp(A, 40010, R, 53))).1, 40011);
+}
+
+/// A lane with no free port left takes any free port: steering is a preference, never
+/// a reason to refuse a flow.
+#[test]
+fn a_full_lane_borrows_a_port_of_another() {
+    let n = Nat::new(config(40000..=40003)).unwrap();
+    let lane = Lane::new(1, 2);
+    let mut got: Vec<u16> = (0..4)
+        .map(|k| {
+            let pkt = udp(A, 5000 + k, R, 53);
+            let (o, _) = through(
+                |p| n.outbound_on(lane, secs(1), p, ChecksumState::Complete),
+                &pkt,
+            );
+            tuple(&o).1
+        })
+        .collect();
+    assert_eq!(&got[..2], &[40001, 40003], "the lane's own first");
+    got.sort_unstable();
+    assert_eq!(got, vec![40000, 40001, 40002, 40003]);
+}

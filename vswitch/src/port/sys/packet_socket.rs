@@ -107,16 +107,36 @@ impl PacketSocket {
         )
     }
 
-    /// `PACKET_FANOUT` in hash mode with defragmentation: joins fanout group `group` of
-    /// this namespace, so the kernel spreads the interface's received frames over the
-    /// group's sockets by flow hash (the fragments of one datagram to one socket). Call
-    /// after `bind`; every socket of a group must use the same mode.
-    pub fn join_fanout(&self, group: u16) -> io::Result<()> {
+    /// `PACKET_FANOUT` with defragmentation: joins fanout group `group` of this
+    /// namespace, so the kernel spreads the interface's received frames over the group's
+    /// sockets (the fragments of one datagram to one socket, as one): by flow hash, or
+    /// with `program` (`PACKET_FANOUT_CBPF`) by what that classic BPF program returns,
+    /// modulo the group's size. Call after `bind`; every socket of a group must use the
+    /// same mode.
+    pub fn join_fanout(&self, group: u16, program: Option<&[libc::sock_filter]>) -> io::Result<()> {
         const PACKET_FANOUT: libc::c_int = 18;
+        const PACKET_FANOUT_DATA: libc::c_int = 22;
         const PACKET_FANOUT_HASH: u32 = 0;
+        const PACKET_FANOUT_CBPF: u32 = 6;
         const PACKET_FANOUT_FLAG_DEFRAG: u32 = 0x8000;
-        let arg = u32::from(group) | ((PACKET_FANOUT_HASH | PACKET_FANOUT_FLAG_DEFRAG) << 16);
-        setsockopt(self.fd.as_fd(), libc::SOL_PACKET, PACKET_FANOUT, &arg)
+        let mode = if program.is_some() {
+            PACKET_FANOUT_CBPF
+        } else {
+            PACKET_FANOUT_HASH
+        };
+        let arg = u32::from(group) | ((mode | PACKET_FANOUT_FLAG_DEFRAG) << 16);
+        setsockopt(self.fd.as_fd(), libc::SOL_PACKET, PACKET_FANOUT, &arg)?;
+        let Some(filter) = program else {
+            return Ok(());
+        };
+        let prog = libc::sock_fprog {
+            len: u16::try_from(filter.len()).map_err(|_| io::ErrorKind::InvalidInput)?,
+            filter: filter.as_ptr().cast_mut(),
+        };
+        // The group's program (every member may set it; the last one set is used).
+        // `prog` points at `filter`, alive until after the call; the kernel copies the
+        // program and never writes through the pointer.
+        setsockopt(self.fd.as_fd(), libc::SOL_PACKET, PACKET_FANOUT_DATA, &prog)
     }
 
     /// `PACKET_QDISC_BYPASS`: hand frames straight to the driver, skipping the qdisc

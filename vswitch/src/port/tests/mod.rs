@@ -5,5 +5,6 @@
 mod af_packet;
 mod forward;
 mod lab;
+mod steer;
 mod tap;
 mod tap_bench;

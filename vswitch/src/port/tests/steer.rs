@@ -1,0 +1,111 @@
+//! The uplink's steering program on a real fanout group: which queue gets which frame.
+
+use std::net::UdpSocket;
+use std::time::Duration;
+
+use super::af_packet::recv_within;
+use super::lab::{Ns, veth};
+use crate::packet::PacketBuf;
+use crate::port::af_packet::PacketPort;
+use crate::port::steer;
+
+const RANGE: std::ops::RangeInclusive<u16> = 40000..=40099;
+
+/// What a received frame is, if it is one the test sent: UDP (source and destination
+/// port) or an ICMP echo reply (its identifier).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Seen {
+    Udp { src: u16, dst: u16 },
+    EchoReply { id: u16 },
+}
+
+fn classify(frame: &[u8]) -> Option<Seen> {
+    let ip = frame.get(14..)?;
+    if frame.get(12..14)? != [0x08, 0x00] {
+        return None;
+    }
+    let l4 = ip.get(usize::from(ip[0] & 0x0f) * 4..)?;
+    let be = |b: &[u8], at: usize| Some(u16::from_be_bytes([*b.get(at)?, *b.get(at + 1)?]));
+    match ip[9] {
+        17 => Some(Seen::Udp {
+            src: be(l4, 0)?,
+            dst: be(l4, 2)?,
+        }),
+        1 if l4.first() == Some(&0) => Some(Seen::EchoReply { id: be(l4, 4)? }),
+        _ => None,
+    }
+}
+
+/// ```text
+///   sw: swp1 10.79.0.1/24 [PacketPort x2, steered] ==veth== ctr: eth0 10.79.0.2/24
+/// ```
+///
+/// `ctr` sends UDP into the masquerade range (the destination port picks the queue),
+/// outside it (the source port picks), and answers `sw`'s pings (the identifier picks).
+#[test]
+fn the_uplink_program_gives_each_reply_to_the_queue_of_its_port() {
+    let sw = Ns::new("sw");
+    let ctr = Ns::new("c");
+    veth(&sw, "swp1", &ctr, "eth0");
+    sw.ip(&["addr", "add", "10.79.0.1/24", "dev", "swp1"]);
+    ctr.ip(&["addr", "add", "10.79.0.2/24", "dev", "eth0"]);
+    let program = steer::nat_replies(&RANGE);
+    let mut ports = sw.run(move || {
+        PacketPort::open_queues_steered("swp1", 2, Some(&program)).expect("open steered")
+    });
+    // (source, destination): in the range, the destination decides; outside, the source.
+    let sent: [(u16, u16); 6] = [
+        (6000, 40000),
+        (6002, 40001),
+        (6004, 40098),
+        (6006, 40099),
+        (6001, 5000),
+        (6002, 5001),
+    ];
+    ctr.run(move || {
+        for (src, dst) in sent {
+            let s = UdpSocket::bind(("10.79.0.2", src)).expect("bind");
+            for _ in 0..3 {
+                s.send_to(b"steer", ("10.79.0.1", dst)).expect("send");
+            }
+        }
+    });
+    sw.exec(&["ping", "-c", "3", "-i", "0.2", "-W", "2", "10.79.0.2"])
+        .expect("ping ctr");
+    let mut bufs: Vec<PacketBuf> = (0..64).map(|_| PacketBuf::new()).collect();
+    let mut got: Vec<(usize, Seen)> = Vec::new();
+    for (queue, port) in ports.iter_mut().enumerate() {
+        loop {
+            let n = recv_within(port, &mut bufs, Duration::from_millis(300));
+            if n == 0 {
+                break;
+            }
+            got.extend(
+                bufs[..n]
+                    .iter()
+                    .filter_map(|b| classify(b.frame()))
+                    .map(|s| (queue, s)),
+            );
+        }
+    }
+    for (src, dst) in sent {
+        let want = usize::from(if RANGE.contains(&dst) { dst } else { src } % 2);
+        let queues: Vec<usize> = got
+            .iter()
+            .filter(|(_, s)| *s == Seen::Udp { src, dst })
+            .map(|(q, _)| *q)
+            .collect();
+        assert_eq!(queues, vec![want; 3], "{src} -> {dst}: {got:?}");
+    }
+    let replies: Vec<&(usize, Seen)> = got
+        .iter()
+        .filter(|(_, s)| matches!(s, Seen::EchoReply { .. }))
+        .collect();
+    assert_eq!(replies.len(), 3, "{got:?}");
+    for (q, s) in replies {
+        let Seen::EchoReply { id } = s else {
+            unreachable!()
+        };
+        assert_eq!(*q, usize::from(id % 2), "echo reply {id}");
+    }
+}
