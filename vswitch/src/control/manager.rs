@@ -430,9 +430,12 @@ impl Manager {
                 offloads: Default::default(),
             },
         );
-        // The workers must know the port before the topology routes frames to it.
+        // The workers must know the port before the topology routes frames to it, and
+        // read from it only after: a frame read before would find no network (a
+        // container's first IPv6 report, sent as its link comes up, was dropped so).
         self.workers.add_port(id, queues, &counters);
         self.publish();
+        self.workers.read_port(id);
         self.install_statics(network);
         id
     }

@@ -21,11 +21,16 @@ use crate::port::sys::eventfd::EventFd;
 
 /// What the control plane asks of a worker.
 pub enum Command {
+    /// Take the port: frames may be sent to it from now on. It is read only after
+    /// [`Command::ReadPort`], which comes once the topology names it.
     AddPort {
         id: PortId,
         port: Box<dyn Port>,
         counters: Mine<PortCounters>,
     },
+    /// Start reading a port added before: the topology that names it is published, so
+    /// every frame read from it finds its network.
+    ReadPort { id: PortId },
     /// Stop serving the port and hand it back (so the caller can close or destroy it).
     RemovePort {
         id: PortId,
@@ -58,6 +63,7 @@ impl std::fmt::Debug for Command {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Command::AddPort { id, .. } => write!(f, "AddPort({id})"),
+            Command::ReadPort { id } => write!(f, "ReadPort({id})"),
             Command::RemovePort { id, .. } => write!(f, "RemovePort({id})"),
             Command::SetTunnel { .. } => write!(f, "SetTunnel"),
             Command::SetUplink { .. } => write!(f, "SetUplink"),

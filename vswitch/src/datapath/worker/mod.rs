@@ -221,9 +221,6 @@ impl Worker {
         while let Ok(cmd) = self.commands.try_recv() {
             match cmd {
                 Command::AddPort { id, port, counters } => {
-                    if let Err(e) = self.epoll.add(port.as_fd(), u64::from(id.0)) {
-                        tracing::error!("cannot watch port {}: {e}", port.name());
-                    }
                     let pending = Vec::with_capacity(self.pool.rx().len() * 2);
                     self.ports.insert(
                         id,
@@ -233,6 +230,13 @@ impl Worker {
                             pending,
                         },
                     );
+                }
+                Command::ReadPort { id } => {
+                    if let Some(slot) = self.ports.get(&id)
+                        && let Err(e) = self.epoll.add(slot.port.as_fd(), u64::from(id.0))
+                    {
+                        tracing::error!("cannot watch port {}: {e}", slot.port.name());
+                    }
                 }
                 Command::RemovePort { id, reply } => {
                     let port = self.detach(id);

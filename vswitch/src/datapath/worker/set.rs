@@ -60,6 +60,14 @@ impl Workers {
         }
     }
 
+    /// Has every worker start reading port `id` (after [`add_port`](Self::add_port) and
+    /// once the topology names it).
+    pub fn read_port(&self, id: PortId) {
+        for w in &self.handles {
+            w.send(Command::ReadPort { id });
+        }
+    }
+
     /// Takes port `id` back from every worker; the queues come back in worker order.
     pub fn remove_port(&self, id: PortId) -> Result<Queues, String> {
         let mut replies = Vec::with_capacity(self.handles.len());
