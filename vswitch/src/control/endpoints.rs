@@ -23,7 +23,7 @@ use crate::datapath::counters::DropReason;
 use crate::datapath::worker::Queues;
 use crate::port::af_packet::PacketPort;
 use crate::port::tap::TapPort;
-use crate::port::{Port, PortKind};
+use crate::port::{Port, PortKind, steer};
 
 /// Interface name inside a container unless `--ifname` says otherwise.
 const DEFAULT_IFNAME: &str = "eth0";
@@ -341,7 +341,9 @@ impl Manager {
     }
 }
 
-/// Opens `queues` queues of a port, one per worker.
+/// Opens `queues` queues of a port, one per worker. An AF_PACKET port's queues share
+/// flows by a hash that is the same both ways ([`crate::port::steer::flow_lanes`]): one
+/// worker reads a flow's requests and its answers, from a local port or a peer.
 fn open_port(kind: PortKind, ifname: &str, queues: usize) -> Result<Queues, ControlError> {
     let err = |msg: String| ControlError::Port {
         port: ifname.to_string(),
@@ -353,11 +355,13 @@ fn open_port(kind: PortKind, ifname: &str, queues: usize) -> Result<Queues, Cont
             .into_iter()
             .map(|p| Box::new(p) as Box<dyn Port>)
             .collect(),
-        PortKind::Veth | PortKind::Iface => PacketPort::open_queues(ifname, queues)
-            .map_err(|e| err(e.to_string()))?
-            .into_iter()
-            .map(|p| Box::new(p) as Box<dyn Port>)
-            .collect(),
+        PortKind::Veth | PortKind::Iface => {
+            PacketPort::open_queues_steered(ifname, queues, Some(&steer::flow_lanes()))
+                .map_err(|e| err(e.to_string()))?
+                .into_iter()
+                .map(|p| Box::new(p) as Box<dyn Port>)
+                .collect()
+        }
     })
 }
 

@@ -1,97 +1,316 @@
-//! Which queue of a multi-queue AF_PACKET port the kernel gives a received frame to,
-//! when the flow hash is not the best answer: on the uplink, the replies of a
-//! masqueraded flow go to the worker that masqueraded it.
+//! Which worker's queue the kernel gives a received frame or datagram to, when several
+//! workers share a port: classic BPF programs that keep both directions of a flow on
+//! one worker, so a round trip wakes one thread and finds its state warm in one cache.
+//! Steering is an optimisation only: every worker can handle every frame.
 //!
-//! The NAT gives each worker's new flows external ports of the worker's own *lane*
-//! (port modulo the number of workers, [`crate::nat::Lane`]), and the uplink's fanout
-//! group picks the queue by the reply's destination port with the same modulo. So
-//! the worker that sent a flow out also reads its answers: one thread, warm caches,
-//! and no second worker to wake for a round trip (with the kernel's flow hash the
-//! translated reply lands on either, as its addresses are not the request's).
-//! Steering is an optimisation only: every worker can translate every packet.
+//! - [`flow_lanes`], for the fanout group of a local AF_PACKET port: a hash of the IP
+//!   flow that is the same both ways (the XOR of the two addresses and of the two
+//!   ports), so a container's request and the answer coming back are read by the same
+//!   worker.
+//! - [`underlay_lanes`], for the underlay's `SO_REUSEPORT` group: the same hash of the
+//!   *inner* frame of a VXLAN datagram, so what a peer sends for a flow is read by the
+//!   worker that reads the local side of that flow, whatever outer source port the peer
+//!   chose (a kernel VXLAN peer included).
+//! - [`nat_replies`], for the uplink's fanout group: the destination port of a
+//!   masqueraded flow's reply. The NAT gives each worker's new flows external ports of
+//!   the worker's own lane ([`crate::nat::Lane`]: the port modulo the workers), so the
+//!   reply goes to the worker that sent the flow out.
 //!
-//! The choice is a classic BPF program for `PACKET_FANOUT_CBPF`; the kernel runs it on
-//! each frame and gives the frame to queue `result % queues`. What it returns:
-//! - IPv4 TCP or UDP to a port in the masquerade range: that port;
-//! - IPv4 TCP or UDP to any other port (published ports): the source port, which
-//!   spreads the clients of one published port over the workers;
-//! - an ICMP echo reply: its identifier (the NAT's "port" for echo);
-//! - anything else (ARP, IPv6, ICMP errors): the kernel's receive hash, where the
-//!   device set one (0 otherwise: the first queue).
-//!
-//! Loads are relative to the network header (`SKF_NET_OFF`), so the program does not
-//! depend on where the frame's data starts when the fanout hook runs.
+//! A fanout group gives a frame to queue `result % queues`; a reuseport group takes the
+//! result as the socket's index, so [`underlay_lanes`] takes the modulo itself. Loads
+//! in fanout programs are relative to the network header (`SKF_NET_OFF`), so they do not
+//! depend on where the frame's data starts when the hook runs; a reuseport program
+//! sees the UDP payload from offset 0.
 
+use std::collections::HashMap;
 use std::ops::RangeInclusive;
 
-/// An instruction of a classic BPF program.
-fn insn(code: u32, jt: u8, jf: u8, k: i32) -> libc::sock_filter {
-    libc::sock_filter {
-        code: code as u16,
-        jt,
-        jf,
-        k: k as u32,
-    }
-}
+use libc::{
+    BPF_A, BPF_ABS, BPF_ALU, BPF_AND, BPF_B, BPF_H, BPF_IMM, BPF_IND, BPF_JEQ, BPF_JGE, BPF_JGT,
+    BPF_JMP, BPF_JSET, BPF_K, BPF_LD, BPF_LDX, BPF_MEM, BPF_MISC, BPF_MOD, BPF_MSH, BPF_MUL,
+    BPF_RET, BPF_RSH, BPF_ST, BPF_TAX, BPF_W, BPF_X, BPF_XOR, SKF_AD_OFF, SKF_AD_PROTOCOL,
+    SKF_AD_RXHASH, SKF_NET_OFF, sock_filter,
+};
 
 const ETH_P_IP: i32 = 0x0800;
+const ETH_P_IPV6: i32 = 0x86dd;
 const IPPROTO_ICMP: i32 = 1;
 const IPPROTO_TCP: i32 = 6;
 const IPPROTO_UDP: i32 = 17;
 const ICMP_ECHO_REPLY: i32 = 0;
+/// The multiplier of the flow hash's last step (2^32 / the golden ratio, odd).
+const GOLDEN: u32 = 0x9e37_79b1;
+/// Where the inner frame's IP header starts in a VXLAN datagram's UDP payload.
+const VXLAN_INNER_IP: i32 = 8 + 14;
+
+/// A classic BPF program under construction, with named jump targets.
+#[derive(Default)]
+struct Asm {
+    code: Vec<(u32, Option<&'static str>, Option<&'static str>, i32)>,
+    labels: HashMap<&'static str, usize>,
+}
+
+impl Asm {
+    fn op(&mut self, code: u32, k: i32) -> &mut Asm {
+        self.code.push((code, None, None, k));
+        self
+    }
+
+    /// A conditional jump: to `jt` if true, `jf` if false (`None`: the next one).
+    fn jump(
+        &mut self,
+        cond: u32,
+        k: i32,
+        jt: Option<&'static str>,
+        jf: Option<&'static str>,
+    ) -> &mut Asm {
+        self.code.push((BPF_JMP | cond | BPF_K, jt, jf, k));
+        self
+    }
+
+    fn goto(&mut self, to: &'static str) -> &mut Asm {
+        // A conditional jump whose two branches both go there: the same 8-bit offsets
+        // as every other jump here (`ja` would keep its offset in k).
+        self.code
+            .push((BPF_JMP | BPF_JSET | BPF_K, Some(to), Some(to), 0));
+        self
+    }
+
+    fn label(&mut self, name: &'static str) -> &mut Asm {
+        self.labels.insert(name, self.code.len());
+        self
+    }
+
+    fn ret_a(&mut self) -> &mut Asm {
+        self.op(BPF_RET | BPF_A, 0)
+    }
+
+    /// The program; jumps only go forward, at most 255 instructions.
+    fn finish(&self) -> Vec<sock_filter> {
+        let offset = |pc: usize, to: Option<&str>| -> u8 {
+            let Some(to) = to else { return 0 };
+            let target = self.labels[to];
+            u8::try_from(target - (pc + 1)).expect("a forward jump within 255")
+        };
+        self.code
+            .iter()
+            .enumerate()
+            .map(|(pc, &(code, jt, jf, k))| sock_filter {
+                code: code as u16,
+                jt: offset(pc, jt),
+                jf: offset(pc, jf),
+                k: k as u32,
+            })
+            .collect()
+    }
+}
+
+/// Where a program finds the IP header: its offset (`SKF_NET_OFF`-relative or
+/// absolute), and how it loads the EtherType.
+#[derive(Clone, Copy)]
+struct At {
+    ip: i32,
+    ethertype: (u32, i32),
+}
+
+const AT_NETWORK: At = At {
+    ip: SKF_NET_OFF,
+    ethertype: (BPF_LD | BPF_H | BPF_ABS, SKF_AD_OFF + SKF_AD_PROTOCOL),
+};
+const AT_VXLAN_INNER: At = At {
+    ip: VXLAN_INNER_IP,
+    ethertype: (BPF_LD | BPF_H | BPF_ABS, VXLAN_INNER_IP - 2),
+};
+
+/// Leaves in A the flow hash of the IP packet at `at` (0 for anything else): the
+/// addresses XORed, XORed with the two ports XORed (TCP and UDP, not in fragments),
+/// multiplied and shifted so the low bits see every input bit. The same both ways.
+fn flow_hash(a: &mut Asm, at: At) {
+    let ld = |size: u32| BPF_LD | size | BPF_ABS;
+    let xor_x = BPF_ALU | BPF_XOR | BPF_X;
+    a.op(at.ethertype.0, at.ethertype.1)
+        .jump(BPF_JEQ, ETH_P_IP, Some("v4"), None)
+        .jump(BPF_JEQ, ETH_P_IPV6, Some("v6"), Some("other"));
+    // IPv4: M[0] = source ^ destination.
+    a.label("v4")
+        .op(ld(BPF_W), at.ip + 12)
+        .op(BPF_MISC | BPF_TAX, 0)
+        .op(ld(BPF_W), at.ip + 16)
+        .op(xor_x, 0)
+        .op(BPF_ST, 0)
+        .op(ld(BPF_H), at.ip + 6)
+        .jump(BPF_JSET, 0x3fff, Some("fold"), None) // a fragment: no ports
+        .op(ld(BPF_B), at.ip + 9)
+        .jump(BPF_JEQ, IPPROTO_TCP, Some("v4ports"), None)
+        .jump(BPF_JEQ, IPPROTO_UDP, Some("v4ports"), Some("fold"));
+    a.label("v4ports")
+        .op(BPF_LDX | BPF_B | BPF_MSH, at.ip)
+        .op(BPF_LD | BPF_W | BPF_IND, at.ip)
+        .goto("ports");
+    // IPv6: M[0] = the XOR of the eight words of the two addresses.
+    a.label("v6").op(ld(BPF_W), at.ip + 8).op(BPF_ST, 0);
+    for word in 1..8 {
+        a.op(BPF_LDX | BPF_W | BPF_MEM, 0)
+            .op(ld(BPF_W), at.ip + 8 + 4 * word)
+            .op(xor_x, 0)
+            .op(BPF_ST, 0);
+    }
+    a.op(ld(BPF_B), at.ip + 6)
+        .jump(BPF_JEQ, IPPROTO_TCP, Some("v6ports"), None)
+        .jump(BPF_JEQ, IPPROTO_UDP, Some("v6ports"), Some("fold"));
+    a.label("v6ports").op(ld(BPF_W), at.ip + 40);
+    // A = source port << 16 | destination port: M[0] ^= source ^ destination.
+    a.label("ports")
+        .op(BPF_MISC | BPF_TAX, 0)
+        .op(BPF_ALU | BPF_RSH | BPF_K, 16)
+        .op(xor_x, 0)
+        .op(BPF_ALU | BPF_AND | BPF_K, 0xffff)
+        .op(BPF_LDX | BPF_W | BPF_MEM, 0)
+        .op(xor_x, 0)
+        .op(BPF_ST, 0);
+    // Multiply-shift: every bit of the XOR moves the result's low bits, which are what
+    // picks the queue (a plain fold would not do: Linux gives connect() even ephemeral
+    // ports, so the ports' lowest bit alone says nothing).
+    a.label("fold")
+        .op(BPF_LD | BPF_W | BPF_MEM, 0)
+        .op(BPF_ALU | BPF_MUL | BPF_K, GOLDEN as i32)
+        .op(BPF_ALU | BPF_RSH | BPF_K, 16)
+        .goto("hashed");
+    a.label("other").op(BPF_LD | BPF_W | BPF_IMM, 0);
+    a.label("hashed");
+}
+
+/// The fanout program of a local port's queues: the flow hash, the same both ways.
+pub fn flow_lanes() -> Vec<sock_filter> {
+    let mut a = Asm::default();
+    flow_hash(&mut a, AT_NETWORK);
+    a.ret_a().finish()
+}
+
+/// The reuseport program of the underlay's `queues` receive sockets: the flow hash of
+/// the inner frame (as [`flow_lanes`] computes it on the local side), modulo `queues`.
+pub fn underlay_lanes(queues: usize) -> Vec<sock_filter> {
+    let mut a = Asm::default();
+    flow_hash(&mut a, AT_VXLAN_INNER);
+    let n = i32::try_from(queues.max(1)).unwrap_or(i32::MAX);
+    a.op(BPF_ALU | BPF_MOD | BPF_K, n).ret_a().finish()
+}
 
 /// The fanout program for an uplink whose masqueraded flows use external ports (and
-/// ICMP echo identifiers) in `range`.
-pub fn nat_replies(range: &RangeInclusive<u16>) -> Vec<libc::sock_filter> {
-    use libc::{
-        BPF_A, BPF_ABS, BPF_B, BPF_H, BPF_IND, BPF_JEQ, BPF_JGE, BPF_JGT, BPF_JMP, BPF_K, BPF_LD,
-        BPF_LDX, BPF_MSH, BPF_RET, BPF_W, SKF_AD_OFF, SKF_AD_PROTOCOL, SKF_AD_RXHASH, SKF_NET_OFF,
-    };
+/// ICMP echo identifiers) in `range`. It returns: for IPv4 TCP or UDP to a port in the
+/// range, that port; to any other port (published ports), the source port, which
+/// spreads the clients of one published port over the workers; for an ICMP echo reply,
+/// its identifier; for anything else (ARP, IPv6, ICMP errors), the kernel's receive
+/// hash where the device set one (0 otherwise: the first queue).
+pub fn nat_replies(range: &RangeInclusive<u16>) -> Vec<sock_filter> {
     let (lo, hi) = (i32::from(*range.start()), i32::from(*range.end()));
-    let jeq = BPF_JMP | BPF_JEQ | BPF_K;
-    let ret_a = insn(BPF_RET | BPF_A, 0, 0, 0);
-    // Jump offsets count the instructions skipped; the numbers on the right are the
-    // instructions' indices, for checking them.
-    vec![
-        insn(BPF_LD | BPF_H | BPF_ABS, 0, 0, SKF_AD_OFF + SKF_AD_PROTOCOL), // 0
-        insn(jeq, 0, 15, ETH_P_IP),                                         // 1: else 17
-        insn(BPF_LDX | BPF_B | BPF_MSH, 0, 0, SKF_NET_OFF),                 // 2: X = IHL * 4
-        insn(BPF_LD | BPF_B | BPF_ABS, 0, 0, SKF_NET_OFF + 9),              // 3: protocol
-        insn(jeq, 6, 0, IPPROTO_TCP),                                       // 4: to 11
-        insn(jeq, 5, 0, IPPROTO_UDP),                                       // 5: to 11
-        insn(jeq, 0, 10, IPPROTO_ICMP),                                     // 6: else 17
-        insn(BPF_LD | BPF_B | BPF_IND, 0, 0, SKF_NET_OFF),                  // 7: ICMP type
-        insn(jeq, 0, 8, ICMP_ECHO_REPLY),                                   // 8: else 17
-        insn(BPF_LD | BPF_H | BPF_IND, 0, 0, SKF_NET_OFF + 4),              // 9: identifier
-        ret_a,                                                              // 10
-        insn(BPF_LD | BPF_H | BPF_IND, 0, 0, SKF_NET_OFF + 2),              // 11: dst port
-        insn(BPF_JMP | BPF_JGE | BPF_K, 0, 2, lo),                          // 12: else 15
-        insn(BPF_JMP | BPF_JGT | BPF_K, 1, 0, hi),                          // 13: to 15
-        ret_a,                                                              // 14
-        insn(BPF_LD | BPF_H | BPF_IND, 0, 0, SKF_NET_OFF),                  // 15: src port
-        ret_a,                                                              // 16
-        insn(BPF_LD | BPF_W | BPF_ABS, 0, 0, SKF_AD_OFF + SKF_AD_RXHASH),   // 17
-        ret_a,                                                              // 18
-    ]
+    let ind = |size: u32| BPF_LD | size | BPF_IND;
+    let mut a = Asm::default();
+    a.op(AT_NETWORK.ethertype.0, AT_NETWORK.ethertype.1)
+        .jump(BPF_JEQ, ETH_P_IP, None, Some("hash"))
+        .op(BPF_LDX | BPF_B | BPF_MSH, SKF_NET_OFF) // X = the IPv4 header's length
+        .op(BPF_LD | BPF_B | BPF_ABS, SKF_NET_OFF + 9)
+        .jump(BPF_JEQ, IPPROTO_TCP, Some("ports"), None)
+        .jump(BPF_JEQ, IPPROTO_UDP, Some("ports"), None)
+        .jump(BPF_JEQ, IPPROTO_ICMP, None, Some("hash"))
+        .op(ind(BPF_B), SKF_NET_OFF) // ICMP type
+        .jump(BPF_JEQ, ICMP_ECHO_REPLY, None, Some("hash"))
+        .op(ind(BPF_H), SKF_NET_OFF + 4) // the identifier
+        .ret_a();
+    a.label("ports")
+        .op(ind(BPF_H), SKF_NET_OFF + 2) // destination port
+        .jump(BPF_JGE, lo, None, Some("source"))
+        .jump(BPF_JGT, hi, Some("source"), None)
+        .ret_a();
+    a.label("source").op(ind(BPF_H), SKF_NET_OFF).ret_a();
+    a.label("hash")
+        .op(BPF_LD | BPF_W | BPF_ABS, SKF_AD_OFF + SKF_AD_RXHASH)
+        .ret_a();
+    a.finish()
+}
+
+/// The hash [`flow_lanes`] and [`underlay_lanes`] compute, in Rust: what the tests
+/// that run them on the kernel expect. `ports`: TCP or UDP, not a fragment.
+#[cfg(test)]
+pub(crate) fn reference_hash(
+    src: std::net::IpAddr,
+    dst: std::net::IpAddr,
+    ports: Option<(u16, u16)>,
+) -> u32 {
+    use std::net::IpAddr;
+    let words = |ip: IpAddr| -> Vec<u32> {
+        match ip {
+            IpAddr::V4(a) => vec![u32::from(a)],
+            IpAddr::V6(a) => a
+                .octets()
+                .chunks(4)
+                .map(|c| u32::from_be_bytes([c[0], c[1], c[2], c[3]]))
+                .collect(),
+        }
+    };
+    let mut h = words(src)
+        .into_iter()
+        .chain(words(dst))
+        .fold(0, |h, w| h ^ w);
+    if let Some((s, d)) = ports {
+        h ^= u32::from(s ^ d);
+    }
+    h.wrapping_mul(GOLDEN) >> 16
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    /// Every jump lands inside the program and the program ends in a return: what the
-    /// kernel's checker asks first (the ports' namespace tests run it for real).
     #[test]
-    fn jumps_stay_inside_the_program() {
-        let prog = nat_replies(&(32768..=60999));
-        for (pc, i) in prog.iter().enumerate() {
-            if u32::from(i.code) & 0x07 == libc::BPF_JMP {
-                let next = pc + 1;
-                assert!(next + usize::from(i.jt) < prog.len(), "jt of {pc}");
-                assert!(next + usize::from(i.jf) < prog.len(), "jf of {pc}");
+    fn the_reference_hash_is_the_same_both_ways() {
+        let (a, b) = ("10.0.0.1".parse().unwrap(), "10.0.0.2".parse().unwrap());
+        assert_eq!(
+            reference_hash(a, b, Some((40000, 80))),
+            reference_hash(b, a, Some((80, 40000)))
+        );
+        assert_ne!(
+            reference_hash(a, b, Some((40000, 80))),
+            reference_hash(a, b, Some((40001, 80)))
+        );
+    }
+
+    /// Sixteen connections from one client to one server, with the even source ports
+    /// Linux gives `connect()`, spread over two and over four queues.
+    #[test]
+    fn even_source_ports_still_spread() {
+        let (a, b) = ("10.0.0.1".parse().unwrap(), "10.0.0.2".parse().unwrap());
+        for queues in [2, 4] {
+            let mut per = vec![0; queues];
+            for k in 0..16u16 {
+                per[(reference_hash(a, b, Some((40000 + 2 * k, 5201))) % queues as u32)
+                    as usize] += 1;
             }
+            assert!(
+                per.iter().all(|&n| n >= 16 / queues / 2),
+                "{queues} queues: {per:?}"
+            );
         }
-        let last = prog.last().unwrap();
-        assert_eq!(u32::from(last.code) & 0x07, libc::BPF_RET);
+    }
+
+    /// Every jump lands inside the program and it ends in a return: what the kernel's
+    /// checker asks first (the ports' namespace tests run the programs for real).
+    #[test]
+    fn jumps_stay_inside_the_programs() {
+        for prog in [
+            nat_replies(&(32768..=60999)),
+            flow_lanes(),
+            underlay_lanes(3),
+        ] {
+            for (pc, i) in prog.iter().enumerate() {
+                if u32::from(i.code) & 0x07 == BPF_JMP {
+                    let next = pc + 1;
+                    assert!(next + usize::from(i.jt) < prog.len(), "jt of {pc}");
+                    assert!(next + usize::from(i.jf) < prog.len(), "jf of {pc}");
+                }
+            }
+            let last = prog.last().unwrap();
+            assert_eq!(u32::from(last.code) & 0x07, BPF_RET);
+        }
     }
 }

@@ -254,8 +254,10 @@ impl Underlay {
 
     /// `queues` underlays on one address, one per worker: the first opened as by
     /// [`open`](Self::open); each further one receives on a socket that joins the first
-    /// one's address (`SO_REUSEPORT`: the kernel spreads datagrams over them by flow), and
-    /// sends on the first one's transmit sockets (a second descriptor of each).
+    /// one's address (`SO_REUSEPORT`), and sends on the first one's transmit sockets (a
+    /// second descriptor of each). A datagram goes to the queue of its inner flow
+    /// ([`crate::port::steer::underlay_lanes`]), the one whose worker also reads that
+    /// flow's local side.
     pub fn open_queues(
         cfg: &UnderlayConfig,
         queues: usize,
@@ -264,6 +266,13 @@ impl Underlay {
         let mut all = Vec::with_capacity(queues.max(1));
         for _ in 1..queues.max(1) {
             all.push(first.join(cfg)?);
+        }
+        if queues > 1 {
+            // Joined in order: the group's k-th socket is queue k.
+            first
+                .rx
+                .attach_reuseport_program(&crate::port::steer::underlay_lanes(queues))
+                .map_err(|e| UnderlayError::option("SO_ATTACH_REUSEPORT_CBPF", e))?;
         }
         all.insert(0, first);
         Ok(all)

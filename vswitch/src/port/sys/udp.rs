@@ -52,6 +52,26 @@ impl UdpSocket {
         self.set_int(libc::SOL_SOCKET, libc::SO_REUSEPORT, on.into())
     }
 
+    /// `SO_ATTACH_REUSEPORT_CBPF`: the classic BPF program that picks which socket of
+    /// this socket's `SO_REUSEPORT` group receives a datagram (its result is the index
+    /// of the socket, in the order they joined; out of range, the kernel's hash picks).
+    /// Call after `bind`; it serves the whole group.
+    pub fn attach_reuseport_program(&self, program: &[libc::sock_filter]) -> io::Result<()> {
+        const SO_ATTACH_REUSEPORT_CBPF: libc::c_int = 51;
+        let prog = libc::sock_fprog {
+            len: u16::try_from(program.len()).map_err(|_| io::ErrorKind::InvalidInput)?,
+            filter: program.as_ptr().cast_mut(),
+        };
+        // `prog` points at `program`, alive until after the call; the kernel copies the
+        // program and never writes through the pointer.
+        setsockopt(
+            self.fd.as_fd(),
+            libc::SOL_SOCKET,
+            SO_ATTACH_REUSEPORT_CBPF,
+            &prog,
+        )
+    }
+
     /// `IPV6_V6ONLY`: an IPv6 socket that never speaks IPv4 through mapped addresses.
     pub fn set_v6only(&self, on: bool) -> io::Result<()> {
         self.set_int(libc::IPPROTO_IPV6, libc::IPV6_V6ONLY, on.into())

@@ -15,6 +15,7 @@
 //! in. They need root.
 
 mod lab;
+mod lanes;
 mod overrun;
 
 use std::net::{IpAddr, SocketAddr};
