@@ -1,6 +1,7 @@
 //! Several workers: every port gets one queue per worker (PACKET_FANOUT on veth ends and
-//! the uplink, SO_REUSEPORT on the underlay), flows spread over them, and what one worker
-//! learns (FDB entries, ARP answers, NAT connections) serves the others.
+//! the uplink, SO_REUSEPORT on the underlay), flows spread over them with both directions
+//! of a flow on one worker, and what one worker learns (FDB entries, ARP answers, NAT
+//! connections) serves the others.
 
 // Test code: a failed unwrap is a failed test, with its message.
 #![allow(clippy::unwrap_used)]
