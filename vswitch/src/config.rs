@@ -18,6 +18,7 @@
 //! [datapath]
 //! batch = 64                # frames read from a port per turn
 //! workers = 2               # packet threads, one queue each on every port [default: one per CPU]
+//! pin_workers = true        # worker k on the k-th CPU [default: only if the workers leave CPUs free]
 //! busy_poll_us = 0          # keep polling this long after traffic before sleeping (0: off)
 //! flood_limit_pps = 0       # storm control: floods per second one port or peer may cause (0: off)
 //!
@@ -245,8 +246,11 @@ impl FdbSection {
 pub struct DatapathSection {
     pub batch: usize,
     /// Worker threads (`vswitch run --workers` overrides it); `None` is one per CPU the
-    /// daemon may use, or one when it may use two or fewer (`daemon::workers`).
+    /// daemon may use (`daemon::workers`).
     pub workers: Option<usize>,
+    /// Whether each of several workers is pinned to a CPU of its own; `None`: pinned
+    /// only when the workers leave some of the daemon's CPUs free (`daemon::workers`).
+    pub pin_workers: Option<bool>,
     /// Microseconds a worker keeps polling after a turn that carried frames, instead of
     /// sleeping at once (saves a thread wakeup per hop of a request/response; costs CPU).
     pub busy_poll_us: u64,
@@ -261,6 +265,7 @@ impl Default for DatapathSection {
         DatapathSection {
             batch: crate::datapath::worker::DEFAULT_BATCH,
             workers: None,
+            pin_workers: None,
             busy_poll_us: crate::datapath::worker::DEFAULT_BUSY_POLL.as_micros() as u64,
             flood_limit_pps: 0,
         }
@@ -391,6 +396,9 @@ mod tests {
         assert!(Config::parse("[datapath]\nbusy_poll_us = 10001\n", p).is_err());
         let c = Config::parse("[datapath]\nbusy_poll_us = 0\n", p).unwrap();
         assert_eq!(c.datapath.busy_poll_us, 0);
+        let c = Config::parse("[datapath]\npin_workers = true\n", p).unwrap();
+        assert_eq!(c.datapath.pin_workers, Some(true));
+        assert!(Config::parse("[datapath]\npin_workers = 2\n", p).is_err());
         assert!(
             Config::parse(
                 "[ipam]\ndefault_pool = \"10.0.0.0/16\"\ndefault_prefix = 8\n",

@@ -177,6 +177,7 @@ pub fn run(opts: RunOptions, log: Option<logging::LogControl>) -> Result<(), Dae
     let capture = Arc::new(CaptureHub::default());
     let workers = workers::spawn(
         n_workers,
+        cfg.datapath.pin_workers,
         workers::Shared {
             fdb: fdb.clone(),
             topology: topology.clone(),

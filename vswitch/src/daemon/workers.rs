@@ -30,8 +30,11 @@ use crate::port::sys::affinity;
 /// vswitch-w2" benches/lab-bench.sh`, medians of 7 x 10 s): 4 streams 11.71 / 11.16
 /// Gbit/s between two containers, 5.56 / 5.72 through the overlay, 11.85 / 10.96 through
 /// NAT, +4.6 % in sum (three earlier measurements, one build after another: a tie,
-/// +5.6 %, +6.2 %). The price is latency: ping RTT 200 / 196, 464 / 390, 314 / 204 us.
-/// `--workers 1` is the setting for a two-CPU host that cares more for round trips.
+/// +5.6 %, +6.2 %). The price then was latency: ping RTT 200 / 196, 464 / 390, 314 /
+/// 204 us. Two changes took most of it back: both directions of a flow go to one
+/// worker (`port::steer`), and workers that take every CPU are not pinned
+/// ([`pin_by_default`]); after them two workers' round trip matched one's on one host
+/// and through NAT (214 / 212, 217 / 213 us).
 pub fn default_workers() -> usize {
     workers_for_cpus(affinity::allowed_cpus().map_or(1, |cpus| cpus.len()))
 }
@@ -59,12 +62,24 @@ pub struct Shared {
     pub capture: Arc<CaptureHub>,
 }
 
-/// Starts `n` workers. With more than one, worker `k` is pinned to the `k`-th CPU the
-/// daemon may use (round robin); a single worker is left to the scheduler, which on a
-/// small machine places it better next to the traffic's own processes.
-pub fn spawn(n: usize, s: Shared) -> Result<Workers, DaemonError> {
-    let cpus = if n > 1 {
-        affinity::allowed_cpus().unwrap_or_default()
+/// Whether `workers` workers on a daemon that may use `cpus` CPUs are pinned, when
+/// `[datapath] pin_workers` does not say: with more than one worker, and only when they
+/// leave CPUs free. A worker pinned to every CPU cannot step aside for the processes
+/// whose traffic it carries: on the 2-vCPU development machine, two pinned workers made
+/// the round trip 14-17 % longer than one worker, where two unpinned ones matched it
+/// (200-239 against 190-242 us on one host, 214-256 against 209-254 through NAT) and
+/// carried as much or more (`SCENARIOS="l2 nat" VARIANTS="vswitch vswitch-w1" REPS=3`,
+/// one run each way). A single worker is always left to the scheduler.
+fn pin_by_default(workers: usize, cpus: usize) -> bool {
+    workers > 1 && workers < cpus
+}
+
+/// Starts `n` workers. Pinned (`pin`, else [`pin_by_default`]), worker `k` runs on the
+/// `k`-th CPU the daemon may use (round robin).
+pub fn spawn(n: usize, pin: Option<bool>, s: Shared) -> Result<Workers, DaemonError> {
+    let allowed = affinity::allowed_cpus().unwrap_or_default();
+    let cpus = if n > 1 && pin.unwrap_or_else(|| pin_by_default(n, allowed.len())) {
+        allowed
     } else {
         Vec::new()
     };
@@ -114,5 +129,13 @@ mod tests {
         assert_eq!(workers_for_cpus(3), 3);
         assert_eq!(workers_for_cpus(16), 16);
         assert_eq!(workers_for_cpus(MAX_WORKERS + 1), MAX_WORKERS);
+    }
+
+    #[test]
+    fn workers_are_pinned_by_default_only_when_they_leave_cpus_free() {
+        assert!(!pin_by_default(1, 8));
+        assert!(!pin_by_default(2, 2));
+        assert!(!pin_by_default(8, 8));
+        assert!(pin_by_default(4, 8));
     }
 }
