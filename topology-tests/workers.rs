@@ -12,7 +12,7 @@ mod common;
 use std::time::Duration;
 
 use common::nat::{EXTERNAL, NatLab, OUTSIDE, in_ns, tcp_client, tcp_echo_server, udp_echo_server};
-use common::overlay::{Underlay, VsHost};
+use common::overlay::two_peered_hosts;
 use common::{Daemon, Netns, iperf3_tcp, require_root};
 
 const TWO_WORKERS: &str = "[datapath]\nworkers = 2\n";
@@ -40,13 +40,7 @@ fn received_per_worker(d: &Daemon) -> Vec<u64> {
 #[test]
 fn two_workers_switch_and_tunnel_and_share_the_load() {
     require_root();
-    let mut ul = Underlay::new(1500);
-    let a = VsHost::new(&mut ul, TWO_WORKERS);
-    let b = VsHost::new(&mut ul, TWO_WORKERS);
-    a.peer(&b.addr);
-    b.peer(&a.addr);
-    a.network("blue", 42, "10.91.0.0/24", "10.91.0.16/28");
-    b.network("blue", 42, "10.91.0.0/24", "10.91.0.32/28");
+    let (_ul, a, b) = two_peered_hosts(TWO_WORKERS, "blue", 42, "10.91.0");
     let c1 = a.container("blue", "10.91.0.17");
     let c2 = a.container("blue", "10.91.0.18");
     let c3 = b.container("blue", "10.91.0.33");
@@ -171,13 +165,7 @@ fn one_worker_per_flow(c: &Netns, sport: u16, to: &'static str, daemons: &[&Daem
 #[test]
 fn two_workers_read_both_directions_of_a_flow_on_each_host() {
     require_root();
-    let mut ul = Underlay::new(1500);
-    let a = VsHost::new(&mut ul, TWO_WORKERS);
-    let b = VsHost::new(&mut ul, TWO_WORKERS);
-    a.peer(&b.addr);
-    b.peer(&a.addr);
-    a.network("blue", 42, "10.94.0.0/24", "10.94.0.16/28");
-    b.network("blue", 42, "10.94.0.0/24", "10.94.0.32/28");
+    let (_ul, a, b) = two_peered_hosts(TWO_WORKERS, "blue", 42, "10.94.0");
     let c1 = a.container("blue", "10.94.0.17");
     let c3 = b.container("blue", "10.94.0.33");
     assert!(

@@ -1,4 +1,4 @@
-//! The uplink's steering program on a real fanout group: which queue gets which frame.
+//! The steering programs on real fanout groups: which queue gets which frame.
 
 use std::net::UdpSocket;
 use std::time::Duration;
@@ -10,31 +10,6 @@ use crate::port::af_packet::PacketPort;
 use crate::port::steer;
 
 const RANGE: std::ops::RangeInclusive<u16> = 40000..=40099;
-
-/// What a received frame is, if it is one the test sent: UDP (source and destination
-/// port) or an ICMP echo reply (its identifier).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Seen {
-    Udp { src: u16, dst: u16 },
-    EchoReply { id: u16 },
-}
-
-fn classify(frame: &[u8]) -> Option<Seen> {
-    let ip = frame.get(14..)?;
-    if frame.get(12..14)? != [0x08, 0x00] {
-        return None;
-    }
-    let l4 = ip.get(usize::from(ip[0] & 0x0f) * 4..)?;
-    let be = |b: &[u8], at: usize| Some(u16::from_be_bytes([*b.get(at)?, *b.get(at + 1)?]));
-    match ip[9] {
-        17 => Some(Seen::Udp {
-            src: be(l4, 0)?,
-            dst: be(l4, 2)?,
-        }),
-        1 if l4.first() == Some(&0) => Some(Seen::EchoReply { id: be(l4, 4)? }),
-        _ => None,
-    }
-}
 
 /// ```text
 ///   sw: swp1 10.79.0.1/24 [PacketPort x2, steered] ==veth== ctr: eth0 10.79.0.2/24
@@ -72,41 +47,26 @@ fn the_uplink_program_gives_each_reply_to_the_queue_of_its_port() {
     });
     sw.exec(&["ping", "-c", "3", "-i", "0.2", "-W", "2", "10.79.0.2"])
         .expect("ping ctr");
-    let mut bufs: Vec<PacketBuf> = (0..64).map(|_| PacketBuf::new()).collect();
-    let mut got: Vec<(usize, Seen)> = Vec::new();
-    for (queue, port) in ports.iter_mut().enumerate() {
-        loop {
-            let n = recv_within(port, &mut bufs, Duration::from_millis(300));
-            if n == 0 {
-                break;
-            }
-            got.extend(
-                bufs[..n]
-                    .iter()
-                    .filter_map(|b| classify(b.frame()))
-                    .map(|s| (queue, s)),
-            );
-        }
-    }
+    let got = read_all(&mut ports);
     for (src, dst) in sent {
         let want = usize::from(if RANGE.contains(&dst) { dst } else { src } % 2);
         let queues: Vec<usize> = got
             .iter()
-            .filter(|(_, s)| *s == Seen::Udp { src, dst })
+            .filter(|(_, f)| matches!(f, Flow::Udp { sport, dport, .. } if (*sport, *dport) == (src, dst)))
             .map(|(q, _)| *q)
             .collect();
         assert_eq!(queues, vec![want; 3], "{src} -> {dst}: {got:?}");
     }
-    let replies: Vec<&(usize, Seen)> = got
+    let replies: Vec<(usize, u16)> = got
         .iter()
-        .filter(|(_, s)| matches!(s, Seen::EchoReply { .. }))
+        .filter_map(|(q, f)| match f {
+            Flow::Echo { request: false, id } => Some((*q, *id)),
+            _ => None,
+        })
         .collect();
     assert_eq!(replies.len(), 3, "{got:?}");
-    for (q, s) in replies {
-        let Seen::EchoReply { id } = s else {
-            unreachable!()
-        };
-        assert_eq!(*q, usize::from(id % 2), "echo reply {id}");
+    for (q, id) in replies {
+        assert_eq!(q, usize::from(id % 2), "echo reply {id}");
     }
 }
 
@@ -182,13 +142,14 @@ fn local_port_queues_share_flows_by_the_hash_both_directions_agree_on() {
     ) % 2) as usize;
     let pings: Vec<usize> = got
         .iter()
-        .filter(|(_, f)| *f == Flow::EchoRequest)
+        .filter(|(_, f)| matches!(f, Flow::Echo { request: true, .. }))
         .map(|(q, _)| *q)
         .collect();
     assert_eq!(pings, vec![want; 2]);
 }
 
-/// A frame the flow-lanes test sent: UDP over IPv4 or IPv6, or an IPv4 echo request.
+/// A frame these tests sent: UDP over IPv4 or IPv6, or an IPv4 echo request or reply
+/// (with its identifier).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Flow {
     Udp {
@@ -197,7 +158,10 @@ enum Flow {
         sport: u16,
         dport: u16,
     },
-    EchoRequest,
+    Echo {
+        request: bool,
+        id: u16,
+    },
 }
 
 fn flow_of(frame: &[u8]) -> Option<Flow> {
@@ -236,7 +200,10 @@ fn flow_of(frame: &[u8]) -> Option<Flow> {
             sport: be(l4, 0)?,
             dport: be(l4, 2)?,
         }),
-        1 if l4.first() == Some(&8) => Some(Flow::EchoRequest),
+        1 if matches!(l4.first(), Some(0 | 8)) => Some(Flow::Echo {
+            request: l4[0] == 8,
+            id: be(l4, 4)?,
+        }),
         _ => None,
     }
 }
