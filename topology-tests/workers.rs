@@ -181,8 +181,9 @@ fn two_workers_read_both_directions_of_a_flow_on_each_host() {
 /// ```text
 ///   m1 (macvlan child of the TAP) -- tap (2 queues) -- [h: vswitch, 2 workers] -- c1
 /// ```
-/// A TAP the switch creates with two workers is multi-queue: the kernel spreads the
-/// flows it sends us over both queues, and a restarted daemon attaches both again.
+/// A TAP the switch creates with two workers is multi-queue and steered by the
+/// switch's flow hash: the kernel spreads the flows it sends us over both queues, and a
+/// restarted daemon attaches both again.
 #[test]
 fn two_workers_read_both_queues_of_a_multi_queue_tap() {
     require_root();
@@ -222,6 +223,7 @@ fn two_workers_read_both_queues_of_a_multi_queue_tap() {
     assert!(iperf3_tcp(&m1, &c1, "10.93.0.2", 2, STREAMS) > 0.0);
     let per = received_per_worker(&d);
     assert!(per.iter().all(|&n| n > 100), "{per:?}");
+    assert!(!d.log().contains("cannot steer"), "{}", d.log());
     d.kill9();
     d.spawn();
     assert!(

@@ -341,16 +341,17 @@ impl Manager {
     }
 }
 
-/// Opens `queues` queues of a port, one per worker. An AF_PACKET port's queues share
-/// flows by a hash that is the same both ways ([`crate::port::steer::flow_lanes`]): one
-/// worker reads a flow's requests and its answers, from a local port or a peer.
+/// Opens `queues` queues of a port, one per worker. The queues share flows by a hash
+/// that is the same both ways ([`crate::port::steer::flow_lanes`], and
+/// [`crate::port::steer::tap_lanes`] for a TAP): one worker reads a flow's requests
+/// and its answers, from a local port or a peer.
 fn open_port(kind: PortKind, ifname: &str, queues: usize) -> Result<Queues, ControlError> {
     let err = |msg: String| ControlError::Port {
         port: ifname.to_string(),
         msg,
     };
     Ok(match kind {
-        PortKind::Tap => TapPort::open_queues(ifname, true, queues)
+        PortKind::Tap => TapPort::open_queues(ifname, true, queues, Some(&steer::tap_lanes()))
             .map_err(|e| err(e.to_string()))?
             .into_iter()
             .map(|p| Box::new(p) as Box<dyn Port>)

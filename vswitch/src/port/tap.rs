@@ -43,6 +43,8 @@ use std::io;
 use std::os::fd::{AsFd, BorrowedFd};
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use super::steer;
+use super::sys::bpf::BpfProgram;
 use super::sys::ifname::validate_ifname;
 use super::sys::tun::{TAP_OFFLOADS, TunFile};
 use super::sys::tun_ring::{TunIo, TunRing};
@@ -154,14 +156,26 @@ impl TapPort {
     }
 
     /// `queues` ports on one TAP device, one per worker: with more than one, the device
-    /// is multi-queue (`IFF_MULTI_QUEUE`) and the kernel spreads the frames it sends us
-    /// over the queues by flow. A device left by a run with another queue kind cannot be
-    /// re-attached (`SetIff`, `EINVAL`); delete it and connect again.
-    pub fn open_queues(name: &str, persist: bool, queues: usize) -> Result<Vec<TapPort>, TapError> {
+    /// is multi-queue (`IFF_MULTI_QUEUE`) and spreads the frames it sends us over the
+    /// queues, by `steer` (a classic BPF program, [`crate::port::steer`], run in eBPF:
+    /// queue `k` is the `k`-th port returned) or else by its own flow table (a flow goes
+    /// to the queue that last wrote a frame of it, a new one by its hash). A device
+    /// left by a run with another queue kind cannot be re-attached (`SetIff`, `EINVAL`);
+    /// delete it and connect again.
+    pub fn open_queues(
+        name: &str,
+        persist: bool,
+        queues: usize,
+        steer: Option<&[libc::sock_filter]>,
+    ) -> Result<Vec<TapPort>, TapError> {
         let multi = queues > 1;
-        (0..queues.max(1))
+        let ports = (0..queues.max(1))
             .map(|_| TapPort::open_queue(name, persist, TapIo::Auto, multi))
-            .collect()
+            .collect::<Result<Vec<_>, _>>()?;
+        if let (true, Some(program)) = (multi, steer) {
+            steer_queues(&ports[0], program);
+        }
+        Ok(ports)
     }
 
     fn open_queue(name: &str, persist: bool, io: TapIo, multi: bool) -> Result<TapPort, TapError> {
@@ -387,6 +401,36 @@ impl Port for TapPort {
 
     fn take_drops(&mut self) -> PortDrops {
         std::mem::take(&mut self.drops)
+    }
+}
+
+/// Gives the device `program` to choose its queues with (set on one queue, it holds for
+/// all). The device's own flow table mostly agrees once a flow's answers were written
+/// by the worker the switch's hash picks; the program makes the first frames of a flow
+/// agree too, and spares the device a hash and a table update on every frame we write.
+/// Steering is an optimisation, so where the kernel refuses it (no `CAP_BPF` or
+/// `CAP_SYS_ADMIN`, a seccomp profile, a kernel before 4.16) the device keeps its own
+/// choice, and the first refusal is logged.
+fn steer_queues(port: &TapPort, program: &[libc::sock_filter]) {
+    static REFUSED_LOGGED: AtomicBool = AtomicBool::new(false);
+    let steered = steer::ebpf::from_classic(program)
+        .map_err(|e| e.to_string())
+        .and_then(|insns| {
+            BpfProgram::load_socket_filter("vsw_tap_lanes", &insns)
+                .map_err(|e| format!("loading the program: {e}"))
+        })
+        .and_then(|prog| {
+            (port.tun.set_steering_program(&prog)).map_err(|e| format!("TUNSETSTEERINGEBPF: {e}"))
+        });
+    if let Err(e) = steered {
+        if !REFUSED_LOGGED.swap(true, Ordering::Relaxed) {
+            tracing::warn!(
+                "TAP {}: cannot steer its queues by the switch's flow hash ({e}); the \
+                 device chooses them by its own flow table",
+                port.name
+            );
+        }
+        tracing::debug!("TAP {}: not steered: {e}", port.name);
     }
 }
 

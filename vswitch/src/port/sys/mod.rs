@@ -10,6 +10,7 @@
 #![allow(unsafe_code)]
 
 pub mod affinity;
+pub mod bpf;
 pub mod caps;
 pub mod cmsg;
 pub mod creds;

@@ -5,6 +5,7 @@ use std::io::{self, IoSlice, IoSliceMut, Read, Write};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
 use std::os::unix::fs::OpenOptionsExt;
 
+use super::bpf::BpfProgram;
 use super::cvt;
 use super::ifname::{from_ifr_name, to_ifr_name};
 use crate::packet::VNET_HDR_LEN;
@@ -94,6 +95,23 @@ impl TunFile {
                 self.file.as_raw_fd(),
                 libc::TUNSETPERSIST,
                 libc::c_ulong::from(persist),
+            )
+        })
+        .map(drop)
+    }
+
+    /// `TUNSETSTEERINGEBPF`: the device gives each frame it sends us to the queue
+    /// `program` returns (modulo the queues), instead of choosing by its own flow table.
+    /// Set on one queue, it holds for the device; the device keeps its own reference.
+    pub fn set_steering_program(&self, program: &BpfProgram) -> io::Result<()> {
+        let fd: libc::c_int = program.as_fd().as_raw_fd();
+        // SAFETY: TUNSETSTEERINGEBPF reads one int (a program's descriptor) through the
+        // pointer, which points to `fd`, alive for the call.
+        cvt(unsafe {
+            libc::ioctl(
+                self.file.as_raw_fd(),
+                libc::TUNSETSTEERINGEBPF,
+                &raw const fd,
             )
         })
         .map(drop)

@@ -6,8 +6,11 @@ use std::time::Duration;
 use super::af_packet::recv_within;
 use super::lab::{Ns, veth};
 use crate::packet::PacketBuf;
+use crate::port::Port;
 use crate::port::af_packet::PacketPort;
 use crate::port::steer;
+use crate::port::sys::bpf::BpfProgram;
+use crate::port::tap::TapPort;
 
 const RANGE: std::ops::RangeInclusive<u16> = 40000..=40099;
 
@@ -79,7 +82,6 @@ fn the_uplink_program_gives_each_reply_to_the_queue_of_its_port() {
 /// same both ways, so an answer would go to the same queue as its request).
 #[test]
 fn local_port_queues_share_flows_by_the_hash_both_directions_agree_on() {
-    use std::net::IpAddr;
     let sw = Ns::new("sw");
     let ctr = Ns::new("c");
     veth(&sw, "swp1", &ctr, "eth0");
@@ -100,19 +102,82 @@ fn local_port_queues_share_flows_by_the_hash_both_directions_agree_on() {
         })
         .collect();
     let to_send = flows.clone();
-    ctr.run(move || {
-        for (src, dst, sport, dport) in to_send {
-            let s = UdpSocket::bind((src, sport)).expect("bind");
-            for _ in 0..3 {
-                s.send_to(b"lanes", (dst, dport)).expect("send");
-            }
-        }
-    });
+    ctr.run(move || send_flows(&to_send));
     ctr.exec(&["ping", "-c", "2", "-i", "0.2", "-W", "2", "10.79.1.1"])
         .expect("ping sw");
     let got = read_all(&mut ports);
+    assert_on_their_lanes(&got, &flows, ("10.79.1.2", "10.79.1.1"));
+}
+
+/// ```text
+///   sw: tap1 10.79.2.1 fd00:79:2::1 [TapPort x2, tap lanes] -> .2, ::2 (static neighbours)
+/// ```
+///
+/// The kernel sends UDP flows (IPv4 and IPv6) and pings out of a two-queue TAP: the
+/// device runs the program translated to eBPF, and each flow reaches the queue of the
+/// same hash as on a veth. Without the program (nothing is written into this TAP, so
+/// its flow table is empty) the device's own hash put the first flow on the other
+/// queue.
+#[test]
+fn tap_queues_share_flows_by_the_same_hash() {
+    let sw = Ns::new("sw");
+    let program = steer::tap_lanes();
+    let mut ports = sw.run(move || {
+        TapPort::open_queues("tap1", false, 2, Some(&program)).expect("open steered TAP")
+    });
+    sw.ip(&["link", "set", "tap1", "up"]);
+    sw.ip(&["addr", "add", "10.79.2.1/24", "dev", "tap1"]);
+    sw.ip(&["addr", "add", "fd00:79:2::1/64", "dev", "tap1", "nodad"]);
+    for peer in ["10.79.2.2", "fd00:79:2::2"] {
+        let mac = "02:00:00:79:02:02";
+        sw.ip(&[
+            "neigh",
+            "add",
+            peer,
+            "lladdr",
+            mac,
+            "dev",
+            "tap1",
+            "nud",
+            "permanent",
+        ]);
+    }
+    let flows: Vec<(&str, &str, u16, u16)> = (0..6)
+        .flat_map(|k| {
+            [
+                ("10.79.2.1", "10.79.2.2", 7200 + k, 9000),
+                ("fd00:79:2::1", "fd00:79:2::2", 7300 + k, 9001 + 2 * k),
+            ]
+        })
+        .collect();
+    let to_send = flows.clone();
+    sw.run(move || send_flows(&to_send));
+    // Nobody answers: only the two requests matter.
+    let _ = sw.exec(&["ping", "-c", "2", "-i", "0.2", "-W", "1", "10.79.2.2"]);
+    let got = read_all(&mut ports);
+    assert_on_their_lanes(&got, &flows, ("10.79.2.1", "10.79.2.2"));
+}
+
+/// Three datagrams of each flow `(source, destination, source port, destination port)`.
+fn send_flows(flows: &[(&str, &str, u16, u16)]) {
+    for &(src, dst, sport, dport) in flows {
+        let s = UdpSocket::bind((src, sport)).expect("bind");
+        for _ in 0..3 {
+            s.send_to(b"lanes", (dst, dport)).expect("send");
+        }
+    }
+}
+
+/// Each flow's three datagrams on the queue of its hash (of two), the flows on both
+/// queues, and the two echo requests of `ping` on the queue of its addresses' hash.
+fn assert_on_their_lanes(
+    got: &[(usize, Flow)],
+    flows: &[(&str, &str, u16, u16)],
+    ping: (&str, &str),
+) {
+    use std::net::IpAddr;
     let mut used = [false; 2];
-    for (src, dst, sport, dport) in flows {
+    for &(src, dst, sport, dport) in flows {
         let (s, d): (IpAddr, IpAddr) = (src.parse().unwrap(), dst.parse().unwrap());
         let want = (steer::reference_hash(s, d, Some((sport, dport))) % 2) as usize;
         used[want] = true;
@@ -135,11 +200,8 @@ fn local_port_queues_share_flows_by_the_hash_both_directions_agree_on() {
         [true, true],
         "the flows chosen should use both queues"
     );
-    let want = (steer::reference_hash(
-        "10.79.1.2".parse().unwrap(),
-        "10.79.1.1".parse().unwrap(),
-        None,
-    ) % 2) as usize;
+    let want = (steer::reference_hash(ping.0.parse().unwrap(), ping.1.parse().unwrap(), None) % 2)
+        as usize;
     let pings: Vec<usize> = got
         .iter()
         .filter(|(_, f)| matches!(f, Flow::Echo { request: true, .. }))
@@ -209,7 +271,7 @@ fn flow_of(frame: &[u8]) -> Option<Flow> {
 }
 
 /// Every frame waiting on each queue, with the queue's index.
-fn read_all(ports: &mut [PacketPort]) -> Vec<(usize, Flow)> {
+fn read_all<P: Port>(ports: &mut [P]) -> Vec<(usize, Flow)> {
     let mut bufs: Vec<PacketBuf> = (0..64).map(|_| PacketBuf::new()).collect();
     let mut got = Vec::new();
     for (queue, port) in ports.iter_mut().enumerate() {
@@ -227,4 +289,76 @@ fn read_all(ports: &mut [PacketPort]) -> Vec<(usize, Flow)> {
         }
     }
     got
+}
+
+/// The translation to eBPF, run by the kernel (`BPF_PROG_TEST_RUN`) on a UDP frame: a
+/// classic program that touches every kind of instruction the translation knows, and
+/// a load past the frame's end, which ends a program with 0 in both kinds.
+#[test]
+fn translated_programs_compute_what_the_classic_ones_do() {
+    use libc::*;
+    let f = |code: u32, jt: u8, jf: u8, k: u32| sock_filter {
+        code: code as u16,
+        jt,
+        jf,
+        k,
+    };
+    let every_kind = [
+        f(BPF_LDX | BPF_B | BPF_MSH, 0, 0, 0),    // X = 20
+        f(BPF_LD | BPF_H | BPF_IND, 0, 0, 2),     // A = 5201, the destination port
+        f(BPF_ST, 0, 0, 3),                       // M[3] = 5201
+        f(BPF_LD | BPF_W | BPF_IMM, 0, 0, 7),     // A = 7
+        f(BPF_ALU | BPF_ADD | BPF_X, 0, 0, 0),    // A = 27
+        f(BPF_MISC | BPF_TAX, 0, 0, 0),           // X = 27
+        f(BPF_STX, 0, 0, 5),                      // M[5] = 27
+        f(BPF_LD | BPF_W | BPF_MEM, 0, 0, 3),     // A = 5201
+        f(BPF_ALU | BPF_SUB | BPF_X, 0, 0, 0),    // A = 5174
+        f(BPF_ALU | BPF_DIV | BPF_K, 0, 0, 2),    // A = 2587
+        f(BPF_ALU | BPF_NEG, 0, 0, 0),            // A = -2587
+        f(BPF_ALU | BPF_NEG, 0, 0, 0),            // A = 2587
+        f(BPF_JMP | BPF_JGT | BPF_K, 2, 0, 3000), // not taken
+        f(BPF_JMP | BPF_JGE | BPF_K, 0, 1, 2587), // taken
+        f(BPF_JMP | BPF_JA, 0, 0, 1),             // over the wrong answer
+        f(BPF_RET | BPF_K, 0, 0, 1),              // the wrong answer
+        f(BPF_LDX | BPF_W | BPF_MEM, 0, 0, 5),    // X = 27
+        f(BPF_LD | BPF_W | BPF_LEN, 0, 0, 0),     // A = 36, from the IP header on
+        f(BPF_ALU | BPF_ADD | BPF_X, 0, 0, 0),    // A = 63
+        f(BPF_LDX | BPF_W | BPF_IMM, 0, 0, 2587), // X = 2587
+        f(BPF_ALU | BPF_ADD | BPF_X, 0, 0, 0),    // A = 2650
+        f(BPF_MISC | BPF_TAX, 0, 0, 0),           // X = 2650
+        f(BPF_LD | BPF_W | BPF_IMM, 0, 0, 0),     // A = 0
+        f(BPF_MISC | BPF_TXA, 0, 0, 0),           // A = 2650
+        f(BPF_RET | BPF_X, 0, 0, 0),              // 2650
+    ];
+    let past_the_end = [
+        f(BPF_LD | BPF_W | BPF_ABS, 0, 0, 1000),
+        f(BPF_RET | BPF_K, 0, 0, 5),
+    ];
+    // Ethernet, IPv4 (20 bytes, 36 in all), UDP 4660 -> 5201, 8 bytes of payload.
+    let mut frame = vec![0u8; 12];
+    frame.extend([0x08, 0x00, 0x45, 0, 0, 36, 0, 0, 0x40, 0, 64, 17, 0, 0]);
+    frame.extend([
+        10, 0, 0, 1, 10, 0, 0, 2, 0x12, 0x34, 0x14, 0x51, 0, 16, 0, 0,
+    ]);
+    frame.extend(b"payload!");
+    for (program, want) in [(&every_kind[..], 2650), (&past_the_end[..], 0)] {
+        let insns = steer::ebpf::from_classic(program).expect("translate");
+        let prog = BpfProgram::load_socket_filter("vsw_test", &insns).expect("load");
+        assert_eq!(prog.test_run(&frame).expect("test run"), want);
+    }
+}
+
+/// A program the verifier refuses (it returns a register it never set): the error
+/// carries the verifier's reason.
+#[test]
+fn a_refused_program_says_why() {
+    use crate::port::sys::bpf::BpfInsn;
+    let exit = BpfInsn {
+        code: 0x95,
+        regs: 0,
+        off: 0,
+        imm: 0,
+    };
+    let refused = BpfProgram::load_socket_filter("vsw_test", &[exit]).expect_err("R0 unset");
+    assert!(refused.to_string().contains("R0 !read_ok"), "{refused}");
 }

@@ -11,16 +11,20 @@
 //!   *inner* frame of a VXLAN datagram, so what a peer sends for a flow is read by the
 //!   worker that reads the local side of that flow, whatever outer source port the peer
 //!   chose (a kernel VXLAN peer included).
+//! - [`tap_lanes`], for a multi-queue TAP device: the same hash, read from the
+//!   Ethernet header on (the device runs it in eBPF, translated by [`ebpf`]).
 //! - [`nat_replies`], for the uplink's fanout group: the destination port of a
 //!   masqueraded flow's reply. The NAT gives each worker's new flows external ports of
 //!   the worker's own lane ([`crate::nat::Lane`]: the port modulo the workers), so the
 //!   reply goes to the worker that sent the flow out.
 //!
-//! A fanout group gives a frame to queue `result % queues`; a reuseport group takes the
-//! result as the socket's index, so [`underlay_lanes`] takes the modulo itself. Loads
-//! in fanout programs are relative to the network header (`SKF_NET_OFF`), so they do not
-//! depend on where the frame's data starts when the hook runs; a reuseport program
-//! sees the UDP payload from offset 0.
+//! A fanout group and a TAP give a frame to queue `result % queues`; a reuseport group
+//! takes the result as the socket's index, so [`underlay_lanes`] takes the modulo
+//! itself. Loads in fanout programs are relative to the network header (`SKF_NET_OFF`),
+//! so they do not depend on where the frame's data starts when the hook runs; a
+//! reuseport program sees the UDP payload from offset 0, a TAP's the Ethernet header.
+
+pub mod ebpf;
 
 use std::collections::HashMap;
 use std::ops::RangeInclusive;
@@ -117,6 +121,11 @@ const AT_NETWORK: At = At {
     ip: SKF_NET_OFF,
     ethertype: (BPF_LD | BPF_H | BPF_ABS, SKF_AD_OFF + SKF_AD_PROTOCOL),
 };
+/// A frame from its Ethernet header on, with no ancillary loads (which eBPF lacks).
+const AT_ETHERNET: At = At {
+    ip: 14,
+    ethertype: (BPF_LD | BPF_H | BPF_ABS, 12),
+};
 const AT_VXLAN_INNER: At = At {
     ip: VXLAN_INNER_IP,
     ethertype: (BPF_LD | BPF_H | BPF_ABS, VXLAN_INNER_IP - 2),
@@ -184,6 +193,16 @@ fn flow_hash(a: &mut Asm, at: At) {
 pub fn flow_lanes() -> Vec<sock_filter> {
     let mut a = Asm::default();
     flow_hash(&mut a, AT_NETWORK);
+    a.ret_a().finish()
+}
+
+/// The steering program of a multi-queue TAP's queues: the flow hash, as
+/// [`flow_lanes`] computes it, of the frame the device is about to give us. A
+/// VLAN-tagged frame (the tag in the frame, not in the kernel's metadata) goes to the
+/// first queue.
+pub fn tap_lanes() -> Vec<sock_filter> {
+    let mut a = Asm::default();
+    flow_hash(&mut a, AT_ETHERNET);
     a.ret_a().finish()
 }
 
@@ -300,6 +319,7 @@ mod tests {
         for prog in [
             nat_replies(&(32768..=60999)),
             flow_lanes(),
+            tap_lanes(),
             underlay_lanes(3),
         ] {
             for (pc, i) in prog.iter().enumerate() {
