@@ -43,7 +43,7 @@ fn egress_is_masqueraded_for_tcp_udp_and_ping() {
     assert!(client.echo(b"out and back"));
     let seen = peers.recv_timeout(Duration::from_secs(3)).unwrap();
     assert_eq!(seen.ip().to_string(), EXTERNAL, "the outside saw {seen}");
-    let udp = udp_source_seen(&c1.name, &lab.ext.name, OUTSIDE, 7001).expect("UDP out");
+    let udp = udp_source_seen(&c1.name, 0, &lab.ext.name, OUTSIDE, 7001).expect("UDP out");
     assert_eq!(udp.ip().to_string(), EXTERNAL);
     assert!(iperf3_tcp(&c1, &lab.ext, OUTSIDE, 2, 1) > 0.0);
     let conns = lab.d.json(&["nat", "ls", "--format", "json"]);

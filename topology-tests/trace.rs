@@ -10,7 +10,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::nat::{EXTERNAL, NatLab, OUTSIDE};
+use common::nat::{EXTERNAL, NatLab, OUTSIDE, udp_source_seen};
 use common::overlay::two_peered_hosts;
 use common::{Daemon, Netns, require_root, step, wait_until};
 use serde_json::Value;
@@ -151,6 +151,48 @@ fn trace_off_subnet_shows_gateway_route_and_nat_without_tracking() {
         0,
         "the trace made a connection"
     );
+}
+
+/// ```text
+///   c1 -- vswitch "teal" 10.46.0.0/24, 2 workers -- [uplink] -- outside (UDP on 7300)
+/// ```
+/// With two workers, the trace runs on the worker the flow's frames reach, so the
+/// external port it shows is the one the flow gets: for 8 UDP flows from even source
+/// ports, the trace's port is what the outside host sees (the worker of the odd lane
+/// gives the port after the source port). Traced on the first worker, as before, the
+/// flows of the second one showed their own port.
+#[test]
+fn trace_with_two_workers_shows_the_port_the_flow_gets() {
+    require_root();
+    let lab = NatLab::new("[datapath]\nworkers = 2\n");
+    lab.d
+        .must(&["network", "create", "teal", "--subnet", "10.46.0.0/24"]);
+    let c1 = lab.container("teal");
+    assert!(
+        c1.ping_until(OUTSIDE, Duration::from_secs(5)),
+        "{}",
+        lab.d.log()
+    );
+    let mut lanes = std::collections::BTreeSet::new();
+    for k in 0..8u16 {
+        let sport = 46200 + 2 * k;
+        let sport_arg = sport.to_string();
+        let args = [
+            "teal", "--in", &c1.name, "--dst-ip", OUTSIDE, "--proto", "udp", "--sport", &sport_arg,
+            "--dport", "7300",
+        ];
+        let (steps, text) = lab.d.trace(&args);
+        let traced = step(&steps, "nat")[0]["translated"]["src"]
+            .as_str()
+            .and_then(|s| s.rsplit_once(':'))
+            .and_then(|(_, p)| p.parse::<u16>().ok())
+            .unwrap_or_else(|| panic!("no NAT port in the trace: {text}"));
+        let seen = udp_source_seen(&c1.name, sport, &lab.ext.name, OUTSIDE, 7300)
+            .unwrap_or_else(|| panic!("flow from {sport} not seen outside"));
+        assert_eq!(traced, seen.port(), "flow from {sport}: {text}");
+        lanes.insert(seen.port() % 2);
+    }
+    assert_eq!(lanes.len(), 2, "the 8 flows should reach both workers");
 }
 
 /// ```text

@@ -166,9 +166,15 @@ impl Client {
     }
 }
 
-/// Sends one UDP datagram from `ns` to `to:port` and returns the source address the
-/// receiver in `rx_ns` saw.
-pub fn udp_source_seen(ns: &str, rx_ns: &str, to: &str, port: u16) -> Option<SocketAddr> {
+/// Sends one UDP datagram from `ns` (from port `from_port`, 0: any) to `to:port` and
+/// returns the source address the receiver in `rx_ns` saw.
+pub fn udp_source_seen(
+    ns: &str,
+    from_port: u16,
+    rx_ns: &str,
+    to: &str,
+    port: u16,
+) -> Option<SocketAddr> {
     let (tx, rx) = mpsc::channel();
     let file = vswitch::port::sys::netns::open_named(rx_ns).expect("open namespace");
     std::thread::spawn(move || {
@@ -183,7 +189,7 @@ pub fn udp_source_seen(ns: &str, rx_ns: &str, to: &str, port: u16) -> Option<Soc
     rx.recv().ok()?;
     let to = format!("{to}:{port}");
     in_ns(ns, move || {
-        let s = UdpSocket::bind("0.0.0.0:0").expect("bind");
+        let s = UdpSocket::bind(("0.0.0.0", from_port)).expect("bind");
         for _ in 0..3 {
             let _ = s.send_to(b"hello", &to);
             std::thread::sleep(Duration::from_millis(100));

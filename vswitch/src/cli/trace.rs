@@ -106,6 +106,14 @@ pub fn run(socket: &Path, a: TraceArgs) -> Result<(), String> {
 
 fn print_steps(v: &Value) {
     println!("frame: {}", v["frame"].as_str().unwrap_or_default());
+    // With several workers, say which one the frame's flow reaches (its NAT lane).
+    if let (Some(k), Some(n @ 2..)) = (v["worker"].as_u64(), v["workers"].as_u64()) {
+        // Numbered from 0, as `stats` and the logs number them.
+        println!(
+            "worker: {k} of 0-{} (the one this flow's frames reach)",
+            n - 1
+        );
+    }
     for s in v["steps"].as_array().into_iter().flatten() {
         println!(
             "{:<8} {}",

@@ -150,8 +150,18 @@ impl PortPool {
             .or_else(|| self.take(sport, &reserved))
     }
 
+    /// The port [`take_for`](Self::take_for) would hand out now, without taking it.
+    pub fn peek_for(&self, sport: u16, lane: Lane, reserved: impl Fn(u16) -> bool) -> Option<u16> {
+        if lane == Lane::ANY {
+            return self.peek(sport, reserved);
+        }
+        let preferred = lane.nearest(sport, &self.range());
+        self.peek(preferred, |p| reserved(p) || !lane.accepts(p))
+            .or_else(|| self.peek(sport, &reserved))
+    }
+
     /// The port `take` would hand out now, without taking it.
-    pub fn peek(&self, preferred: u16, reserved: impl Fn(u16) -> bool) -> Option<u16> {
+    fn peek(&self, preferred: u16, reserved: impl Fn(u16) -> bool) -> Option<u16> {
         self.choose(preferred, reserved).map(|(_, port)| port)
     }
 

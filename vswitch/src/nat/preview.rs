@@ -15,6 +15,7 @@ use std::time::Duration;
 use super::conn::{Conn, Egress, NatKind};
 use super::drop::NatDrop;
 use super::packet::{self, Kind};
+use super::ports::Lane;
 use super::table::Nat;
 use super::tuple::{Key, Side, Tuple};
 
@@ -39,19 +40,20 @@ pub struct Preview {
 }
 
 impl Nat {
-    /// What [`Nat::outbound`] would do with `pkt` (an IPv4 packet from a local
-    /// network), without creating, refreshing or counting anything.
-    pub fn preview_outbound(&self, pkt: &[u8]) -> Result<Preview, NatDrop> {
-        self.preview(pkt, Side::Inside)
+    /// What [`Nat::outbound_on`] from the worker of `lane` would do with `pkt` (an
+    /// IPv4 packet from a local network), without creating, refreshing or counting
+    /// anything.
+    pub fn preview_outbound(&self, lane: Lane, pkt: &[u8]) -> Result<Preview, NatDrop> {
+        self.preview(pkt, Side::Inside, lane)
     }
 
     /// What [`Nat::inbound`] would do with `pkt` (an IPv4 packet from the uplink):
     /// a tracked connection's reply, a published port, or a refusal.
     pub fn preview_inbound(&self, pkt: &[u8]) -> Result<Preview, NatDrop> {
-        self.preview(pkt, Side::Outside)
+        self.preview(pkt, Side::Outside, Lane::ANY)
     }
 
-    fn preview(&self, pkt: &[u8], side: Side) -> Result<Preview, NatDrop> {
+    fn preview(&self, pkt: &[u8], side: Side, lane: Lane) -> Result<Preview, NatDrop> {
         let p = packet::parse(pkt)?;
         let Kind::Flow { flags } = p.kind else {
             // An ICMP error follows the flow it quotes; the trace does not build those.
@@ -91,7 +93,7 @@ impl Nat {
             let reserved = |port: u16| published.reserves(key.proto, port, self.external);
             let pools = self.lock();
             let port = pools[key.proto.index()]
-                .peek(t.sport, reserved)
+                .peek_for(t.sport, lane, reserved)
                 .ok_or(NatDrop::PortsExhausted)?;
             (self.external, port)
         } else {

@@ -1,7 +1,9 @@
 //! `vswitch trace` on the daemon's side: build the synthetic frame the request describes
-//! (filling what it leaves out from what the switch knows), hand it to the worker, which
-//! runs it through the real packet path without side effects (`datapath::observe`), and
-//! render the decisions as one line (and one JSON object) each.
+//! (filling what it leaves out from what the switch knows), hand it to the worker that
+//! would read it (the one the port's steering program picks, computed by
+//! `port::steer::mirror`: its NAT lane decides a masqueraded flow's port), which runs it
+//! through the real packet path without side effects (`datapath::observe`), and render
+//! the decisions as one line (and one JSON object) each.
 //!
 //! The frame enters at a local port (`in_port`); on an overlay network, as the inner
 //! frame of a VXLAN datagram from a peer (`from_peer`); or on the uplink (`from_uplink`,
@@ -28,6 +30,7 @@ use super::error::ControlError;
 use super::manager::Manager;
 use crate::datapath::pipeline::Ingress;
 use crate::datapath::worker::{Command, TraceFrom};
+use crate::port::steer::mirror;
 
 mod render;
 
@@ -103,12 +106,16 @@ impl Manager {
             dst_ip,
         } = entry;
         let frame = build_frame(req, src_mac, dst_mac, src_ip, dst_ip)?;
+        let worker = self.reading_worker(from, &frame);
         let (tx, rx) = crossbeam_channel::bounded(1);
-        self.workers.send_to_first(Command::Trace {
-            from,
-            frame: frame.clone(),
-            reply: tx,
-        });
+        self.workers.send_to(
+            worker,
+            Command::Trace {
+                from,
+                frame: frame.clone(),
+                reply: tx,
+            },
+        );
         let steps = rx
             .recv_timeout(WORKER_ANSWER)
             .map_err(|e| ControlError::Datapath(e.to_string()))?;
@@ -131,7 +138,24 @@ impl Manager {
             frame.len()
         );
         let steps: Vec<Value> = steps.iter().map(|s| render::step(s, &topo)).collect();
-        Ok(json!({ "frame": summary, "steps": steps }))
+        Ok(json!({
+            "frame": summary,
+            "worker": worker,
+            "workers": self.workers.len(),
+            "steps": steps,
+        }))
+    }
+
+    /// The worker whose queue `frame` reaches: by the flow hash on a local port or the
+    /// underlay (the inner frame's), by the NAT's reply program on the uplink (the
+    /// first worker where that program falls back on the device's receive hash).
+    fn reading_worker(&self, from: TraceFrom, frame: &[u8]) -> usize {
+        let value = match from {
+            TraceFrom::Switch(_) => Some(mirror::flow_hash_of_frame(frame)),
+            TraceFrom::Uplink => (self.nat.as_ref())
+                .and_then(|nat| mirror::nat_reply_lane_of_frame(frame, &nat.config().port_range)),
+        };
+        value.map_or(0, |v| v as usize % self.workers.len().max(1))
     }
 
     /// A frame from the uplink: to an address of the switch's there, from an outside

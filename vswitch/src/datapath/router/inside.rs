@@ -246,7 +246,7 @@ impl Router {
         let translated = if O::DRY_RUN {
             // What the NAT would do, then the same rewrite on this copy of the frame
             // would follow; routing needs only the destination.
-            nat.preview_outbound(packet).map(|p| {
+            nat.preview_outbound(self.lane, packet).map(|p| {
                 env.obs.step(|| Step::Nat(p));
                 (p.egress, p.translated.dst.0)
             })

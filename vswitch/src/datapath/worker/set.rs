@@ -85,10 +85,10 @@ impl Workers {
         Ok(queues)
     }
 
-    /// Sends a command to the first worker only: one that reads the shared tables and
-    /// answers (a trace), for which any worker would do.
-    pub fn send_to_first(&self, cmd: Command) {
-        if let Some(w) = self.handles.first() {
+    /// Sends a command to worker `k` only (modulo the workers): one that reads the
+    /// shared tables and the worker's own state and answers (a trace).
+    pub fn send_to(&self, k: usize, cmd: Command) {
+        if let Some(w) = self.handles.get(k % self.handles.len().max(1)) {
             w.send(cmd);
         }
     }

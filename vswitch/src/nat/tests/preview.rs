@@ -12,7 +12,7 @@ fn src_of(pkt: &[u8]) -> (Ipv4Addr, u16) {
 fn a_preview_creates_nothing_and_matches_what_outbound_does() {
     let n = nat();
     let pkt = udp(A, 5353, R, 53);
-    let p = n.preview_outbound(&pkt).unwrap();
+    let p = n.preview_outbound(Lane::ANY, &pkt).unwrap();
     assert_eq!(
         (p.kind, p.egress, p.existing),
         (NatKind::Snat, Egress::Uplink, false)
@@ -27,7 +27,7 @@ fn a_preview_creates_nothing_and_matches_what_outbound_does() {
         .unwrap();
     assert_eq!(src_of(&out), p.translated.src);
 
-    let again = n.preview_outbound(&pkt).unwrap();
+    let again = n.preview_outbound(Lane::ANY, &pkt).unwrap();
     assert!(again.existing);
     assert_eq!(again.translated, p.translated);
     assert_eq!(n.entries(secs(1)).len(), 1);
@@ -38,7 +38,7 @@ fn a_preview_takes_the_port_outbound_would_and_refuses_what_it_would() {
     // Source port outside the range: the pool's next port, the same one outbound takes.
     let n = nat();
     let pkt = tcp(A, 1234, R, 80, SYN);
-    let p = n.preview_outbound(&pkt).unwrap();
+    let p = n.preview_outbound(Lane::ANY, &pkt).unwrap();
     assert_eq!(p.translated.src.0, EXT);
     assert!((32768..=60999).contains(&p.translated.src.1));
     let mut out = pkt.clone();
@@ -47,7 +47,7 @@ fn a_preview_takes_the_port_outbound_would_and_refuses_what_it_would() {
     assert_eq!(src_of(&out), p.translated.src);
     // A bare FIN starts nothing, whether previewed or sent.
     let fin = tcp(B, 4000, R, 80, FIN);
-    assert_eq!(n.preview_outbound(&fin), Err(NatDrop::NoFlow));
+    assert_eq!(n.preview_outbound(Lane::ANY, &fin), Err(NatDrop::NoFlow));
     let mut out = fin.clone();
     assert_eq!(
         n.outbound(secs(1), &mut out, ChecksumState::Complete),
@@ -106,4 +106,19 @@ fn an_inbound_preview_refuses_what_inbound_refuses() {
     let syn = tcp(R, 40000, EXT, 8080, SYN);
     assert_eq!(n.preview_inbound(&syn), Err(NatDrop::TableFull));
     assert_eq!(inb_err(&n, secs(0), &syn), NatDrop::TableFull);
+}
+
+/// From a worker's lane, the preview shows the lane's port (here the one after the
+/// even source port), the one `outbound_on` from that lane then takes.
+#[test]
+fn a_preview_from_a_lane_shows_the_port_of_that_lane() {
+    let n = nat();
+    let pkt = udp(A, 40000, R, 53);
+    let lane = Lane::new(1, 2);
+    let p = n.preview_outbound(lane, &pkt).unwrap();
+    assert_eq!(p.translated.src, (EXT, 40001));
+    let mut out = pkt.clone();
+    n.outbound_on(lane, secs(1), &mut out, ChecksumState::Complete)
+        .unwrap();
+    assert_eq!(src_of(&out), p.translated.src);
 }

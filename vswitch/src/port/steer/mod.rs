@@ -25,6 +25,7 @@
 //! reuseport program sees the UDP payload from offset 0, a TAP's the Ethernet header.
 
 pub mod ebpf;
+pub mod mirror;
 
 use std::collections::HashMap;
 use std::ops::RangeInclusive;
@@ -248,69 +249,9 @@ pub fn nat_replies(range: &RangeInclusive<u16>) -> Vec<sock_filter> {
     a.finish()
 }
 
-/// The hash [`flow_lanes`] and [`underlay_lanes`] compute, in Rust: what the tests
-/// that run them on the kernel expect. `ports`: TCP or UDP, not a fragment.
-#[cfg(test)]
-pub(crate) fn reference_hash(
-    src: std::net::IpAddr,
-    dst: std::net::IpAddr,
-    ports: Option<(u16, u16)>,
-) -> u32 {
-    use std::net::IpAddr;
-    let words = |ip: IpAddr| -> Vec<u32> {
-        match ip {
-            IpAddr::V4(a) => vec![u32::from(a)],
-            IpAddr::V6(a) => a
-                .octets()
-                .chunks(4)
-                .map(|c| u32::from_be_bytes([c[0], c[1], c[2], c[3]]))
-                .collect(),
-        }
-    };
-    let mut h = words(src)
-        .into_iter()
-        .chain(words(dst))
-        .fold(0, |h, w| h ^ w);
-    if let Some((s, d)) = ports {
-        h ^= u32::from(s ^ d);
-    }
-    h.wrapping_mul(GOLDEN) >> 16
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn the_reference_hash_is_the_same_both_ways() {
-        let (a, b) = ("10.0.0.1".parse().unwrap(), "10.0.0.2".parse().unwrap());
-        assert_eq!(
-            reference_hash(a, b, Some((40000, 80))),
-            reference_hash(b, a, Some((80, 40000)))
-        );
-        assert_ne!(
-            reference_hash(a, b, Some((40000, 80))),
-            reference_hash(a, b, Some((40001, 80)))
-        );
-    }
-
-    /// Sixteen connections from one client to one server, with the even source ports
-    /// Linux gives `connect()`, spread over two and over four queues.
-    #[test]
-    fn even_source_ports_still_spread() {
-        let (a, b) = ("10.0.0.1".parse().unwrap(), "10.0.0.2".parse().unwrap());
-        for queues in [2, 4] {
-            let mut per = vec![0; queues];
-            for k in 0..16u16 {
-                per[(reference_hash(a, b, Some((40000 + 2 * k, 5201))) % queues as u32)
-                    as usize] += 1;
-            }
-            assert!(
-                per.iter().all(|&n| n >= 16 / queues / 2),
-                "{queues} queues: {per:?}"
-            );
-        }
-    }
 
     /// Every jump lands inside the program and it ends in a return: what the kernel's
     /// checker asks first (the ports' namespace tests run the programs for real).

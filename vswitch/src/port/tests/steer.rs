@@ -50,7 +50,11 @@ fn the_uplink_program_gives_each_reply_to_the_queue_of_its_port() {
     });
     sw.exec(&["ping", "-c", "3", "-i", "0.2", "-W", "2", "10.79.0.2"])
         .expect("ping ctr");
-    let got = read_all(&mut ports);
+    let frames = read_all(&mut ports);
+    assert_mirrored(&frames, |f| {
+        steer::mirror::nat_reply_lane_of_frame(f, &RANGE)
+    });
+    let got = sent_flows(&frames);
     for (src, dst) in sent {
         let want = usize::from(if RANGE.contains(&dst) { dst } else { src } % 2);
         let queues: Vec<usize> = got
@@ -105,8 +109,9 @@ fn local_port_queues_share_flows_by_the_hash_both_directions_agree_on() {
     ctr.run(move || send_flows(&to_send));
     ctr.exec(&["ping", "-c", "2", "-i", "0.2", "-W", "2", "10.79.1.1"])
         .expect("ping sw");
-    let got = read_all(&mut ports);
-    assert_on_their_lanes(&got, &flows, ("10.79.1.2", "10.79.1.1"));
+    let frames = read_all(&mut ports);
+    assert_mirrored(&frames, |f| Some(steer::mirror::flow_hash_of_frame(f)));
+    assert_on_their_lanes(&sent_flows(&frames), &flows, ("10.79.1.2", "10.79.1.1"));
 }
 
 /// ```text
@@ -154,8 +159,9 @@ fn tap_queues_share_flows_by_the_same_hash() {
     sw.run(move || send_flows(&to_send));
     // Nobody answers: only the two requests matter.
     let _ = sw.exec(&["ping", "-c", "2", "-i", "0.2", "-W", "1", "10.79.2.2"]);
-    let got = read_all(&mut ports);
-    assert_on_their_lanes(&got, &flows, ("10.79.2.1", "10.79.2.2"));
+    let frames = read_all(&mut ports);
+    assert_mirrored(&frames, |f| Some(steer::mirror::flow_hash_of_frame(f)));
+    assert_on_their_lanes(&sent_flows(&frames), &flows, ("10.79.2.1", "10.79.2.2"));
 }
 
 /// Three datagrams of each flow `(source, destination, source port, destination port)`.
@@ -179,7 +185,7 @@ fn assert_on_their_lanes(
     let mut used = [false; 2];
     for &(src, dst, sport, dport) in flows {
         let (s, d): (IpAddr, IpAddr) = (src.parse().unwrap(), dst.parse().unwrap());
-        let want = (steer::reference_hash(s, d, Some((sport, dport))) % 2) as usize;
+        let want = (steer::mirror::flow_hash(s, d, Some((sport, dport))) % 2) as usize;
         used[want] = true;
         let queues: Vec<usize> = got
             .iter()
@@ -200,8 +206,8 @@ fn assert_on_their_lanes(
         [true, true],
         "the flows chosen should use both queues"
     );
-    let want = (steer::reference_hash(ping.0.parse().unwrap(), ping.1.parse().unwrap(), None) % 2)
-        as usize;
+    let want = (steer::mirror::flow_hash(ping.0.parse().unwrap(), ping.1.parse().unwrap(), None)
+        % 2) as usize;
     let pings: Vec<usize> = got
         .iter()
         .filter(|(_, f)| matches!(f, Flow::Echo { request: true, .. }))
@@ -271,7 +277,7 @@ fn flow_of(frame: &[u8]) -> Option<Flow> {
 }
 
 /// Every frame waiting on each queue, with the queue's index.
-fn read_all<P: Port>(ports: &mut [P]) -> Vec<(usize, Flow)> {
+fn read_all<P: Port>(ports: &mut [P]) -> Vec<(usize, Vec<u8>)> {
     let mut bufs: Vec<PacketBuf> = (0..64).map(|_| PacketBuf::new()).collect();
     let mut got = Vec::new();
     for (queue, port) in ports.iter_mut().enumerate() {
@@ -280,15 +286,27 @@ fn read_all<P: Port>(ports: &mut [P]) -> Vec<(usize, Flow)> {
             if n == 0 {
                 break;
             }
-            got.extend(
-                bufs[..n]
-                    .iter()
-                    .filter_map(|b| flow_of(b.frame()))
-                    .map(|f| (queue, f)),
-            );
+            got.extend(bufs[..n].iter().map(|b| (queue, b.frame().to_vec())));
         }
     }
     got
+}
+
+/// The frames these tests sent, with their queues.
+fn sent_flows(frames: &[(usize, Vec<u8>)]) -> Vec<(usize, Flow)> {
+    (frames.iter())
+        .filter_map(|(q, f)| Some((*q, flow_of(f)?)))
+        .collect()
+}
+
+/// Every frame read (the tests' own and whatever else the kernel sent: neighbour
+/// discovery, MLD) on the queue the Rust mirror of the program names.
+fn assert_mirrored(frames: &[(usize, Vec<u8>)], queue_of: impl Fn(&[u8]) -> Option<u32>) {
+    for (q, f) in frames {
+        if let Some(want) = queue_of(f) {
+            assert_eq!(*q, (want % 2) as usize, "frame {f:02x?}");
+        }
+    }
 }
 
 /// The translation to eBPF, run by the kernel (`BPF_PROG_TEST_RUN`) on a UDP frame: a

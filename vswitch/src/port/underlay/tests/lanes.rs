@@ -3,7 +3,7 @@
 //! `steer::underlay_lanes`; the hash is checked against the one computed here).
 
 use super::*;
-use crate::port::steer::reference_hash;
+use crate::port::steer::mirror::flow_hash;
 
 /// A VXLAN payload (header, then an Ethernet + IPv4 + UDP frame) of one inner flow.
 fn vxlan_udp4(src: [u8; 4], dst: [u8; 4], sport: u16, dport: u16) -> Vec<u8> {
@@ -47,7 +47,7 @@ fn underlay_queues_share_datagrams_by_their_inner_flow() {
         .collect();
     send_all(&mut a, &pool, &txs);
     let lane = |&(s, d, sp, dp): &([u8; 4], [u8; 4], u16, u16)| {
-        (reference_hash(s.into(), d.into(), Some((sp, dp))) % 2) as usize
+        (flow_hash(s.into(), d.into(), Some((sp, dp))) % 2) as usize
     };
     assert!(
         flows.iter().any(|f| lane(f) == 0) && flows.iter().any(|f| lane(f) == 1),
