@@ -70,16 +70,32 @@ pub fn in_ns<T: Send + 'static>(ns: &str, f: impl FnOnce() -> T + Send + 'static
     .expect("namespace thread")
 }
 
-/// A TCP server in `ns` on `port`: echoes what it reads, and reports each client's
-/// address on the returned channel. Runs until the test process ends.
-pub fn tcp_echo_server(ns: &str, port: u16) -> mpsc::Receiver<SocketAddr> {
-    let (tx, rx) = mpsc::channel();
+/// Starts a server on a thread inside `ns`: `bind` there, then `serve` what it bound,
+/// until `serve` returns or the test process ends. Returns once `bind` has.
+fn serve_in_ns<S: 'static>(
+    ns: &str,
+    bind: impl FnOnce() -> S + Send + 'static,
+    serve: impl FnOnce(S) + Send + 'static,
+) {
     let (ready_tx, ready_rx) = mpsc::channel();
     let file = vswitch::port::sys::netns::open_named(ns).expect("open namespace");
     std::thread::spawn(move || {
         vswitch::port::sys::netns::enter(&file).expect("enter namespace");
-        let l = TcpListener::bind(("0.0.0.0", port)).expect("bind");
+        let bound = bind();
         let _ = ready_tx.send(());
+        serve(bound);
+    });
+    ready_rx
+        .recv_timeout(Duration::from_secs(5))
+        .expect("server up");
+}
+
+/// A TCP server in `ns` on `port`: echoes what it reads, and reports each client's
+/// address on the returned channel. Runs until the test process ends.
+pub fn tcp_echo_server(ns: &str, port: u16) -> mpsc::Receiver<SocketAddr> {
+    let (tx, rx) = mpsc::channel();
+    let bind = move || TcpListener::bind(("0.0.0.0", port)).expect("bind");
+    serve_in_ns(ns, bind, move |l| {
         for conn in l.incoming().flatten() {
             if let Ok(peer) = conn.peer_addr() {
                 let _ = tx.send(peer);
@@ -95,29 +111,19 @@ pub fn tcp_echo_server(ns: &str, port: u16) -> mpsc::Receiver<SocketAddr> {
             });
         }
     });
-    ready_rx
-        .recv_timeout(Duration::from_secs(5))
-        .expect("server up");
     rx
 }
 
 /// A UDP server in `ns` on `port`: sends every datagram back to where it came from.
 /// Runs until the test process ends.
 pub fn udp_echo_server(ns: &str, port: u16) {
-    let (ready_tx, ready_rx) = mpsc::channel();
-    let file = vswitch::port::sys::netns::open_named(ns).expect("open namespace");
-    std::thread::spawn(move || {
-        vswitch::port::sys::netns::enter(&file).expect("enter namespace");
-        let s = UdpSocket::bind(("0.0.0.0", port)).expect("bind");
-        let _ = ready_tx.send(());
+    let bind = move || UdpSocket::bind(("0.0.0.0", port)).expect("bind");
+    serve_in_ns(ns, bind, |s| {
         let mut buf = [0u8; 2048];
         while let Ok((n, from)) = s.recv_from(&mut buf) {
             let _ = s.send_to(&buf[..n], from);
         }
     });
-    ready_rx
-        .recv_timeout(Duration::from_secs(5))
-        .expect("server up");
 }
 
 /// Opens a TCP connection from inside `ns` (on a thread that stays there, holding the
@@ -176,17 +182,13 @@ pub fn udp_source_seen(
     port: u16,
 ) -> Option<SocketAddr> {
     let (tx, rx) = mpsc::channel();
-    let file = vswitch::port::sys::netns::open_named(rx_ns).expect("open namespace");
-    std::thread::spawn(move || {
-        vswitch::port::sys::netns::enter(&file).expect("enter namespace");
-        let s = UdpSocket::bind(("0.0.0.0", port)).expect("bind");
+    let bind = move || UdpSocket::bind(("0.0.0.0", port)).expect("bind");
+    serve_in_ns(rx_ns, bind, move |s| {
         s.set_read_timeout(Some(Duration::from_secs(3)))
             .expect("timeout");
-        let _ = tx.send(None);
         let mut buf = [0u8; 64];
         let _ = tx.send(s.recv_from(&mut buf).ok().map(|(_, from)| from));
     });
-    rx.recv().ok()?;
     let to = format!("{to}:{port}");
     in_ns(ns, move || {
         let s = UdpSocket::bind(("0.0.0.0", from_port)).expect("bind");
@@ -202,14 +204,13 @@ pub fn udp_source_seen(
 /// receives goes to the returned channel.
 pub fn udp_sizes_received(ns: &str, port: u16, secs: u64) -> mpsc::Receiver<usize> {
     let (tx, rx) = mpsc::channel();
-    let (ready_tx, ready_rx) = mpsc::channel();
-    let file = vswitch::port::sys::netns::open_named(ns).expect("open namespace");
-    std::thread::spawn(move || {
-        vswitch::port::sys::netns::enter(&file).expect("enter namespace");
+    let bind = move || {
         let s = UdpSocket::bind(("0.0.0.0", port)).expect("bind");
         s.set_read_timeout(Some(Duration::from_secs(secs)))
             .expect("timeout");
-        let _ = ready_tx.send(());
+        s
+    };
+    serve_in_ns(ns, bind, move |s| {
         let mut buf = vec![0u8; 65536];
         while let Ok(n) = s.recv(&mut buf) {
             if tx.send(n).is_err() {
@@ -217,7 +218,6 @@ pub fn udp_sizes_received(ns: &str, port: u16, secs: u64) -> mpsc::Receiver<usiz
             }
         }
     });
-    ready_rx.recv().expect("UDP receiver");
     rx
 }
 
