@@ -23,9 +23,13 @@
 # vswitch with --workers N: the report sets it against the daemon's default number of
 # workers (one per CPU), which is how that default was chosen on the 2-CPU development
 # machine: --workers 2 against 1 with four streams (vswitch/src/daemon/workers.rs).
+# "vswitch-bpN" is vswitch with [datapath] busy_poll_us = N: a worker keeps polling for N
+# us after its last frame instead of sleeping, which trades a busy CPU while traffic
+# flows for the round trip (the default sleeps; the report sets the two side by side).
 #
 # Usage:  sudo benches/lab-bench.sh            (builds vswitch in release mode first)
-# Knobs:  SCENARIOS="l2 overlay nat"  VARIANTS="kernel ovs ovs-tso ports vswitch vswitch-w1"
+# Knobs:  SCENARIOS="l2 overlay nat"
+#         VARIANTS="kernel ovs ovs-tso ports vswitch vswitch-w1 vswitch-bp10000"
 #         REPS=3 TCP_T=10 UDP_T=3 PINGS=200  VSWITCH=path/to/vswitch
 #         PORT_FORWARD=path/to/port_forward, VTEP_FORWARD=path/to/vtep_forward (the
 #         "ports" variant's forwarders; built with vswitch when VSWITCH is not given)
@@ -44,7 +48,7 @@ TCP_T=${TCP_T:-10}
 UDP_T=${UDP_T:-3}
 PINGS=${PINGS:-200}
 SCENARIOS=${SCENARIOS:-"l2 overlay nat"}
-VARIANTS=${VARIANTS:-"kernel ovs ovs-tso ports vswitch vswitch-w1"}
+VARIANTS=${VARIANTS:-"kernel ovs ovs-tso ports vswitch vswitch-w1 vswitch-bp10000"}
 OUT_DIR=${OUT_DIR:-$ROOT/benches/results}
 P="vsb$$"
 RUN=$(mktemp -d /tmp/vswitch-bench.XXXXXX)
@@ -70,7 +74,8 @@ for v in $VARIANTS; do
     case $v in
     kernel | ovs | ovs-tso | ports | vswitch) ;;
     vswitch-w*) [[ ${v#vswitch-w} =~ ^[1-9][0-9]?$ ]] && [ "${v#vswitch-w}" -le 64 ] || die "variant $v: say a number of workers, 1-64 (vswitch-w2)" ;;
-    *) die "unknown variant $v (have: kernel ovs ovs-tso ports vswitch vswitch-wN)" ;;
+    vswitch-bp*) [[ ${v#vswitch-bp} =~ ^[1-9][0-9]{0,4}$ ]] && [ "${v#vswitch-bp}" -le 10000 ] || die "variant $v: say a busy-poll window in microseconds, 1-10000 (vswitch-bp10000)" ;;
+    *) die "unknown variant $v (have: kernel ovs ovs-tso ports vswitch vswitch-wN vswitch-bpN)" ;;
     esac
 done
 

@@ -45,14 +45,19 @@ tx_off() {
 }
 
 # ---------------------------------------------------------------- vswitch
-# vs_start HOST [CONFIG]: the daemon in namespace $P-HOST, files under $RUN/HOST
+# vs_start HOST [CONFIG]: the daemon in namespace $P-HOST, files under $RUN/HOST. With
+# BUSY_POLL_US set (the vswitch-bpN variants), CONFIG gains [datapath] busy_poll_us.
 vs_start() {
-    local ns=$P-$1 d=$RUN/$1
+    local ns=$P-$1 d=$RUN/$1 cfg=${2:-}
     # Every repetition starts from an empty state: no networks left from the last one.
     rm -rf "$d/state"
     mkdir -p "$d"
+    if [ -n "${BUSY_POLL_US:-}" ]; then
+        { [ -n "$cfg" ] && cat "$cfg"; printf '\n[datapath]\nbusy_poll_us = %s\n' "$BUSY_POLL_US"; } > "$d/busy-poll.toml"
+        cfg=$d/busy-poll.toml
+    fi
     VS_WORKERS=
-    ip netns exec "$ns" "$VSWITCH" run --state-dir "$d/state" --socket "$d/sock" ${2:+--config "$2"} ${WORKERS:+--workers "$WORKERS"} 2> "$d/log" &
+    ip netns exec "$ns" "$VSWITCH" run --state-dir "$d/state" --socket "$d/sock" ${cfg:+--config "$cfg"} ${WORKERS:+--workers "$WORKERS"} 2> "$d/log" &
     for _ in $(seq 1 100); do
         if "$VSWITCH" --socket "$d/sock" network ls >/dev/null 2>&1; then
             # The daemon says how many workers it started ("1 worker", "2 workers, pinned").
@@ -121,11 +126,15 @@ measure() {
 }
 
 # run_variant SCENARIO VARIANT: set up with ${SCENARIO}_${VARIANT} (which calls measure;
-# vswitch-wN: ${SCENARIO}_vswitch_as with N workers), then tear down whatever happened.
-# A failed setup is recorded, not fatal.
+# vswitch-wN: ${SCENARIO}_vswitch_as with N workers; vswitch-bpN: the same with
+# busy_poll_us = N), then tear down whatever happened. A failed setup is recorded, not
+# fatal.
 run_variant() {
-    local s=$1 v=$2 fn="${1}_${2//-/_}" workers=${WORKERS:-}
-    case $v in vswitch-w*) fn="${s}_vswitch_as" workers=${v#vswitch-w} ;; esac
+    local s=$1 v=$2 fn="${1}_${2//-/_}" workers=${WORKERS:-} busy=
+    case $v in
+        vswitch-w*) fn="${s}_vswitch_as" workers=${v#vswitch-w} ;;
+        vswitch-bp*) fn="${s}_vswitch_as" busy=${v#vswitch-bp} ;;
+    esac
     if ! declare -F "$fn" >/dev/null; then
         if [ "$REP" = 1 ]; then
             log "$s: no $v variant (skipped)"
@@ -134,7 +143,7 @@ run_variant() {
         return 0
     fi
     log "=== $s / $v (rep $REP)"
-    if ! WORKERS=$workers "$fn" "$v"; then
+    if ! BUSY_POLL_US=$busy WORKERS=$workers "$fn" "$v"; then
         log "$s $v: setup or measurement failed"
         record "$s" "$v" status "setup or measurement failed in rep $REP"
     fi

@@ -41,7 +41,7 @@ l2_ports() {
     measure l2 ports c1 c2 10.77.0.3 || { log "port_forward said: $(cat "$RUN/port_forward.log")"; return 1; }
 }
 
-# l2_vswitch_as VARIANT: vswitch (with WORKERS workers: vswitch-wN)
+# l2_vswitch_as VARIANT: vswitch (with WORKERS workers: vswitch-wN; busy polling: vswitch-bpN)
 l2_vswitch_as() {
     mkns sw c1 c2 || return 1
     vs_start sw || return 1

@@ -20,7 +20,7 @@ nat_kernel() {
     measure nat kernel c1 ext 10.66.0.2
 }
 
-# nat_vswitch_as VARIANT: vswitch (with WORKERS workers: vswitch-wN)
+# nat_vswitch_as VARIANT: vswitch (with WORKERS workers: vswitch-wN; busy polling: vswitch-bpN)
 nat_vswitch_as() {
     mkns h c1 ext
     veth h ext0 ext eth0 1500 || return 1

@@ -82,7 +82,7 @@ overlay_ports() {
         { log "vtep_forward said: $(cat "$RUN"/vtep_forward-h*.log)"; return 1; }
 }
 
-# overlay_vswitch_as VARIANT: vswitch (with WORKERS workers: vswitch-wN)
+# overlay_vswitch_as VARIANT: vswitch (with WORKERS workers: vswitch-wN; busy polling: vswitch-bpN)
 overlay_vswitch_as() {
     overlay_base underlay-only || return 1
     local i o

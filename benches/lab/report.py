@@ -3,7 +3,8 @@
 and a CSV, with medians per scenario, workload and variant, and the ratios vswitch /
 kernel and vswitch / OVS; where the "ports" variant ran (vswitch's port layer with no
 switch), a second table splits the gap to the kernel into port I/O and switch; where
-a "vswitch-wN" variant ran (N workers), one more sets it against vswitch's default.
+a "vswitch-wN" variant ran (N workers) or a "vswitch-bpN" one (busy_poll_us = N), one
+more sets it against vswitch's default.
 
 Usage: report.py RAW.tsv META.tsv OUT.md OUT.csv
 RAW lines:  scenario <TAB> variant <TAB> metric <TAB> value   (value "ERR" = failed run;
@@ -31,7 +32,8 @@ METRICS = {
     "rtt_us": ("ping RTT", "us", False),
 }
 VARIANTS = ["kernel", "ovs", "ovs-tso", "ports", "vswitch"]
-# The main table's columns; "ports" and the "vswitch-wN" variants have tables of their own.
+# The main table's columns; "ports" and the "vswitch-wN" / "vswitch-bpN" variants have
+# tables of their own.
 MAIN = ["kernel", "ovs", "ovs-tso", "vswitch"]
 
 
@@ -82,43 +84,53 @@ def spread(xs, unit):
     return f"{fmt(min(nums), unit)}-{fmt(max(nums), unit)}" if nums else "-"
 
 
-def workers_table(rows, vals, pinned):
-    """vswitch with its default number of workers against each vswitch-wN variant, per
-    scenario and workload, and the four-stream sums over the scenarios both ran: what
-    the default is chosen by."""
+def variant_tables(rows, vals, others):
+    """vswitch as configured by default against each vswitch-wN variant (N workers) and
+    each vswitch-bpN variant (busy polling), per scenario and workload; for workers also
+    the four-stream sums over the scenarios both ran: what that default is chosen by."""
     def said(variant):
         xs = sorted({x for (_, v, m), runs in vals.items()
                      if v == variant and m == "workers" for x in runs})
         return "/".join(xs) if xs else "?"
     lines = []
-    for other in pinned:
-        n = other[len("vswitch-w"):]
+    for other in others:
         both = [(s, m, c) for s, m, c in rows if c["vswitch"][0] is not None
                 and c[other][0] is not None]
         if not both:
             continue
+        if other.startswith("vswitch-bp"):
+            n = other[len("vswitch-bp"):]
+            intro = (
+                f"Busy polling: **vswitch** as by default (a worker sleeps when its ports "
+                f"are idle) against **{other}**, the same with `[datapath] busy_poll_us = "
+                f"{n}` (a worker keeps polling for {n} us after the last frame before it "
+                "sleeps, so it occupies its CPU while frames come more often than that), "
+                "alternating in the same run")
+            column, short, sums = f"vswitch busy_poll_us = {n}", "busy", None
+        else:
+            n = other[len("vswitch-w"):]
+            intro = (
+                f"Workers: **vswitch** with its default number of workers (the daemon said: "
+                f"{said('vswitch')}) against **{other}**, the same with `--workers {n}` (it "
+                f"said: {said(other)}), alternating in the same run")
+            column, short, sums = f"vswitch --workers {n}", n, [0.0, 0.0]
         lines += [
             "",
-            f"Workers: **vswitch** with its default number of workers (the daemon said: "
-            f"{said('vswitch')}) against **{other}**, the same with `--workers {n}` (it "
-            f"said: {said(other)}), alternating in the same run; each cell is the median "
-            "and, in brackets, the lowest and highest run.",
+            intro + "; each cell is the median and, in brackets, the lowest and highest run.",
             "",
-            f"| scenario | workload | vswitch (default) | vswitch --workers {n} "
-            f"| default / {n} |",
+            f"| scenario | workload | vswitch (default) | {column} | default / {short} |",
             "|---|---|---|---|---|",
         ]
-        sums = [0.0, 0.0]
         for s, m, cells in both:
             label, unit, _ = METRICS[m]
             shown = [f"{cell(cells, v, unit)} ({spread(vals[(s, v, m)], unit)})"
                      for v in ("vswitch", other)]
             d, w = cells["vswitch"][0], cells[other][0]
             lines.append(f"| {s} | {label} {unit} | {shown[0]} | {shown[1]} | {ratio(d, w)} |")
-            if m == "tcp4":
+            if m == "tcp4" and sums:
                 sums[0] += d
                 sums[1] += w
-        if sums[1]:
+        if sums and sums[1]:
             lines += ["", f"TCP x4, sum over the scenarios: default {sums[0]:.2f}, "
                       f"`--workers {n}` {sums[1]:.2f} Gbit/s "
                       f"({(sums[0] / sums[1] - 1) * 100:+.1f} % for the default)."]
@@ -129,9 +141,11 @@ def main():
     raw, meta_path, out_md, out_csv = sys.argv[1:5]
     meta = dict(line.rstrip("\n").split("\t", 1) for line in open(meta_path) if "\t" in line)
     vals, status = load(raw)
-    # vswitch with a set number of workers ("vswitch-w1", ...), in the order first seen
-    pinned = list(dict.fromkeys(v for (_, v) in status if v.startswith("vswitch-w")))
-    variants = VARIANTS + pinned
+    # vswitch with a set number of workers ("vswitch-w1", ...) or busy polling
+    # ("vswitch-bp10000"), in the order first seen
+    others = list(dict.fromkeys(v for (_, v) in status
+                                if v.startswith(("vswitch-w", "vswitch-bp"))))
+    variants = VARIANTS + others
     scenarios = [s for s in SCENARIOS if any(k[0] == s for k in status)]
 
     rows = []  # (scenario, metric, {variant: (median, ok, n)})
@@ -212,7 +226,7 @@ def main():
             k, p, v = (cells[x][0] for x in ("kernel", "ports", "vswitch"))
             lines.append(
                 f"| {s} | {label} {unit} | {shown} | {ratio(p, k)} | {ratio(v, p)} | {ratio(v, k)} |")
-    lines += workers_table(rows, vals, pinned)
+    lines += variant_tables(rows, vals, others)
     # "ports" exists for l2 and overlay only: its absence elsewhere is not worth a line.
     notes = [f"- {s} / {v}: {why}" for (s, v), why in sorted(status.items())
              if why != "ok" and not (v == "ports" and why.startswith("not available"))]
