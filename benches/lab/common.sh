@@ -53,6 +53,11 @@ vs_start() {
     rm -rf "$d/state"
     mkdir -p "$d"
     if [ -n "${BUSY_POLL_US:-}" ]; then
+        # A second [datapath] table would make the daemon refuse the file.
+        if [ -n "$cfg" ] && grep -q '^\[datapath\]' "$cfg"; then
+            log "vs_start: $cfg has a [datapath] table already; cannot add busy_poll_us"
+            return 1
+        fi
         { [ -n "$cfg" ] && cat "$cfg"; printf '\n[datapath]\nbusy_poll_us = %s\n' "$BUSY_POLL_US"; } > "$d/busy-poll.toml"
         cfg=$d/busy-poll.toml
     fi

@@ -121,8 +121,15 @@ impl PortPool {
 
     /// Takes `preferred` if it is in the range, free and not `reserved`; else the
     /// next free, unreserved port after the cursor. `None` when none is left.
+    /// (The datapath takes ports by [`take_for`](Self::take_for); with `Lane::ANY` it
+    /// is this.)
+    #[cfg(test)]
     pub fn take(&mut self, preferred: u16, reserved: impl Fn(u16) -> bool) -> Option<u16> {
-        let (i, port) = self.choose(preferred, reserved)?;
+        self.take_for(preferred, Lane::ANY, reserved)
+    }
+
+    /// Marks port `port` (index `i`), chosen against `preferred`, as used.
+    fn commit(&mut self, i: usize, port: u16, preferred: u16) -> u16 {
         self.mark(i, true);
         self.used += 1;
         // The scan (never the preferred port: it would have been chosen first) moves
@@ -130,7 +137,7 @@ impl PortPool {
         if port != preferred {
             self.cursor = i + 1;
         }
-        Some(port)
+        port
     }
 
     /// Takes the external port of a new flow from source port `sport`, created by the
@@ -142,27 +149,35 @@ impl PortPool {
         lane: Lane,
         reserved: impl Fn(u16) -> bool,
     ) -> Option<u16> {
-        if lane == Lane::ANY {
-            return self.take(sport, reserved);
-        }
-        let preferred = lane.nearest(sport, &self.range());
-        self.take(preferred, |p| reserved(p) || !lane.accepts(p))
-            .or_else(|| self.take(sport, &reserved))
+        let (i, port, preferred) = self.choose_for(sport, lane, reserved)?;
+        Some(self.commit(i, port, preferred))
     }
 
     /// The port [`take_for`](Self::take_for) would hand out now, without taking it.
     pub fn peek_for(&self, sport: u16, lane: Lane, reserved: impl Fn(u16) -> bool) -> Option<u16> {
-        if lane == Lane::ANY {
-            return self.peek(sport, reserved);
-        }
-        let preferred = lane.nearest(sport, &self.range());
-        self.peek(preferred, |p| reserved(p) || !lane.accepts(p))
-            .or_else(|| self.peek(sport, &reserved))
+        self.choose_for(sport, lane, reserved)
+            .map(|(_, port, _)| port)
     }
 
-    /// The port `take` would hand out now, without taking it.
-    fn peek(&self, preferred: u16, reserved: impl Fn(u16) -> bool) -> Option<u16> {
-        self.choose(preferred, reserved).map(|(_, port)| port)
+    /// The choice `take_for` makes: the index, the port, and the port it preferred.
+    fn choose_for(
+        &self,
+        sport: u16,
+        lane: Lane,
+        reserved: impl Fn(u16) -> bool,
+    ) -> Option<(usize, u16, u16)> {
+        let against = |preferred: u16, chosen: Option<(usize, u16)>| {
+            chosen.map(|(i, port)| (i, port, preferred))
+        };
+        if lane == Lane::ANY {
+            return against(sport, self.choose(sport, reserved));
+        }
+        let preferred = lane.nearest(sport, &self.range());
+        against(
+            preferred,
+            self.choose(preferred, |p| reserved(p) || !lane.accepts(p)),
+        )
+        .or_else(|| against(sport, self.choose(sport, &reserved)))
     }
 
     /// The choice `take` makes: the index and port.

@@ -409,8 +409,9 @@ impl Port for TapPort {
 /// by the worker the switch's hash picks; the program makes the first frames of a flow
 /// agree too, and spares the device a hash and a table update on every frame we write.
 /// Steering is an optimisation, so where the kernel refuses it (no `CAP_BPF` or
-/// `CAP_SYS_ADMIN`, a seccomp profile, a kernel before 4.16) the device keeps its own
-/// choice, and the first refusal is logged.
+/// `CAP_SYS_ADMIN`, a seccomp profile, a kernel before 5.1, whose eBPF lacks the 32-bit
+/// jumps the translation uses) the device keeps its own choice, and the first refusal is
+/// logged.
 fn steer_queues(port: &TapPort, program: &[libc::sock_filter]) {
     static REFUSED_LOGGED: AtomicBool = AtomicBool::new(false);
     let steered = steer::ebpf::from_classic(program)

@@ -8,8 +8,11 @@
 //!
 //! The translation covers classic BPF except the ancillary loads (`SKF_AD_*`: the
 //! kernel fields a classic program reads at magic offsets) and division by X (which
-//! returns 0 from a classic program but goes on in eBPF); those are refused. The
-//! kernel's verifier checks the result when it is loaded.
+//! returns 0 from a classic program but goes on in eBPF); those are refused, as are
+//! encodings classic BPF does not have. The kernel's verifier checks the result when it
+//! is loaded: it also refuses what classic BPF's checker lets pass, unreachable
+//! instructions (the steering programs have none). Conditional jumps become 32-bit
+//! ones (`BPF_JMP32`, Linux 5.1), which compare as classic BPF does.
 
 use libc::sock_filter;
 
@@ -87,9 +90,16 @@ enum Out {
 }
 
 fn raw(code: u8, dst: u8, src: u8, off: i16, imm: i32) -> BpfInsn {
+    // `struct bpf_insn`'s two 4-bit register fields, in the order a C compiler lays out
+    // bitfields on this target.
+    let regs = if cfg!(target_endian = "big") {
+        (dst << 4) | src
+    } else {
+        dst | (src << 4)
+    };
     BpfInsn {
         code,
-        regs: dst | (src << 4),
+        regs,
         off,
         imm,
     }
@@ -162,7 +172,7 @@ fn translate(
     };
     let code = u8::try_from(i.code).map_err(|_| refuse())?;
     let k = i.k as i32;
-    let (mode, size, op) = (code & 0xe0, code & 0x18, code & 0xf0);
+    let (class, mode, size, op) = (code & 0x07, code & 0xe0, code & 0x18, code & 0xf0);
     // With X as the operand, eBPF wants the immediate zero.
     let (src, imm) = if code & SRC_X != 0 { (X, 0) } else { (0, k) };
     let slot = || -> Result<i16, Untranslatable> {
@@ -174,7 +184,12 @@ fn translate(
         let to = pc + 1 + skip as usize;
         if to < len { Ok(to) } else { Err(refuse()) }
     };
-    match code & 0x07 {
+    // Classic loads are words, halves or bytes, and only packet loads are not words.
+    let packet_load = (class == LD && matches!(mode, ABS | IND)) || mode == MSH;
+    if matches!(class, LD | LDX) && (size == DW || (!packet_load && size != W)) {
+        return Err(refuse());
+    }
+    match class {
         LD => match mode {
             ABS if (ANCILLARY..0).contains(&k) => return Err(refuse()),
             ABS => out.push(insn(LD | ABS | size, 0, 0, 0, k)),

@@ -8,9 +8,9 @@ use std::ops::RangeInclusive;
 
 use super::GOLDEN;
 
-/// The flow hash of [`super::flow_lanes`], [`super::tap_lanes`] and
-/// [`super::underlay_lanes`]: the addresses XORed (as 32-bit words), XORed with the two
-/// ports XORed (`ports`: TCP or UDP, not a fragment), multiplied and shifted.
+/// The flow hash of [`super::flow_lanes`] and [`super::tap_lanes`] ([`super::underlay_lanes`]
+/// returns it modulo the queues): the addresses XORed (as 32-bit words), XORed with the
+/// two ports XORed (`ports`: TCP or UDP, not a fragment), multiplied and shifted.
 pub fn flow_hash(src: IpAddr, dst: IpAddr, ports: Option<(u16, u16)>) -> u32 {
     let fold = |ip: IpAddr| -> u32 {
         match ip {
@@ -36,12 +36,15 @@ pub fn flow_hash_of_frame(frame: &[u8]) -> u32 {
     hashed_flow(frame).unwrap_or(0)
 }
 
+/// The big-endian 16 bits at `at`, if the frame has them.
+fn be16_at(frame: &[u8], at: usize) -> Option<u16> {
+    frame
+        .get(at..at + 2)
+        .map(|b| u16::from_be_bytes([b[0], b[1]]))
+}
+
 fn hashed_flow(frame: &[u8]) -> Option<u32> {
-    let be16 = |at: usize| {
-        frame
-            .get(at..at + 2)
-            .map(|b| u16::from_be_bytes([b[0], b[1]]))
-    };
+    let be16 = |at: usize| be16_at(frame, at);
     let ports_at = |at: usize| Some((be16(at)?, be16(at + 2)?));
     match be16(12)? {
         0x0800 => {
@@ -72,13 +75,9 @@ fn hashed_flow(frame: &[u8]) -> Option<u32> {
 
 /// What [`super::nat_replies`] returns for a frame from the uplink whose masqueraded
 /// flows use `range`; `None` where the program returns the kernel's receive hash,
-/// which only the device knows.
+/// which only the device knows (or 0, for a frame too short for its loads).
 pub fn nat_reply_lane_of_frame(frame: &[u8], range: &RangeInclusive<u16>) -> Option<u32> {
-    let be16 = |at: usize| {
-        frame
-            .get(at..at + 2)
-            .map(|b| u16::from_be_bytes([b[0], b[1]]))
-    };
+    let be16 = |at: usize| be16_at(frame, at);
     if be16(12)? != 0x0800 {
         return None;
     }

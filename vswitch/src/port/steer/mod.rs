@@ -18,7 +18,8 @@
 //!   the worker's own lane ([`crate::nat::Lane`]: the port modulo the workers), so the
 //!   reply goes to the worker that sent the flow out.
 //!
-//! A fanout group and a TAP give a frame to queue `result % queues`; a reuseport group
+//! A fanout group gives a frame to queue `result % queues`, a TAP to queue `(result &
+//! 0xffff) % queues` (the flow hash fits in 16 bits); a reuseport group
 //! takes the result as the socket's index, so [`underlay_lanes`] takes the modulo
 //! itself. Loads in fanout programs are relative to the network header (`SKF_NET_OFF`),
 //! so they do not depend on where the frame's data starts when the hook runs; a

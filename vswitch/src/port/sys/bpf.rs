@@ -9,7 +9,8 @@ use std::os::fd::{AsFd, BorrowedFd, FromRawFd, OwnedFd};
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct BpfInsn {
     pub code: u8,
-    /// The destination register in the low four bits, the source in the high four.
+    /// The destination and source registers, four bits each (the destination in the low
+    /// four bits on a little-endian machine, in the high four on a big-endian one).
     pub regs: u8,
     pub off: i16,
     pub imm: i32,
@@ -100,7 +101,8 @@ impl BpfProgram {
         };
         let size = std::mem::size_of::<TestRunAttr>() as libc::c_uint;
         // SAFETY: BPF_PROG_TEST_RUN reads `size` bytes of `attr` and writes its
-        // `retval` and `duration` (alive, exclusively borrowed for the call); it reads
+        // `retval`, `duration` and `data_size_out` (alive, exclusively borrowed for the
+        // call); it reads
         // `data_size_in` bytes at `data_in`, which `frame` is; no output buffer is
         // given (null, size 0), so it writes nowhere else.
         let ret = unsafe { libc::syscall(libc::SYS_bpf, BPF_PROG_TEST_RUN, &raw mut attr, size) };

@@ -101,7 +101,8 @@ impl TunFile {
     }
 
     /// `TUNSETSTEERINGEBPF`: the device gives each frame it sends us to the queue
-    /// `program` returns (modulo the queues), instead of choosing by its own flow table.
+    /// `program` returns (its low 16 bits, modulo the queues), instead of choosing by its
+    /// own flow table.
     /// Set on one queue, it holds for the device; the device keeps its own reference.
     pub fn set_steering_program(&self, program: &BpfProgram) -> io::Result<()> {
         let fd: libc::c_int = program.as_fd().as_raw_fd();

@@ -341,6 +341,9 @@ fn translated_programs_compute_what_the_classic_ones_do() {
         f(BPF_LDX | BPF_W | BPF_MEM, 0, 0, 5),    // X = 27
         f(BPF_LD | BPF_W | BPF_LEN, 0, 0, 0),     // A = 36, from the IP header on
         f(BPF_ALU | BPF_ADD | BPF_X, 0, 0, 0),    // A = 63
+        f(BPF_LDX | BPF_W | BPF_IMM, 0, 0, 63),   // X = 63
+        f(BPF_JMP | BPF_JEQ | BPF_X, 1, 0, 0),    // A == X: taken
+        f(BPF_RET | BPF_K, 0, 0, 2),              // the wrong answer
         f(BPF_LDX | BPF_W | BPF_IMM, 0, 0, 2587), // X = 2587
         f(BPF_ALU | BPF_ADD | BPF_X, 0, 0, 0),    // A = 2650
         f(BPF_MISC | BPF_TAX, 0, 0, 0),           // X = 2650
