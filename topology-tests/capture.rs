@@ -366,10 +366,7 @@ fn capture_of_the_underlay_shows_vxlan_outer_and_inner() {
 fn capture_of_the_uplink_shows_masqueraded_traffic() {
     require_root();
     let lab = NatLab::new("");
-    lab.d
-        .must(&["network", "create", "red", "--subnet", "10.44.0.0/24"]);
-    let c1 = lab.container("red");
-    assert!(c1.ping_until(OUTSIDE, Duration::from_secs(5)));
+    let c1 = lab.container_reaching_outside("red", "10.44.0.0/24");
     // Not a frame count: other frames cross the uplink too, as many as they like. Each
     // worker announces the uplink's address once when it first ticks (with two, the
     // second announcement may fall after the setup above), a worker that has not yet

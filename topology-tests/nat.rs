@@ -378,10 +378,7 @@ fn a_published_port_into_a_smaller_mtu_fragments_or_answers_through_the_nat() {
 fn a_narrower_uplink_gets_fragments_or_tells_the_sender() {
     require_root();
     let lab = NatLab::new("mtu = 1400");
-    lab.d
-        .must(&["network", "create", "blue", "--subnet", "10.60.0.0/24"]);
-    let c1 = lab.container("blue");
-    assert!(c1.ping_until(OUTSIDE, Duration::from_secs(5)));
+    let c1 = lab.container_reaching_outside("blue", "10.60.0.0/24");
     arrives_whole(&lab, &c1, OUTSIDE, 9100, &lab.ext);
     learns_mtu_1400(&lab, &c1, OUTSIDE, 9100);
 }
@@ -421,10 +418,7 @@ fn learns_mtu_1400(lab: &NatLab, from: &Netns, to: &str, port: u16) {
 fn a_full_port_range_refuses_new_flows_and_keeps_the_old_ones() {
     require_root();
     let lab = NatLab::new("[nat]\nport_range = \"40000-40009\"\n");
-    lab.d
-        .must(&["network", "create", "blue", "--subnet", "10.56.0.0/24"]);
-    let c1 = lab.container("blue");
-    assert!(c1.ping_until(OUTSIDE, Duration::from_secs(5)));
+    let c1 = lab.container_reaching_outside("blue", "10.56.0.0/24");
     let _server = tcp_echo_server(&lab.ext.name, 7100);
     let ten: Vec<_> = (0..10)
         .map(|i| {

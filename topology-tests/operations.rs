@@ -9,7 +9,7 @@ mod common;
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
-use common::nat::{NatLab, OUTSIDE};
+use common::nat::NatLab;
 use common::overlay::{Underlay, VsHost};
 use common::{iperf3_tcp, require_root};
 
@@ -159,10 +159,7 @@ fn metrics_of_an_overlay_switch_scrape_cleanly() {
 fn metrics_show_the_nat() {
     require_root();
     let lab = NatLab::new("[metrics]\nlisten = \"127.0.0.1:9478\"\n");
-    lab.d
-        .must(&["network", "create", "blue", "--subnet", "10.58.0.0/24"]);
-    let c1 = lab.container("blue");
-    assert!(c1.ping_until(OUTSIDE, Duration::from_secs(5)));
+    let _c1 = lab.container_reaching_outside("blue", "10.58.0.0/24");
     let s = parse_prometheus(&scrape(&lab.host, "127.0.0.1:9478"));
     assert!(s["vswitch_conntrack_entries"] >= 1.0);
     assert_eq!(s["vswitch_conntrack_limit"], 65536.0);

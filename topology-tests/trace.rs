@@ -165,14 +165,7 @@ fn trace_off_subnet_shows_gateway_route_and_nat_without_tracking() {
 fn trace_with_two_workers_shows_the_port_the_flow_gets() {
     require_root();
     let lab = NatLab::new("[datapath]\nworkers = 2\n");
-    lab.d
-        .must(&["network", "create", "teal", "--subnet", "10.46.0.0/24"]);
-    let c1 = lab.container("teal");
-    assert!(
-        c1.ping_until(OUTSIDE, Duration::from_secs(5)),
-        "{}",
-        lab.d.log()
-    );
+    let c1 = lab.container_reaching_outside("teal", "10.46.0.0/24");
     let mut lanes = std::collections::BTreeSet::new();
     for k in 0..8u16 {
         let sport = 46200 + 2 * k;

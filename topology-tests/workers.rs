@@ -113,14 +113,7 @@ fn two_workers_resolve_the_uplink_and_masquerade() {
 fn two_workers_read_the_answers_of_the_flows_they_masqueraded() {
     require_root();
     let lab = NatLab::new(TWO_WORKERS);
-    lab.d
-        .must(&["network", "create", "blue", "--subnet", "10.93.0.0/24"]);
-    let c1 = lab.container("blue");
-    assert!(
-        c1.ping_until(OUTSIDE, Duration::from_secs(5)),
-        "{}",
-        lab.d.log()
-    );
+    let c1 = lab.container_reaching_outside("blue", "10.93.0.0/24");
     udp_echo_server(&lab.ext.name, 7100);
     for flow in 0..8u16 {
         one_worker_per_flow(&c1, 46000 + flow, OUTSIDE, &[&lab.d]);

@@ -47,6 +47,20 @@ impl NatLab {
         self.d.must(&args);
     }
 
+    /// Creates network `name` on `subnet` and a container on it, and waits until the
+    /// container reaches the outside host through the NAT (failing with the daemon's
+    /// log if it does not).
+    pub fn container_reaching_outside(&self, name: &str, subnet: &str) -> Netns {
+        self.network(name, subnet, &[]);
+        let c = self.container(name);
+        assert!(
+            c.ping_until(OUTSIDE, Duration::from_secs(5)),
+            "{}",
+            self.d.log()
+        );
+        c
+    }
+
     pub fn container(&self, network: &str) -> Netns {
         let c = Netns::new("c");
         self.d

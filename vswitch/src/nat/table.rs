@@ -119,6 +119,11 @@ impl Nat {
         self.external
     }
 
+    /// The external ports (and ICMP identifiers) masqueraded flows use.
+    pub fn port_range(&self) -> &std::ops::RangeInclusive<u16> {
+        &self.port_range
+    }
+
     /// The configuration in force (with the current table limit, `tcp_loose` and
     /// timeouts).
     pub fn config(&self) -> NatConfig {

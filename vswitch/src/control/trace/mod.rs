@@ -153,7 +153,7 @@ impl Manager {
         let value = match from {
             TraceFrom::Switch(_) => Some(mirror::flow_hash_of_frame(frame)),
             TraceFrom::Uplink => (self.nat.as_ref())
-                .and_then(|nat| mirror::nat_reply_lane_of_frame(frame, &nat.config().port_range)),
+                .and_then(|nat| mirror::nat_reply_lane_of_frame(frame, nat.port_range())),
         };
         value.map_or(0, |v| v as usize % self.workers.len().max(1))
     }

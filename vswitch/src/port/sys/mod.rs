@@ -40,6 +40,23 @@ fn cvt(ret: libc::c_int) -> io::Result<libc::c_int> {
     }
 }
 
+/// `setsockopt` for an option whose value is a classic BPF program (`struct sock_fprog`:
+/// a filter, a fanout group's or a reuseport group's steering program).
+fn set_bpf_program(
+    fd: std::os::fd::BorrowedFd<'_>,
+    level: libc::c_int,
+    name: libc::c_int,
+    program: &[libc::sock_filter],
+) -> io::Result<()> {
+    let prog = libc::sock_fprog {
+        len: u16::try_from(program.len()).map_err(|_| io::ErrorKind::InvalidInput)?,
+        filter: program.as_ptr().cast_mut(),
+    };
+    // `prog` points at `program`, alive until after the call; the kernel copies the
+    // program and never writes through the pointer.
+    setsockopt(fd, level, name, &prog)
+}
+
 /// `setsockopt` for an option whose value is a plain `T` (an `int` or a small struct).
 fn setsockopt<T>(
     fd: std::os::fd::BorrowedFd<'_>,

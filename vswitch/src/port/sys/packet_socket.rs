@@ -3,7 +3,7 @@
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 
-use super::{cvt, setsockopt};
+use super::{cvt, set_bpf_program, setsockopt};
 
 /// `ETH_P_ALL` in network byte order, as `sockaddr_ll` and `socket()` want it.
 const ETH_P_ALL_BE: u16 = (libc::ETH_P_ALL as u16).to_be();
@@ -93,17 +93,11 @@ impl PacketSocket {
             insn(libc::BPF_RET | libc::BPF_K, 0, 0, 0),
             insn(libc::BPF_RET | libc::BPF_K, 0, 0, u32::MAX),
         ];
-        let prog = libc::sock_fprog {
-            len: filter.len() as u16,
-            filter: filter.as_ptr().cast_mut(),
-        };
-        // `prog` points at `filter`, alive until after the call; the kernel copies the
-        // program and never writes through the pointer.
-        setsockopt(
+        set_bpf_program(
             self.fd.as_fd(),
             libc::SOL_SOCKET,
             libc::SO_ATTACH_FILTER,
-            &prog,
+            &filter,
         )
     }
 
@@ -129,14 +123,13 @@ impl PacketSocket {
         let Some(filter) = program else {
             return Ok(());
         };
-        let prog = libc::sock_fprog {
-            len: u16::try_from(filter.len()).map_err(|_| io::ErrorKind::InvalidInput)?,
-            filter: filter.as_ptr().cast_mut(),
-        };
         // The group's program (every member may set it; the last one set is used).
-        // `prog` points at `filter`, alive until after the call; the kernel copies the
-        // program and never writes through the pointer.
-        setsockopt(self.fd.as_fd(), libc::SOL_PACKET, PACKET_FANOUT_DATA, &prog)
+        set_bpf_program(
+            self.fd.as_fd(),
+            libc::SOL_PACKET,
+            PACKET_FANOUT_DATA,
+            filter,
+        )
     }
 
     /// `PACKET_QDISC_BYPASS`: hand frames straight to the driver, skipping the qdisc

@@ -10,7 +10,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 
 use super::ifname::to_ifr_name;
-use super::{cvt, setsockopt};
+use super::{cvt, set_bpf_program, setsockopt};
 
 // From <asm-generic/socket.h> and <linux/sock_diag.h> (not in libc for every Linux target).
 const SO_MEMINFO: libc::c_int = 55;
@@ -58,17 +58,11 @@ impl UdpSocket {
     /// Call after `bind`; it serves the whole group.
     pub fn attach_reuseport_program(&self, program: &[libc::sock_filter]) -> io::Result<()> {
         const SO_ATTACH_REUSEPORT_CBPF: libc::c_int = 51;
-        let prog = libc::sock_fprog {
-            len: u16::try_from(program.len()).map_err(|_| io::ErrorKind::InvalidInput)?,
-            filter: program.as_ptr().cast_mut(),
-        };
-        // `prog` points at `program`, alive until after the call; the kernel copies the
-        // program and never writes through the pointer.
-        setsockopt(
+        set_bpf_program(
             self.fd.as_fd(),
             libc::SOL_SOCKET,
             SO_ATTACH_REUSEPORT_CBPF,
-            &prog,
+            program,
         )
     }
 

@@ -97,14 +97,11 @@ fn local_port_queues_share_flows_by_the_hash_both_directions_agree_on() {
     let mut ports = sw.run(move || {
         PacketPort::open_queues_steered("swp1", 2, Some(&program)).expect("open steered")
     });
-    let flows: Vec<(&str, &str, u16, u16)> = (0..6)
-        .flat_map(|k| {
-            [
-                ("10.79.1.2", "10.79.1.1", 7000 + k, 9000),
-                ("fd00:79::2", "fd00:79::1", 7100 + k, 9001 + 2 * k),
-            ]
-        })
-        .collect();
+    let flows = six_flows_each(
+        ("10.79.1.2", "10.79.1.1"),
+        ("fd00:79::2", "fd00:79::1"),
+        7000,
+    );
     let to_send = flows.clone();
     ctr.run(move || send_flows(&to_send));
     ctr.exec(&["ping", "-c", "2", "-i", "0.2", "-W", "2", "10.79.1.1"])
@@ -147,14 +144,11 @@ fn tap_queues_share_flows_by_the_same_hash() {
             "permanent",
         ]);
     }
-    let flows: Vec<(&str, &str, u16, u16)> = (0..6)
-        .flat_map(|k| {
-            [
-                ("10.79.2.1", "10.79.2.2", 7200 + k, 9000),
-                ("fd00:79:2::1", "fd00:79:2::2", 7300 + k, 9001 + 2 * k),
-            ]
-        })
-        .collect();
+    let flows = six_flows_each(
+        ("10.79.2.1", "10.79.2.2"),
+        ("fd00:79:2::1", "fd00:79:2::2"),
+        7200,
+    );
     let to_send = flows.clone();
     sw.run(move || send_flows(&to_send));
     // Nobody answers: only the two requests matter.
@@ -164,8 +158,29 @@ fn tap_queues_share_flows_by_the_same_hash() {
     assert_on_their_lanes(&sent_flows(&frames), &flows, ("10.79.2.1", "10.79.2.2"));
 }
 
+/// A flow these tests send: source, destination, source port, destination port.
+type UdpFlow = (&'static str, &'static str, u16, u16);
+
+/// Six UDP flows between the IPv4 pair `v4` (source ports from `base`, to port 9000)
+/// and six between the IPv6 pair `v6` (source ports from `base + 100`, to odd ports
+/// from 9001).
+fn six_flows_each(
+    v4: (&'static str, &'static str),
+    v6: (&'static str, &'static str),
+    base: u16,
+) -> Vec<UdpFlow> {
+    (0..6)
+        .flat_map(|k| {
+            [
+                (v4.0, v4.1, base + k, 9000),
+                (v6.0, v6.1, base + 100 + k, 9001 + 2 * k),
+            ]
+        })
+        .collect()
+}
+
 /// Three datagrams of each flow `(source, destination, source port, destination port)`.
-fn send_flows(flows: &[(&str, &str, u16, u16)]) {
+fn send_flows(flows: &[UdpFlow]) {
     for &(src, dst, sport, dport) in flows {
         let s = UdpSocket::bind((src, sport)).expect("bind");
         for _ in 0..3 {
@@ -176,11 +191,7 @@ fn send_flows(flows: &[(&str, &str, u16, u16)]) {
 
 /// Each flow's three datagrams on the queue of its hash (of two), the flows on both
 /// queues, and the two echo requests of `ping` on the queue of its addresses' hash.
-fn assert_on_their_lanes(
-    got: &[(usize, Flow)],
-    flows: &[(&str, &str, u16, u16)],
-    ping: (&str, &str),
-) {
+fn assert_on_their_lanes(got: &[(usize, Flow)], flows: &[UdpFlow], ping: (&str, &str)) {
     use std::net::IpAddr;
     let mut used = [false; 2];
     for &(src, dst, sport, dport) in flows {
